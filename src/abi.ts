@@ -1,0 +1,179 @@
+/**
+ * The contract between the JIT (jit/), the interpreter (src/interp) and the runtime
+ * (runtime/): linear-memory layout, call-table layout, the names a compiled module imports
+ * and exports, the codes generated code uses to report errors, and the facts fixed when a
+ * program is linked into a Vm. Nothing here executes; everything is a number or a type.
+ *
+ * Memory, low to high (DESIGN.md §2):
+ *
+ * ```
+ * 0x00000  null guard (64 KiB, never handed out)
+ * 0x10000  control block: header, then one CTRL_SLOT_SIZE slot per worker
+ * 0x20000  worker areas, WORKER_AREA_SIZE each: stack | ctx | scratch | packet
+ * heapBase global data, map storage, frame allocator heap (grows with memory.grow)
+ * ```
+ *
+ * A BPF pointer is an i64 whose value is a 32-bit linear address.
+ */
+
+import { MAX_BPF_STACK, MAX_CALL_FRAMES } from './isa/opcodes.js';
+
+/** Wasm page size. */
+export const WASM_PAGE = 0x10000;
+
+/** Addresses below this are never valid: NULL and small offsets from it fault. */
+export const NULL_GUARD_END = 0x10000;
+
+/** Start of the control block. */
+export const CTRL_BASE = 0x10000;
+/** Bytes of the control block header (Vm-wide fields). */
+export const CTRL_HEADER_SIZE = 0x100;
+/** Bytes of one worker's control slot. */
+export const CTRL_SLOT_SIZE = 0x40;
+/** Most workers a Vm can have. */
+export const MAX_WORKERS = 64;
+
+// Fields of a worker's control slot (byte offsets within the slot).
+/** u32: non-zero when termination of the running program is requested. */
+export const CTRL_TERMINATE = 0x00;
+/** u32: an `ExecCode` stored by generated code just before it traps. */
+export const CTRL_ERR_CODE = 0x04;
+/** u32: the insn index of that error. */
+export const CTRL_ERR_INSN = 0x08;
+/** u32: id of the program running on this worker (0 when idle). */
+export const CTRL_PROG = 0x0c;
+/** u64: remaining may_goto budget of the current run. */
+export const CTRL_MAY_GOTO = 0x10;
+/** u64: full 64-bit r0 of the last run (the i32 entry returns only the low half). */
+export const CTRL_R0 = 0x18;
+/** u64: heartbeat counter, bumped by the worker. */
+export const CTRL_HEARTBEAT = 0x20;
+/** u64: detail of the last error (the faulting address, the bad call target). */
+export const CTRL_ERR_AUX = 0x28;
+
+/** Start of the first worker area. */
+export const WORKER_BASE = 0x20000;
+/** Bytes of one worker area. */
+export const WORKER_AREA_SIZE = 0x20000;
+
+// Layout inside a worker area (byte offsets from its start).
+/** Stack: callback frames at the bottom, the program's MAX_CALL_FRAMES frames at the top. */
+export const STACK_OFF = 0x0000;
+/** Bytes of stack per worker. */
+export const STACK_SIZE = 0x4000;
+/** Bytes of stack the program and its local calls may use: 8 frames of 512 bytes. */
+export const PROG_STACK_SIZE = MAX_CALL_FRAMES * MAX_BPF_STACK;
+/** Context structure (xdp_md, __sk_buff, ...). */
+export const CTX_OFF = 0x4000;
+/** Bytes reserved for the context. */
+export const CTX_SIZE = 0x1000;
+/** Scratch space for adapters and entry points. */
+export const SCRATCH_OFF = 0x5000;
+/** Bytes of scratch. */
+export const SCRATCH_SIZE = 0x1000;
+/** Packet buffer: XDP headroom, then the data, then tailroom. */
+export const PACKET_OFF = 0x6000;
+/** XDP_PACKET_HEADROOM: bytes before the packet data that adjust_head may claim. */
+export const XDP_PACKET_HEADROOM = 256;
+/** Most packet bytes one run can take. */
+export const PACKET_CAPACITY = 0x10000;
+/** Where the packet data starts, from the worker area's start. */
+export const PACKET_DATA_OFF = PACKET_OFF + XDP_PACKET_HEADROOM;
+
+/** Addresses of one worker's areas. */
+export interface WorkerLayout {
+  readonly index: number;
+  readonly ctrl: number;
+  readonly stackBottom: number;
+  /** Frame pointer (r10) of the entry function. */
+  readonly stackTop: number;
+  /** Lowest address a program frame may use; below it lies callback stack. */
+  readonly progStackLimit: number;
+  readonly ctx: number;
+  readonly scratch: number;
+  readonly packet: number;
+}
+
+/** The layout of worker `index`. */
+export function workerLayout(index: number): WorkerLayout {
+  const base = WORKER_BASE + index * WORKER_AREA_SIZE;
+  const stackTop = base + STACK_OFF + STACK_SIZE;
+  return {
+    index,
+    ctrl: CTRL_BASE + CTRL_HEADER_SIZE + index * CTRL_SLOT_SIZE,
+    stackBottom: base + STACK_OFF,
+    stackTop,
+    progStackLimit: stackTop - PROG_STACK_SIZE,
+    ctx: base + CTX_OFF,
+    scratch: base + SCRATCH_OFF,
+    packet: base + PACKET_DATA_OFF,
+  };
+}
+
+/** First byte after the worker areas of a Vm with `workers` workers (at least one). */
+export function heapBase(workers: number): number {
+  return WORKER_BASE + Math.max(1, workers) * WORKER_AREA_SIZE;
+}
+
+// Context layouts.
+/** `struct xdp_md` field offsets (all u32). */
+export const XDP_MD = {
+  data: 0,
+  data_end: 4,
+  data_meta: 8,
+  ingress_ifindex: 12,
+  rx_queue_index: 16,
+  egress_ifindex: 20,
+  size: 24,
+} as const;
+
+// Call table.
+/** Table slots per program for helpers: slot = helperBase + helper id. */
+export const HELPER_BLOCK_SIZE = 0x100;
+/** Function tokens start here: a token is the table slot of its function. */
+export const FUNC_TOKEN_BASE = 0x10000;
+
+// Names a compiled program module imports (all from module "env") and exports.
+export const IMPORT_MODULE = 'env';
+export const IMPORT_MEMORY = 'memory';
+export const IMPORT_TABLE = 'table';
+/** Mutable i32 global: the stack pointer (r10 of the next frame), shared by a worker's modules. */
+export const IMPORT_SP = 'sp';
+/** i32 global: lowest address a program frame may reach. */
+export const IMPORT_STACK_LIMIT = 'stack_limit';
+/** i32 global: address of this worker's control slot. */
+export const IMPORT_CTRL = 'ctrl';
+/** i32 global: address of this worker's ctx area. */
+export const IMPORT_CTX = 'ctx';
+/** Export: `(r1: i32, r2: i32) -> i32`; for xdp `(data: i32, len: i32)`. Stores full r0 at ctrl + CTRL_R0. */
+export const EXPORT_RUN = 'run';
+/** Export: `(desc: i32, count: i32, results: i32) -> i32`: runs over `count` 8-byte (a, b) descriptors. */
+export const EXPORT_RUN_BATCH = 'run_batch';
+/** Export prefix of function `k` (subprog index): `f0`, `f1`, ... */
+export const EXPORT_FUNC_PREFIX = 'f';
+
+/** Error codes generated code stores at ctrl + CTRL_ERR_CODE before it traps. */
+export const EXEC_CODE = {
+  mem: 1,
+  align: 2,
+  stack: 3,
+  'call-depth': 4,
+  call: 5,
+  jump: 6,
+  'insn-budget': 7,
+  'fall-off': 8,
+  helper: 9,
+} as const;
+
+/**
+ * What the Vm fixed when it linked a program: where its helper slots and function tokens
+ * are, and the value of every pseudo lddw (maps, globals, functions). Both engines use it.
+ */
+export interface ProgLinks {
+  /** Table slot of helper id 0 for this program. */
+  readonly helperBase: number;
+  /** Token of subprog 0; subprog k has token funcTokenBase + k. */
+  readonly funcTokenBase: number;
+  /** Resolved value of each lddw with src != 0, by slot index. */
+  readonly ldImm64: ReadonlyMap<number, bigint>;
+}

@@ -1,0 +1,31 @@
+/**
+ * Helper adapters: a Wasm module that imports JS helper implementations and re-exports them,
+ * which turns each into a Wasm function a `WebAssembly.Table` can hold, so that generated code
+ * reaches every helper through `call_indirect` on the call table (the hot-patchable path).
+ *
+ * Signature of every adapter: `(i64 r1..r5) -> i64`, the BPF calling convention.
+ * Called from: runtime/vm.ts when it fills a program's helper slots.
+ */
+
+import { loadBinaryen, validateModule, withModule } from './module.js';
+
+/** Import module name of the adapter's helper imports. */
+export const ADAPTER_IMPORT_MODULE = 'helpers';
+
+/** Builds an adapter module for `count` helpers: imports `helpers.h<k>`, exports `h<k>`. */
+export async function compileHelperAdapter(count: number): Promise<Uint8Array> {
+  const b = await loadBinaryen();
+  const out = withModule(
+    b,
+    (m) => {
+      const i64x5 = b.createType([b.i64, b.i64, b.i64, b.i64, b.i64]);
+      for (let k = 0; k < count; k++) {
+        m.addFunctionImport(`h${k}`, ADAPTER_IMPORT_MODULE, `h${k}`, i64x5, b.i64);
+        m.addFunctionExport(`h${k}`, `h${k}`);
+      }
+      validateModule(m);
+    },
+    (m) => ({ wasm: m.emitBinary(), text: undefined }),
+  );
+  return out.wasm;
+}

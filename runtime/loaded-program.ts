@@ -1,0 +1,238 @@
+/**
+ * A program linked into a Vm and ready to run on one engine. The run methods are the hot
+ * path: with the JIT, `runU32(n)` on a packet already written into `input` is one JS→Wasm
+ * call and no copy; `runBatch` runs many inputs in one call (the loop is inside Wasm).
+ *
+ * Inputs: for `mem` programs r1 = the input's address and r2 = its length (r1 = 0 and r2 = 0
+ * for an empty input, as uBPF's conformance plugin does); for `xdp` programs the entry builds
+ * `struct xdp_md` over the packet and passes its address.
+ */
+
+import {
+  CTRL_R0,
+  EXPORT_RUN,
+  EXPORT_RUN_BATCH,
+  PACKET_CAPACITY,
+  XDP_MD,
+  type ProgLinks,
+} from '../src/abi.js';
+import { BPF_MAX_LOOPS } from '../src/isa/opcodes.js';
+import { UsageError } from '../src/errors.js';
+import { DEFAULT_INSN_BUDGET, type ExecEnv, type MemRegion } from '../src/interp/env.js';
+import { interpret } from '../src/interp/interpreter.js';
+import type { Program, ProgType } from '../src/program.js';
+import type { CompileTimings } from '../jit/compile.js';
+import { trapToError } from './trap.js';
+import type { Vm } from './vm.js';
+
+/** Execution backend: the JIT (Wasm) or the reference interpreter. */
+export type Engine = 'jit' | 'interp';
+
+/** A run input: bytes to copy into the packet area, or the length of what is already there. */
+export type RunInput = Uint8Array | number | undefined;
+
+/** Inputs laid out once in Vm memory, to be run many times by `runBatch`. */
+export interface Batch {
+  readonly count: number;
+  /** Address of `count` (addr u32, len u32) descriptors. */
+  readonly descAddr: number;
+  /** Address of `count` u32 results. */
+  readonly resultsAddr: number;
+  /** Address of the input bytes. */
+  readonly dataAddr: number;
+}
+
+/** What `Vm.load` hands over. */
+export interface LoadedProgramInit {
+  readonly id: number;
+  readonly prog: Program;
+  readonly type: ProgType;
+  readonly engine: Engine;
+  readonly links: ProgLinks;
+  readonly exports: WebAssembly.Exports | undefined;
+  readonly timings: CompileTimings | undefined;
+  readonly compileMs: number;
+  readonly insnBudget: number | undefined;
+}
+
+type RunFn = (a: number, b: number) => number;
+type BatchFn = (desc: number, count: number, results: number) => number;
+
+/** A loaded program. */
+export class LoadedProgram {
+  readonly vm: Vm;
+  readonly id: number;
+  readonly program: Program;
+  readonly type: ProgType;
+  readonly engine: Engine;
+  readonly links: ProgLinks;
+  /** Per-phase compile timings in ms (JIT only). */
+  readonly timings: CompileTimings | undefined;
+  /** Total ms from `load` start to an instantiated module (JIT only). */
+  readonly compileMs: number;
+  private readonly runFn: RunFn | undefined;
+  private readonly batchFn: BatchFn | undefined;
+  private readonly insnBudget: number;
+  private inputView: Uint8Array;
+
+  constructor(vm: Vm, init: LoadedProgramInit) {
+    this.vm = vm;
+    this.id = init.id;
+    this.program = init.prog;
+    this.type = init.type;
+    this.engine = init.engine;
+    this.links = init.links;
+    this.timings = init.timings;
+    this.compileMs = init.compileMs;
+    this.runFn = init.exports?.[EXPORT_RUN] as RunFn | undefined;
+    this.batchFn = init.exports?.[EXPORT_RUN_BATCH] as BatchFn | undefined;
+    this.insnBudget = init.insnBudget ?? DEFAULT_INSN_BUDGET;
+    this.inputView = new Uint8Array(vm.memory.buffer, vm.worker.packet, PACKET_CAPACITY);
+  }
+
+  /**
+   * The packet area of this Vm's worker, in Wasm memory: write a packet here and pass its
+   * length to `run`/`runU32` to run without a copy.
+   */
+  get input(): Uint8Array {
+    if (this.inputView.buffer !== this.vm.memory.buffer) {
+      this.inputView = new Uint8Array(this.vm.memory.buffer, this.vm.worker.packet, PACKET_CAPACITY);
+    }
+    return this.inputView;
+  }
+
+  /**
+   * Runs once and returns r0 as an unsigned 64-bit bigint.
+   * @example
+   * const r0 = prog.run(new Uint8Array([0xaa, 0xbb]));
+   */
+  run(input?: RunInput): bigint {
+    this.runU32(input);
+    return this.vm.dataView().getBigUint64(this.vm.worker.ctrl + CTRL_R0, true);
+  }
+
+  /** Runs once and returns the low 32 bits of r0 (the verdict path). */
+  runU32(input?: RunInput): number {
+    const len = this.place(input);
+    const addr = len === 0 ? 0 : this.vm.worker.packet;
+    if (this.engine === 'jit') {
+      try {
+        return (this.runFn as RunFn)(addr, len) >>> 0;
+      } catch (e) {
+        throw this.fail(e);
+      }
+    }
+    return Number(this.interpretOnce(addr, len) & 0xffffffffn);
+  }
+
+  /** Lays out inputs in Vm memory once, for `runBatch`. Free it with `releaseBatch`. */
+  prepareBatch(inputs: readonly Uint8Array[]): Batch {
+    const count = inputs.length;
+    const dataBytes = inputs.reduce((n, x) => n + x.length, 0);
+    const descAddr = this.vm.heap.alloc(Math.max(16, count * 8 + count * 4 + dataBytes));
+    const resultsAddr = descAddr + count * 8;
+    const dataAddr = resultsAddr + count * 4;
+    const view = this.vm.dataView();
+    const u8 = this.vm.u8();
+    let at = dataAddr;
+    inputs.forEach((x, k) => {
+      u8.set(x, at);
+      view.setUint32(descAddr + k * 8, x.length === 0 ? 0 : at, true);
+      view.setUint32(descAddr + k * 8 + 4, x.length, true);
+      at += x.length;
+    });
+    return { count, descAddr, resultsAddr, dataAddr };
+  }
+
+  /** Frees a batch made by `prepareBatch`. */
+  releaseBatch(batch: Batch): void {
+    this.vm.heap.release(batch.descAddr);
+  }
+
+  /**
+   * Runs the program once per input of `batch` in one call and returns the low 32 bits of each
+   * r0 (a view into Vm memory, valid until the next run or memory growth).
+   */
+  runBatch(batch: Batch | readonly Uint8Array[]): Uint32Array {
+    const b = Array.isArray(batch) ? this.prepareBatch(batch as readonly Uint8Array[]) : (batch as Batch);
+    try {
+      if (this.engine === 'jit') {
+        try {
+          (this.batchFn as BatchFn)(b.descAddr, b.count, b.resultsAddr);
+        } catch (e) {
+          throw this.fail(e);
+        }
+      } else {
+        const view = this.vm.dataView();
+        for (let k = 0; k < b.count; k++) {
+          const addr = view.getUint32(b.descAddr + k * 8, true);
+          const len = view.getUint32(b.descAddr + k * 8 + 4, true);
+          const r0 = this.interpretOnce(addr, len);
+          this.vm.dataView().setUint32(b.resultsAddr + k * 4, Number(r0 & 0xffffffffn), true);
+        }
+      }
+      return new Uint32Array(this.vm.memory.buffer, b.resultsAddr, b.count).slice();
+    } finally {
+      if (Array.isArray(batch)) this.releaseBatch(b);
+    }
+  }
+
+  /** Copies `input` into the packet area; returns the input length. */
+  private place(input: RunInput): number {
+    if (this.vm.isClosed) throw new UsageError('the Vm is closed');
+    if (input === undefined) return 0;
+    if (typeof input === 'number') {
+      if (!Number.isInteger(input) || input < 0 || input > PACKET_CAPACITY) {
+        throw new UsageError(`input length ${input} is outside 0..${PACKET_CAPACITY}`);
+      }
+      return input;
+    }
+    if (input.length > PACKET_CAPACITY) {
+      throw new UsageError(`input of ${input.length} bytes exceeds the packet capacity of ${PACKET_CAPACITY}`);
+    }
+    this.input.set(input);
+    return input.length;
+  }
+
+  private fail(e: unknown): Error {
+    const err = trapToError(e, this.vm.dataView(), this.vm.worker.ctrl);
+    this.vm.resetWorker();
+    return err;
+  }
+
+  private interpretOnce(addr: number, len: number): bigint {
+    const vm = this.vm;
+    const w = vm.worker;
+    const regions: MemRegion[] = [];
+    let r1 = BigInt(addr);
+    let r2 = BigInt(len);
+    if (len > 0) regions.push({ start: addr, end: addr + len, writable: true, name: 'packet' });
+    if (this.type === 'xdp') {
+      const view = vm.dataView();
+      view.setUint32(w.ctx + XDP_MD.data, addr, true);
+      view.setUint32(w.ctx + XDP_MD.data_end, addr + len, true);
+      view.setUint32(w.ctx + XDP_MD.data_meta, addr, true);
+      view.setUint32(w.ctx + XDP_MD.ingress_ifindex, 1, true);
+      view.setUint32(w.ctx + XDP_MD.rx_queue_index, 0, true);
+      view.setUint32(w.ctx + XDP_MD.egress_ifindex, 0, true);
+      regions.push({ start: w.ctx, end: w.ctx + XDP_MD.size, writable: false, name: 'ctx' });
+      r1 = BigInt(w.ctx);
+      r2 = 0n;
+    }
+    const env: ExecEnv = {
+      memory: () => vm.u8(),
+      regions,
+      stackTop: w.stackTop,
+      stackLimit: w.progStackLimit,
+      links: this.links,
+      callHelper: (id, args) => vm.callHelper(id, args),
+      resolveToken: (token) => vm.resolveToken(token),
+      insnBudget: this.insnBudget,
+      mayGotoBudget: BPF_MAX_LOOPS,
+      packet: len > 0 ? { addr, len } : undefined,
+    };
+    const r0 = interpret(this.program, env, r1, r2);
+    vm.dataView().setBigUint64(w.ctrl + CTRL_R0, r0, true);
+    return r0;
+  }
+}

@@ -1,0 +1,301 @@
+/**
+ * The machine: one `Vm` owns a Wasm linear memory laid out as src/abi.ts says, the call table,
+ * the per-worker globals (stack pointer, control slot, ctx), the helper registry and the
+ * function-token namespace. `Vm.load` links a program (helper block, tokens, pseudo lddw
+ * values), compiles it with the JIT or prepares the interpreter, and returns a
+ * `LoadedProgram`, whose `run*` methods are the hot path. Both engines run on this same
+ * memory, so they can be compared on identical state.
+ *
+ * Single-threaded for now (worker 0); the workers issue adds the others.
+ */
+
+import {
+  CTRL_ERR_CODE,
+  FUNC_TOKEN_BASE,
+  HELPER_BLOCK_SIZE,
+  IMPORT_CTRL,
+  IMPORT_CTX,
+  IMPORT_MEMORY,
+  IMPORT_MODULE,
+  IMPORT_SP,
+  IMPORT_STACK_LIMIT,
+  IMPORT_TABLE,
+  PACKET_CAPACITY,
+  WASM_PAGE,
+  heapBase,
+  workerLayout,
+  type ProgLinks,
+  type WorkerLayout,
+} from '../src/abi.js';
+import { ExecError, LinkError, UsageError } from '../src/errors.js';
+import { isLdImm64 } from '../src/isa/insn.js';
+import { BPF_PSEUDO_FUNC } from '../src/isa/opcodes.js';
+import type { HelperArgs, TokenTarget } from '../src/interp/env.js';
+import { jumpTarget, subprogIndexOf, type Program, type ProgType } from '../src/program.js';
+import { compileHelperAdapter, ADAPTER_IMPORT_MODULE } from '../jit/adapter.js';
+import { compileProgram, type CompileTimings } from '../jit/compile.js';
+import { HeapArena } from './heap.js';
+import { baseHelpers, HelperRegistry, type HelperHost, type HelperProto } from './helpers.js';
+import { LoadedProgram, type Engine } from './loaded-program.js';
+
+/** Options of `Vm.create`. */
+export interface VmOptions {
+  /** Monotonic clock in ns for time helpers (default: process.hrtime). */
+  readonly clock?: () => bigint;
+  /** u32 source for bpf_get_prandom_u32 (default: a seeded xorshift). */
+  readonly random?: () => number;
+  /** Seed of the default random source. */
+  readonly seed?: number;
+  /** Extra helpers (host-defined or replacing built-ins). */
+  readonly helpers?: readonly HelperProto[];
+}
+
+/** Options of `Vm.load`. */
+export interface LoadOptions {
+  /** 'jit' (default) or 'interp'. */
+  readonly engine?: Engine;
+  /** Program type when `prog` is not already a Program with one. */
+  readonly type?: ProgType;
+  /**
+   * Verify before running. The verifier is not built yet: `true` is refused with a UsageError
+   * so that nobody believes an unverified program was checked; `false` runs it unverified,
+   * with every memory access checked against the null guard.
+   */
+  readonly verify?: boolean;
+  /** Interpreter instruction budget per run (default 1,000,000). */
+  readonly insnBudget?: number;
+  /** Keep names in the Wasm binary (for --wat). */
+  readonly debugNames?: boolean;
+}
+
+const MAX_PAGES = 65536;
+
+/** An execution machine for BPF programs. */
+export class Vm {
+  readonly memory: WebAssembly.Memory;
+  readonly table: WebAssembly.Table;
+  readonly helpers: HelperRegistry;
+  readonly worker: WorkerLayout;
+  readonly heap: HeapArena;
+  /** Globals shared by every module instantiated for worker 0. */
+  readonly globals: {
+    readonly sp: WebAssembly.Global;
+    readonly stackLimit: WebAssembly.Global;
+    readonly ctrl: WebAssembly.Global;
+    readonly ctx: WebAssembly.Global;
+  };
+  private nextProgram = 0;
+  private nextToken = FUNC_TOKEN_BASE;
+  private readonly tokens = new Map<number, TokenTarget>();
+  private adapters: Map<number, WebAssembly.ExportValue> | undefined;
+  private view: DataView;
+  private bytes: Uint8Array;
+  private closed = false;
+
+  private constructor(opts: VmOptions) {
+    const host = defaultHost(opts);
+    this.helpers = new HelperRegistry();
+    for (const h of baseHelpers(host)) this.helpers.register(h);
+    for (const h of opts.helpers ?? []) this.helpers.register(h);
+    this.worker = workerLayout(0);
+    const base = heapBase(1);
+    this.memory = new WebAssembly.Memory({ initial: base / WASM_PAGE + 16, maximum: MAX_PAGES });
+    this.table = new WebAssembly.Table({ element: 'anyfunc', initial: FUNC_TOKEN_BASE });
+    this.globals = {
+      sp: new WebAssembly.Global({ value: 'i32', mutable: true }, this.worker.stackTop),
+      stackLimit: new WebAssembly.Global({ value: 'i32', mutable: false }, this.worker.progStackLimit),
+      ctrl: new WebAssembly.Global({ value: 'i32', mutable: false }, this.worker.ctrl),
+      ctx: new WebAssembly.Global({ value: 'i32', mutable: false }, this.worker.ctx),
+    };
+    this.view = new DataView(this.memory.buffer);
+    this.bytes = new Uint8Array(this.memory.buffer);
+    this.heap = new HeapArena(base, this.memory.buffer.byteLength, (more) => {
+      this.memory.grow(Math.ceil(more / WASM_PAGE));
+      return this.memory.buffer.byteLength;
+    });
+  }
+
+  /**
+   * Creates a Vm.
+   * @example
+   * const vm = Vm.create();
+   * const prog = await vm.load(program, { verify: false });
+   * prog.run(new Uint8Array([1, 2, 3]));
+   */
+  static create(opts: VmOptions = {}): Vm {
+    return new Vm(opts);
+  }
+
+  /** The whole linear memory as bytes (re-created after memory.grow). */
+  u8(): Uint8Array {
+    if (this.bytes.buffer !== this.memory.buffer) this.bytes = new Uint8Array(this.memory.buffer);
+    return this.bytes;
+  }
+
+  /** A DataView over the whole memory (re-created after memory.grow). */
+  dataView(): DataView {
+    if (this.view.buffer !== this.memory.buffer) this.view = new DataView(this.memory.buffer);
+    return this.view;
+  }
+
+  /** Registers a host helper; programs loaded afterwards can call it. */
+  registerHelper(proto: HelperProto): void {
+    this.helpers.register(proto);
+    this.adapters = undefined;
+  }
+
+  /** Links and prepares `prog` to run on engine `opts.engine` ('jit' by default). */
+  async load(prog: Program, opts: LoadOptions = {}): Promise<LoadedProgram> {
+    if (this.closed) throw new UsageError('the Vm is closed');
+    if (opts.verify === true) {
+      throw new UsageError('the verifier is not available yet: load with { verify: false } to run unverified');
+    }
+    const engine = opts.engine ?? 'jit';
+    if (engine !== 'jit' && engine !== 'interp') throw new UsageError(`unknown engine '${String(engine)}'`);
+    const type = opts.type ?? prog.type;
+    if (type !== 'mem' && type !== 'xdp') {
+      throw new UsageError(`program type '${type}' cannot run yet (supported: mem, xdp)`);
+    }
+    const links = this.link(prog);
+    const id = this.nextProgram;
+    let exports: WebAssembly.Exports | undefined;
+    let timings: CompileTimings | undefined;
+    let compileMs = 0;
+    if (engine === 'jit') {
+      const t0 = performance.now();
+      const compiled = await compileProgram(prog, {
+        links,
+        memory: { initial: 1, maximum: MAX_PAGES, shared: false },
+        memCheck: true,
+        entry: type,
+        hasHelper: (h) => this.helpers.has(h),
+        debugNames: opts.debugNames ?? false,
+      });
+      exports = await this.instantiate(compiled.wasm);
+      await this.fillHelperSlots(links.helperBase);
+      timings = compiled.timings;
+      compileMs = performance.now() - t0;
+      prog.subprogs.forEach((_, k) => {
+        this.table.set(links.funcTokenBase + k, exports?.[`f${k}`] as WebAssembly.ExportValue);
+      });
+    }
+    this.nextProgram++;
+    prog.subprogs.forEach((_, k) => this.tokens.set(links.funcTokenBase + k, { prog, links, subprog: k }));
+    return new LoadedProgram(this, {
+      id,
+      prog,
+      type,
+      engine,
+      links,
+      exports,
+      timings,
+      compileMs,
+      insnBudget: opts.insnBudget,
+    });
+  }
+
+  /** The function behind a token (any program of this Vm), for the interpreter's callx. */
+  resolveToken(token: bigint): TokenTarget | undefined {
+    return token >= BigInt(FUNC_TOKEN_BASE) && token < BigInt(this.nextToken)
+      ? this.tokens.get(Number(token))
+      : undefined;
+  }
+
+  /** Calls helper `id` for the interpreter. */
+  callHelper(id: number, args: HelperArgs): bigint {
+    const h = this.helpers.get(id);
+    if (h === undefined) throw new ExecError(null, 'call', `unknown helper #${id}`);
+    return BigInt.asUintN(64, h.fn(args));
+  }
+
+  /** Packet capacity of one run. */
+  get packetCapacity(): number {
+    return PACKET_CAPACITY;
+  }
+
+  /** After a failed JIT run: reset the worker's stack pointer and error slot. */
+  resetWorker(): void {
+    this.globals.sp.value = this.worker.stackTop;
+    this.dataView().setUint32(this.worker.ctrl + CTRL_ERR_CODE, 0, true);
+  }
+
+  /** Releases the Vm; loaded programs can no longer run. */
+  close(): void {
+    this.closed = true;
+    this.tokens.clear();
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  private link(prog: Program): ProgLinks {
+    if (this.nextProgram >= FUNC_TOKEN_BASE / HELPER_BLOCK_SIZE) {
+      throw new LinkError('program', `too many programs in one Vm (limit ${FUNC_TOKEN_BASE / HELPER_BLOCK_SIZE})`);
+    }
+    const helperBase = this.nextProgram * HELPER_BLOCK_SIZE;
+    const funcTokenBase = this.nextToken;
+    this.nextToken += prog.subprogs.length;
+    if (this.nextToken > this.table.length) this.table.grow(this.nextToken - this.table.length + 64);
+    const ldImm64 = new Map<number, bigint>();
+    prog.insns.forEach((i, idx) => {
+      if (!isLdImm64(i) || prog.ops[idx] === undefined || i.src === 0) return;
+      if (i.src === BPF_PSEUDO_FUNC) {
+        const t = jumpTarget(i, idx, prog.ops[idx]);
+        ldImm64.set(idx, BigInt(funcTokenBase + subprogIndexOf(prog, t)));
+        return;
+      }
+      throw new LinkError(`lddw src=${i.src}`, `insn ${idx}: lddw with src=${i.src} needs maps, which this Vm has none of yet`);
+    });
+    return { helperBase, funcTokenBase, ldImm64 };
+  }
+
+  private async instantiate(wasm: Uint8Array): Promise<WebAssembly.Exports> {
+    const mod = await WebAssembly.compile(wasm);
+    const inst = await WebAssembly.instantiate(mod, {
+      [IMPORT_MODULE]: {
+        [IMPORT_MEMORY]: this.memory,
+        [IMPORT_TABLE]: this.table,
+        [IMPORT_SP]: this.globals.sp,
+        [IMPORT_STACK_LIMIT]: this.globals.stackLimit,
+        [IMPORT_CTRL]: this.globals.ctrl,
+        [IMPORT_CTX]: this.globals.ctx,
+      },
+    });
+    return inst.exports;
+  }
+
+  private async fillHelperSlots(base: number): Promise<void> {
+    if (this.adapters === undefined) {
+      const protos = this.helpers.all();
+      const wasm = await compileHelperAdapter(protos.length);
+      const imports: Record<string, (...a: bigint[]) => bigint> = {};
+      protos.forEach((p, k) => {
+        imports[`h${k}`] = (r1, r2, r3, r4, r5) =>
+          BigInt.asIntN(64, p.fn([r1 ?? 0n, r2 ?? 0n, r3 ?? 0n, r4 ?? 0n, r5 ?? 0n].map((v) => BigInt.asUintN(64, v)) as unknown as HelperArgs));
+      });
+      const inst = await WebAssembly.instantiate(await WebAssembly.compile(wasm), {
+        [ADAPTER_IMPORT_MODULE]: imports,
+      });
+      this.adapters = new Map(protos.map((p, k) => [p.id, inst.exports[`h${k}`] as WebAssembly.ExportValue]));
+    }
+    for (const [id, fn] of this.adapters) this.table.set(base + id, fn);
+  }
+}
+
+function defaultHost(opts: VmOptions): HelperHost {
+  let s = (opts.seed ?? 0x2545f491) >>> 0 || 1;
+  const xorshift = (): number => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s;
+  };
+  return {
+    clock: opts.clock ?? (() => process.hrtime.bigint()),
+    random: opts.random ?? xorshift,
+    cpu: () => 0,
+  };
+}

@@ -76,6 +76,11 @@ export interface CompileOptions {
   readonly debugNames?: boolean;
   /** Also return the module's text (binaryen's printer). */
   readonly emitText?: boolean;
+  /**
+   * Put a `nop` before the code of every BPF instruction and report their order in
+   * `markers`, so that a printer can show the instruction beside its code. Implies debugNames.
+   */
+  readonly annotate?: boolean;
 }
 
 /** Time spent per phase, in milliseconds. */
@@ -91,6 +96,8 @@ export interface CompiledModule {
   readonly text: string | undefined;
   /** Functions that needed the Relooper (irreducible control flow), by subprog index. */
   readonly reloopered: readonly number[];
+  /** With `annotate`: per function, the insn index of each `nop` marker in code order. */
+  readonly markers: readonly (readonly number[])[];
   readonly timings: CompileTimings;
 }
 
@@ -116,18 +123,19 @@ export async function compileProgram(prog: Program, opts: CompileOptions): Promi
   const out = withModule(
     b,
     (m) => {
-      const reloopered = buildModule(b, m, prog, opts);
+      const built = buildModule(b, m, prog, opts);
       validateModule(m);
       t2 = performance.now();
-      return reloopered;
+      return built;
     },
     (m) => {
-      if (opts.debugNames === true) b.setDebugInfo(true);
+      const names = opts.debugNames === true || opts.annotate === true;
+      if (names) b.setDebugInfo(true);
       try {
         const wasm = m.emitBinary();
         return { wasm, text: opts.emitText === true ? m.emitText() : undefined };
       } finally {
-        if (opts.debugNames === true) b.setDebugInfo(false);
+        if (names) b.setDebugInfo(false);
       }
     },
   );
@@ -135,7 +143,8 @@ export async function compileProgram(prog: Program, opts: CompileOptions): Promi
   return {
     wasm: out.wasm,
     text: out.text,
-    reloopered: out.built,
+    reloopered: out.built.reloopered,
+    markers: out.built.markers,
     timings: { load: t1 - t0, build: t2 - t1, emit: t3 - t2 },
   };
 }
@@ -145,7 +154,7 @@ function buildModule(
   m: BinaryenModule,
   prog: Program,
   opts: CompileOptions,
-): number[] {
+): { reloopered: number[]; markers: number[][] } {
   // setMemory first: called after the import, it would replace it with a module-own memory.
   m.setMemory(opts.memory.initial, opts.memory.maximum, null, [], opts.memory.shared);
   m.addMemoryImport('0', IMPORT_MODULE, IMPORT_MEMORY, opts.memory.shared);
@@ -158,26 +167,30 @@ function buildModule(
   const i64x5 = b.createType([b.i64, b.i64, b.i64, b.i64, b.i64]);
   addFailFunction(b, m);
   const reloopered: number[] = [];
+  const markers: number[][] = [];
   prog.subprogs.forEach((sp, k) => {
     const fc = new FuncCompiler(b, m, prog, sp, opts);
     const body = fc.compile();
     if (fc.usedRelooper) reloopered.push(k);
+    markers.push(fc.markers);
     const vars = [...new Array<number>(VAR_TYPES_I64 + 1).fill(b.i64), b.i32, b.i32, b.i32];
     const f = m.addFunction(funcName(k), i64x5, b.i64, vars, body);
-    if (opts.debugNames === true) nameLocals(m, f);
+    if (opts.debugNames === true || opts.annotate === true) nameLocals(b, f);
     m.addFunctionExport(funcName(k), EXPORT_FUNC_PREFIX + k);
   });
   addEntryFunctions(b, m, opts.entry);
-  return reloopered;
+  return { reloopered, markers };
 }
 
 function funcName(k: number): string {
   return `bpf_func_${k}`;
 }
 
-function nameLocals(m: BinaryenModule, f: number): void {
+function nameLocals(b: BinaryenApi, f: number): void {
   const names = ['r1', 'r2', 'r3', 'r4', 'r5', 'r0', 'r6', 'r7', 'r8', 'r9', 'r10', 't64a', 't64b', 't32', 'fp', 'label'];
-  names.forEach((n, i) => m.Function.setLocalName(f, i, n));
+  // binaryen.js has Function.setLocalName on the namespace (its d.ts puts it on Module).
+  const fn = (b as unknown as { Function: { setLocalName(f: number, i: number, n: string): void } }).Function;
+  names.forEach((n, i) => fn.setLocalName(f, i, n));
 }
 
 /** `$fail(code, insn, aux)`: records an error in the control slot and traps. */
@@ -294,6 +307,8 @@ class FuncCompiler {
   readonly cfg: FuncCfg;
   readonly hasFrame: boolean;
   usedRelooper = false;
+  /** Insn index of each annotation marker, in code order (annotate only). */
+  readonly markers: number[] = [];
 
   constructor(b: BinaryenApi, m: BinaryenModule, prog: Program, sp: Subprog, opts: CompileOptions) {
     this.b = b;
@@ -367,6 +382,20 @@ class FuncCompiler {
   }
 
   private branchCode(bid: number): ExpressionRef[] {
+    const blk = this.cfg.blocks[bid] as BasicBlock;
+    const t = blk.term;
+    if (t.kind === 'fall' || (t.kind === 'jump' && t.target === blk.end)) return this.branchCodeOf(bid);
+    return [...this.mark(t.kind === 'jump' ? blk.end - 1 : t.idx), ...this.branchCodeOf(bid)];
+  }
+
+  /** A `nop` recorded as the start of insn `idx`'s code (annotate only). */
+  private mark(idx: number): ExpressionRef[] {
+    if (this.opts.annotate !== true) return [];
+    this.markers.push(idx);
+    return [this.m.nop()];
+  }
+
+  private branchCodeOf(bid: number): ExpressionRef[] {
     const m = this.m;
     const blk = this.cfg.blocks[bid] as BasicBlock;
     const t = blk.term;
@@ -490,7 +519,7 @@ class FuncCompiler {
         case 'exit':
           continue; // terminators: handled by the branch code
         default:
-          out.push(...this.insnCode(idx, info));
+          out.push(...this.mark(idx), ...this.insnCode(idx, info));
       }
     }
     return out;

@@ -21,7 +21,7 @@ import { UsageError } from '../src/errors.js';
 import { DEFAULT_INSN_BUDGET, type ExecEnv, type MemRegion } from '../src/interp/env.js';
 import { interpret } from '../src/interp/interpreter.js';
 import type { Program, ProgType } from '../src/program.js';
-import type { CompileTimings } from '../jit/compile.js';
+import type { CompiledModule, CompileTimings } from '../jit/compile.js';
 import { trapToError } from './trap.js';
 import type { Vm } from './vm.js';
 
@@ -52,6 +52,7 @@ export interface LoadedProgramInit {
   readonly exports: WebAssembly.Exports | undefined;
   readonly timings: CompileTimings | undefined;
   readonly compileMs: number;
+  readonly compiled: CompiledModule | undefined;
   readonly insnBudget: number | undefined;
 }
 
@@ -70,6 +71,8 @@ export class LoadedProgram {
   readonly timings: CompileTimings | undefined;
   /** Total ms from `load` start to an instantiated module (JIT only). */
   readonly compileMs: number;
+  /** The compiled module, when loaded with `annotate`. */
+  readonly compiled: CompiledModule | undefined;
   private readonly runFn: RunFn | undefined;
   private readonly batchFn: BatchFn | undefined;
   private readonly insnBudget: number;
@@ -84,6 +87,7 @@ export class LoadedProgram {
     this.links = init.links;
     this.timings = init.timings;
     this.compileMs = init.compileMs;
+    this.compiled = init.compiled;
     this.runFn = init.exports?.[EXPORT_RUN] as RunFn | undefined;
     this.batchFn = init.exports?.[EXPORT_RUN_BATCH] as BatchFn | undefined;
     this.insnBudget = init.insnBudget ?? DEFAULT_INSN_BUDGET;

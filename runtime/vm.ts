@@ -33,7 +33,7 @@ import { BPF_PSEUDO_FUNC } from '../src/isa/opcodes.js';
 import type { HelperArgs, TokenTarget } from '../src/interp/env.js';
 import { jumpTarget, subprogIndexOf, type Program, type ProgType } from '../src/program.js';
 import { compileHelperAdapter, ADAPTER_IMPORT_MODULE } from '../jit/adapter.js';
-import { compileProgram, type CompileTimings } from '../jit/compile.js';
+import { compileProgram, type CompiledModule, type CompileTimings } from '../jit/compile.js';
 import { HeapArena } from './heap.js';
 import { baseHelpers, HelperRegistry, type HelperHost, type HelperProto } from './helpers.js';
 import { LoadedProgram, type Engine } from './loaded-program.js';
@@ -64,8 +64,10 @@ export interface LoadOptions {
   readonly verify?: boolean;
   /** Interpreter instruction budget per run (default 1,000,000). */
   readonly insnBudget?: number;
-  /** Keep names in the Wasm binary (for --wat). */
+  /** Keep names in the Wasm binary (stack traces name BPF functions). */
   readonly debugNames?: boolean;
+  /** Compile with instruction markers and keep the module (for `bpfwasm jit --wat`). */
+  readonly annotate?: boolean;
 }
 
 const MAX_PAGES = 65536;
@@ -161,6 +163,7 @@ export class Vm {
     let exports: WebAssembly.Exports | undefined;
     let timings: CompileTimings | undefined;
     let compileMs = 0;
+    let kept: CompiledModule | undefined;
     if (engine === 'jit') {
       const t0 = performance.now();
       const compiled = await compileProgram(prog, {
@@ -170,7 +173,9 @@ export class Vm {
         entry: type,
         hasHelper: (h) => this.helpers.has(h),
         debugNames: opts.debugNames ?? false,
+        annotate: opts.annotate ?? false,
       });
+      if (opts.annotate === true) kept = compiled;
       exports = await this.instantiate(compiled.wasm);
       await this.fillHelperSlots(links.helperBase);
       timings = compiled.timings;
@@ -190,6 +195,7 @@ export class Vm {
       exports,
       timings,
       compileMs,
+      compiled: kept,
       insnBudget: opts.insnBudget,
     });
   }

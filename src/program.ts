@@ -9,7 +9,7 @@
 
 import { DecodeError } from './errors.js';
 import { checkInsns, decodeInsns, type Insn } from './isa/insn.js';
-import { BPF_PSEUDO_CALL, BPF_PSEUDO_FUNC } from './isa/opcodes.js';
+import { BPF_PSEUDO_CALL, BPF_PSEUDO_FUNC, BPF_REG_FP } from './isa/opcodes.js';
 import type { OpInfo } from './isa/table.js';
 
 /** Program types: the kernel's `BPF_PROG_TYPE_*`, plus uBPF's `mem` (r1 = buffer, r2 = length). */
@@ -148,6 +148,23 @@ export function programFromBytes(bytes: Uint8Array, opts: ProgramOptions = {}): 
   return createProgram(decodeInsns(bytes), opts);
 }
 
+/** The register an instruction writes, if any (r0 for ld_abs/ld_ind and calls aside). */
+function writtenReg(i: Insn, info: OpInfo): number | undefined {
+  switch (info.kind) {
+    case 'alu':
+    case 'movsx':
+    case 'end':
+    case 'lddw':
+    case 'ldx':
+    case 'ldxsx':
+      return i.dst;
+    case 'atomic':
+      return info.op === 'cmpxchg' ? 0 : info.fetch ? i.src : undefined;
+    default:
+      return undefined;
+  }
+}
+
 function checkSubprogs(prog: Program): void {
   const { insns, ops } = prog;
   for (const sp of prog.subprogs) {
@@ -157,6 +174,10 @@ function checkSubprogs(prog: Program): void {
       if (info === undefined) {
         if (idx === sp.start) throw new DecodeError(idx, `jump into the middle of ldimm64 insn ${idx - 1}`);
         continue;
+      }
+      if (writtenReg(i, info) === BPF_REG_FP) throw new DecodeError(idx, 'frame pointer is read only');
+      if ((info.kind === 'ldabs' || info.kind === 'ldind') && prog.subprogs.length > 1) {
+        throw new DecodeError(idx, 'BPF_LD_[ABS|IND] instructions cannot be mixed with bpf-to-bpf calls');
       }
       if (info.kind === 'jmp' || info.kind === 'ja' || info.kind === 'ja32' || info.kind === 'may_goto') {
         checkJump(prog, sp, idx, jumpTarget(i, idx, info));

@@ -129,6 +129,22 @@ export class LoadedProgram {
     return Number(this.interpretOnce(addr, len) & 0xffffffffn);
   }
 
+  /**
+   * The same linked program (same function tokens, helper block and pseudo lddw values) on
+   * another engine, so that both engines can be compared on identical state.
+   * @example
+   * const jit = await vm.load(prog);
+   * const interp = await jit.withEngine('interp');
+   */
+  withEngine(engine: Engine): Promise<LoadedProgram> {
+    if (engine === this.engine) return Promise.resolve(this);
+    return this.vm.prepare(
+      { id: this.id, prog: this.program, type: this.type, links: this.links },
+      engine,
+      { insnBudget: this.insnBudget },
+    );
+  }
+
   /** Lays out inputs in Vm memory once, for `runBatch`. Free it with `releaseBatch`. */
   prepareBatch(inputs: readonly Uint8Array[]): Batch {
     const count = inputs.length;

@@ -159,7 +159,22 @@ export class Vm {
       throw new UsageError(`program type '${type}' cannot run yet (supported: mem, xdp)`);
     }
     const links = this.link(prog);
-    const id = this.nextProgram;
+    const id = this.nextProgram++;
+    prog.subprogs.forEach((_, k) => this.tokens.set(links.funcTokenBase + k, { prog, links, subprog: k }));
+    return this.prepare({ id, prog, type, links }, engine, opts);
+  }
+
+  /**
+   * Makes a linked program runnable on `engine`: compiles and instantiates it for the JIT and
+   * puts its functions in the call table, or readies the interpreter. `LoadedProgram.withEngine`
+   * uses this to run the same linked program (same tokens, same helper block) on another engine.
+   */
+  async prepare(
+    linked: { readonly id: number; readonly prog: Program; readonly type: ProgType; readonly links: ProgLinks },
+    engine: Engine,
+    opts: LoadOptions = {},
+  ): Promise<LoadedProgram> {
+    const { prog, type, links } = linked;
     let exports: WebAssembly.Exports | undefined;
     let timings: CompileTimings | undefined;
     let compileMs = 0;
@@ -170,7 +185,7 @@ export class Vm {
         links,
         memory: { initial: 1, maximum: MAX_PAGES, shared: false },
         memCheck: true,
-        entry: type,
+        entry: type === 'xdp' ? 'xdp' : 'mem',
         hasHelper: (h) => this.helpers.has(h),
         debugNames: opts.debugNames ?? false,
         annotate: opts.annotate ?? false,
@@ -184,14 +199,9 @@ export class Vm {
         this.table.set(links.funcTokenBase + k, exports?.[`f${k}`] as WebAssembly.ExportValue);
       });
     }
-    this.nextProgram++;
-    prog.subprogs.forEach((_, k) => this.tokens.set(links.funcTokenBase + k, { prog, links, subprog: k }));
     return new LoadedProgram(this, {
-      id,
-      prog,
-      type,
+      ...linked,
       engine,
-      links,
       exports,
       timings,
       compileMs,

@@ -152,8 +152,10 @@ export function planNesting(cfg: FuncCfg): Interval[] | undefined {
     }
   }
   // Make loops nest: a loop that starts inside another and ends after it stretches the outer one.
-  const loops = [...loopEnd].map(([start, end]) => ({ start, end })).sort((a, b) => a.start - b.start);
-  for (let changed = true; changed; ) {
+  const loops = [...loopEnd]
+    .map(([start, end]) => ({ start, end }))
+    .sort((a, b) => a.start - b.start);
+  for (let changed = true; changed;) {
     changed = false;
     for (const a of loops) {
       for (const b of loops) {

@@ -187,9 +187,27 @@ function funcName(k: number): string {
 }
 
 function nameLocals(b: BinaryenApi, f: number): void {
-  const names = ['r1', 'r2', 'r3', 'r4', 'r5', 'r0', 'r6', 'r7', 'r8', 'r9', 'r10', 't64a', 't64b', 't32', 'fp', 'label'];
+  const names = [
+    'r1',
+    'r2',
+    'r3',
+    'r4',
+    'r5',
+    'r0',
+    'r6',
+    'r7',
+    'r8',
+    'r9',
+    'r10',
+    't64a',
+    't64b',
+    't32',
+    'fp',
+    'label',
+  ];
   // binaryen.js has Function.setLocalName on the namespace (its d.ts puts it on Module).
-  const fn = (b as unknown as { Function: { setLocalName(f: number, i: number, n: string): void } }).Function;
+  const fn = (b as unknown as { Function: { setLocalName(f: number, i: number, n: string): void } })
+    .Function;
   names.forEach((n, i) => fn.setLocalName(f, i, n));
 }
 
@@ -384,7 +402,8 @@ class FuncCompiler {
   private branchCode(bid: number): ExpressionRef[] {
     const blk = this.cfg.blocks[bid] as BasicBlock;
     const t = blk.term;
-    if (t.kind === 'fall' || (t.kind === 'jump' && t.target === blk.end)) return this.branchCodeOf(bid);
+    if (t.kind === 'fall' || (t.kind === 'jump' && t.target === blk.end))
+      return this.branchCodeOf(bid);
     return [...this.mark(t.kind === 'jump' ? blk.end - 1 : t.idx), ...this.branchCodeOf(bid)];
   }
 
@@ -492,7 +511,11 @@ class FuncCompiler {
   private fail(kind: keyof typeof EXEC_CODE, idx: number, aux?: ExpressionRef): ExpressionRef {
     const m = this.m;
     return m.block(null, [
-      m.call('fail', [m.i32.const(EXEC_CODE[kind]), m.i32.const(idx), aux ?? m.i64.const(0)], this.b.none),
+      m.call(
+        'fail',
+        [m.i32.const(EXEC_CODE[kind]), m.i32.const(idx), aux ?? m.i64.const(0)],
+        this.b.none,
+      ),
       m.unreachable(),
     ]);
   }
@@ -535,11 +558,20 @@ class FuncCompiler {
         const src = this.get64(i.src);
         if (info.width === 64) {
           const v =
-            info.bits === 8 ? m.i64.extend8_s(src) : info.bits === 16 ? m.i64.extend16_s(src) : m.i64.extend32_s(src);
+            info.bits === 8
+              ? m.i64.extend8_s(src)
+              : info.bits === 16
+                ? m.i64.extend16_s(src)
+                : m.i64.extend32_s(src);
           return [this.set64(i.dst, v)];
         }
         const w = m.i32.wrap(src);
-        return [this.set64(i.dst, m.i64.extend_u(info.bits === 8 ? m.i32.extend8_s(w) : m.i32.extend16_s(w)))];
+        return [
+          this.set64(
+            i.dst,
+            m.i64.extend_u(info.bits === 8 ? m.i32.extend8_s(w) : m.i32.extend16_s(w)),
+          ),
+        ];
       }
       case 'end':
         return [this.set64(i.dst, this.endian(info.order, info.bits, this.get64(i.dst)))];
@@ -625,8 +657,15 @@ class FuncCompiler {
     const d = (): ExpressionRef => this.get64(i.dst);
     const set = (v: ExpressionRef): ExpressionRef => this.set64(i.dst, v);
     const op2 = (a: ExpressionRef, s: ExpressionRef): ExpressionRef =>
-      op === 'div' ? m.i64.div_u(a, s) : op === 'mod' ? m.i64.rem_u(a, s) : op === 'sdiv' ? m.i64.div_s(a, s) : m.i64.rem_s(a, s);
-    const onZero = (): ExpressionRef[] => (op === 'div' || op === 'sdiv' ? [set(m.i64.const(0))] : []);
+      op === 'div'
+        ? m.i64.div_u(a, s)
+        : op === 'mod'
+          ? m.i64.rem_u(a, s)
+          : op === 'sdiv'
+            ? m.i64.div_s(a, s)
+            : m.i64.rem_s(a, s);
+    const onZero = (): ExpressionRef[] =>
+      op === 'div' || op === 'sdiv' ? [set(m.i64.const(0))] : [];
     if (isImm) {
       if (i.imm === 0) return onZero();
       if (i.imm === -1 && op === 'sdiv') return [set(m.i64.sub(m.i64.const(0), d()))];
@@ -637,7 +676,11 @@ class FuncCompiler {
     const zero = m.i64.eqz(s());
     const nonzero: ExpressionRef =
       op === 'sdiv'
-        ? m.if(m.i64.eq(s(), m.i64.const(-1)), set(m.i64.sub(m.i64.const(0), d())), set(op2(d(), s())))
+        ? m.if(
+            m.i64.eq(s(), m.i64.const(-1)),
+            set(m.i64.sub(m.i64.const(0), d())),
+            set(op2(d(), s())),
+          )
         : set(op2(d(), s()));
     const z = onZero();
     return [
@@ -687,8 +730,15 @@ class FuncCompiler {
     const d = (): ExpressionRef => this.get32(i.dst);
     const set = (v: ExpressionRef): ExpressionRef => this.set64(i.dst, m.i64.extend_u(v));
     const op2 = (a: ExpressionRef, s: ExpressionRef): ExpressionRef =>
-      op === 'div' ? m.i32.div_u(a, s) : op === 'mod' ? m.i32.rem_u(a, s) : op === 'sdiv' ? m.i32.div_s(a, s) : m.i32.rem_s(a, s);
-    const onZero = (): ExpressionRef => (op === 'div' || op === 'sdiv' ? set(m.i32.const(0)) : set(d()));
+      op === 'div'
+        ? m.i32.div_u(a, s)
+        : op === 'mod'
+          ? m.i32.rem_u(a, s)
+          : op === 'sdiv'
+            ? m.i32.div_s(a, s)
+            : m.i32.rem_s(a, s);
+    const onZero = (): ExpressionRef =>
+      op === 'div' || op === 'sdiv' ? set(m.i32.const(0)) : set(d());
     if (isImm) {
       if (i.imm === 0) return [onZero()];
       if (i.imm === -1 && op === 'sdiv') return [set(m.i32.sub(m.i32.const(0), d()))];
@@ -698,7 +748,11 @@ class FuncCompiler {
     const s = (): ExpressionRef => m.local.get(T32, this.b.i32);
     const nonzero: ExpressionRef =
       op === 'sdiv'
-        ? m.if(m.i32.eq(s(), m.i32.const(-1)), set(m.i32.sub(m.i32.const(0), d())), set(op2(d(), s())))
+        ? m.if(
+            m.i32.eq(s(), m.i32.const(-1)),
+            set(m.i32.sub(m.i32.const(0), d())),
+            set(op2(d(), s())),
+          )
         : set(op2(d(), s()));
     return [m.local.set(T32, this.get32(i.src)), m.if(m.i32.eqz(s()), onZero(), nonzero)];
   }
@@ -726,7 +780,11 @@ class FuncCompiler {
       );
     }
     if (bits === 32) {
-      return m.block(null, [m.local.set(T32, m.i32.wrap(v)), m.i64.extend_u(this.bswap32())], this.b.i64);
+      return m.block(
+        null,
+        [m.local.set(T32, m.i32.wrap(v)), m.i64.extend_u(this.bswap32())],
+        this.b.i64,
+      );
     }
     const t = (): ExpressionRef => m.local.get(T64B, this.b.i64);
     return m.block(
@@ -734,7 +792,13 @@ class FuncCompiler {
       [
         m.local.set(T64B, v),
         m.local.set(T32, m.i32.wrap(t())),
-        m.local.set(T64B, m.i64.or(m.i64.shl(m.i64.extend_u(this.bswap32()), m.i64.const(32)), m.i64.shr_u(t(), m.i64.const(32)))),
+        m.local.set(
+          T64B,
+          m.i64.or(
+            m.i64.shl(m.i64.extend_u(this.bswap32()), m.i64.const(32)),
+            m.i64.shr_u(t(), m.i64.const(32)),
+          ),
+        ),
         m.local.set(T32, m.i32.wrap(m.i64.and(t(), m.i64.const(0xffffffff)))),
         m.i64.or(m.i64.and(t(), m.i64.const(-4294967296n)), m.i64.extend_u(this.bswap32())),
       ],
@@ -747,8 +811,14 @@ class FuncCompiler {
     const m = this.m;
     const x = (): ExpressionRef => m.local.get(T32, this.b.i32);
     return m.i32.or(
-      m.i32.or(m.i32.shl(x(), m.i32.const(24)), m.i32.and(m.i32.shl(x(), m.i32.const(8)), m.i32.const(0xff0000))),
-      m.i32.or(m.i32.and(m.i32.shr_u(x(), m.i32.const(8)), m.i32.const(0xff00)), m.i32.shr_u(x(), m.i32.const(24))),
+      m.i32.or(
+        m.i32.shl(x(), m.i32.const(24)),
+        m.i32.and(m.i32.shl(x(), m.i32.const(8)), m.i32.const(0xff0000)),
+      ),
+      m.i32.or(
+        m.i32.and(m.i32.shr_u(x(), m.i32.const(8)), m.i32.const(0xff00)),
+        m.i32.shr_u(x(), m.i32.const(24)),
+      ),
     );
   }
 
@@ -756,7 +826,13 @@ class FuncCompiler {
    * The i32 address of `reg + off` and the statements that must run first. With memCheck,
    * the address is checked against the null guard and the 4 GiB limit.
    */
-  private address(idx: number, reg: number, off: number, size: number, align: boolean): { pre: ExpressionRef[]; ptr: ExpressionRef; offset: number } {
+  private address(
+    idx: number,
+    reg: number,
+    off: number,
+    size: number,
+    align: boolean,
+  ): { pre: ExpressionRef[]; ptr: ExpressionRef; offset: number } {
     const m = this.m;
     if (!this.opts.memCheck && !align) {
       if (off >= 0) return { pre: [], ptr: this.get32(reg), offset: off };
@@ -767,13 +843,21 @@ class FuncCompiler {
     if (this.opts.memCheck) {
       pre.push(
         m.if(
-          m.i64.ge_u(m.i64.sub(a(), m.i64.const(NULL_GUARD_END)), m.i64.const(0x1_0000_0000 - NULL_GUARD_END - size + 1)),
+          m.i64.ge_u(
+            m.i64.sub(a(), m.i64.const(NULL_GUARD_END)),
+            m.i64.const(0x1_0000_0000 - NULL_GUARD_END - size + 1),
+          ),
           this.fail('mem', idx, a()),
         ),
       );
     }
     if (align && size > 1) {
-      pre.push(m.if(m.i64.ne(m.i64.and(a(), m.i64.const(size - 1)), m.i64.const(0)), this.fail('align', idx, a())));
+      pre.push(
+        m.if(
+          m.i64.ne(m.i64.and(a(), m.i64.const(size - 1)), m.i64.const(0)),
+          this.fail('align', idx, a()),
+        ),
+      );
     }
     return { pre, ptr: m.i32.wrap(a()), offset: 0 };
   }
@@ -799,7 +883,13 @@ class FuncCompiler {
     return [...pre, this.set64(i.dst, v)];
   }
 
-  private store(idx: number, reg: number, off: number, size: 1 | 2 | 4 | 8, value: ExpressionRef): ExpressionRef[] {
+  private store(
+    idx: number,
+    reg: number,
+    off: number,
+    size: 1 | 2 | 4 | 8,
+    value: ExpressionRef,
+  ): ExpressionRef[] {
     const m = this.m;
     const { pre, ptr, offset } = this.address(idx, reg, off, size, false);
     const st =
@@ -835,10 +925,16 @@ class FuncCompiler {
     const ctrl = (): ExpressionRef => m.global.get('ctrl', b.i32);
     const off = (): ExpressionRef => m.local.get(T64A, b.i64);
     const pre = [
-      m.local.set(T64A, m.i64.add(ind ? m.i64.extend32_s(this.get64(i.src)) : m.i64.const(0), m.i64.const(i.imm))),
+      m.local.set(
+        T64A,
+        m.i64.add(ind ? m.i64.extend32_s(this.get64(i.src)) : m.i64.const(0), m.i64.const(i.imm)),
+      ),
       // out of [0, len - size]: the program returns 0
       m.if(
-        m.i64.gt_u(m.i64.add(off(), m.i64.const(size)), m.i64.extend_u(m.i32.load(PKT_LEN, 4, ctrl()))),
+        m.i64.gt_u(
+          m.i64.add(off(), m.i64.const(size)),
+          m.i64.extend_u(m.i32.load(PKT_LEN, 4, ctrl())),
+        ),
         m.block(null, [this.set64(0, m.i64.const(0)), this.exitCode()]),
       ),
       m.local.set(T32, m.i32.add(m.i32.load(PKT_ADDR, 4, ctrl()), m.i32.wrap(off()))),
@@ -847,7 +943,9 @@ class FuncCompiler {
     let v: ExpressionRef;
     if (size === 1) v = m.i64.extend_u(m.i32.load8_u(0, 1, p()));
     else if (size === 2) {
-      v = m.i64.extend_u(m.i32.or(m.i32.shl(m.i32.load8_u(0, 1, p()), m.i32.const(8)), m.i32.load8_u(1, 1, p())));
+      v = m.i64.extend_u(
+        m.i32.or(m.i32.shl(m.i32.load8_u(0, 1, p()), m.i32.const(8)), m.i32.load8_u(1, 1, p())),
+      );
     } else {
       v = m.i64.extend_u(this.bswap32WithLoad(p()));
     }
@@ -869,7 +967,10 @@ class FuncCompiler {
       return [this.depthCheck(idx), this.set64(0, m.call(funcName(k), args(), b.i64))];
     }
     if (i.src === BPF_PSEUDO_KFUNC_CALL) {
-      throw new LinkError(`kfunc#${i.imm}`, `insn ${idx}: kfunc calls are not supported yet (kfunc id ${i.imm})`);
+      throw new LinkError(
+        `kfunc#${i.imm}`,
+        `insn ${idx}: kfunc calls are not supported yet (kfunc id ${i.imm})`,
+      );
     }
     if (i.imm < 0 || i.imm >= HELPER_BLOCK_SIZE || !this.opts.hasHelper(i.imm)) {
       return [this.fail('call', idx, m.i64.const(i.imm))];
@@ -888,7 +989,10 @@ class FuncCompiler {
     const m = this.m;
     const b = this.b;
     return m.if(
-      m.i32.lt_u(m.i32.sub(m.local.get(FP, b.i32), m.i32.const(2 * MAX_BPF_STACK)), m.global.get('stack_limit', b.i32)),
+      m.i32.lt_u(
+        m.i32.sub(m.local.get(FP, b.i32), m.i32.const(2 * MAX_BPF_STACK)),
+        m.global.get('stack_limit', b.i32),
+      ),
       this.fail('call-depth', idx),
     );
   }
@@ -900,14 +1004,26 @@ class FuncCompiler {
     const args = (): ExpressionRef[] => [1, 2, 3, 4, 5].map((r) => this.get64(r));
     const helper = m.block(null, [
       m.if(m.i64.ge_u(v(), m.i64.const(HELPER_BLOCK_SIZE)), this.fail('call', idx, v())),
-      this.set64(0, m.call_indirect('table', m.i32.add(m.i32.wrap(v()), m.i32.const(this.opts.links.helperBase)), args(), this.i64x5(), b.i64)),
+      this.set64(
+        0,
+        m.call_indirect(
+          'table',
+          m.i32.add(m.i32.wrap(v()), m.i32.const(this.opts.links.helperBase)),
+          args(),
+          this.i64x5(),
+          b.i64,
+        ),
+      ),
     ]);
     const func = m.block(null, [
       m.if(m.i64.ge_u(v(), m.i64.const(0x1_0000_0000)), this.fail('call', idx, v())),
       this.depthCheck(idx),
       this.set64(0, m.call_indirect('table', m.i32.wrap(v()), args(), this.i64x5(), b.i64)),
     ]);
-    return [m.local.set(T64A, this.get64(reg)), m.if(m.i64.lt_u(v(), m.i64.const(FUNC_TOKEN_BASE)), helper, func)];
+    return [
+      m.local.set(T64A, this.get64(reg)),
+      m.if(m.i64.lt_u(v(), m.i64.const(FUNC_TOKEN_BASE)), helper, func),
+    ];
   }
 
   /** Pre-statements and the i32 condition of the conditional jump or may_goto at idx. */
@@ -922,7 +1038,10 @@ class FuncCompiler {
       return {
         pre: [
           m.local.set(T64A, m.i64.load(CTRL_MAY_GOTO, 8, ctrl())),
-          m.if(m.i32.eqz(m.i64.eqz(t())), m.i64.store(CTRL_MAY_GOTO, 8, ctrl(), m.i64.sub(t(), m.i64.const(1)))),
+          m.if(
+            m.i32.eqz(m.i64.eqz(t())),
+            m.i64.store(CTRL_MAY_GOTO, 8, ctrl(), m.i64.sub(t(), m.i64.const(1))),
+          ),
         ],
         cond: m.i64.eqz(t()),
       };
@@ -966,12 +1085,17 @@ class FuncCompiler {
       case 'sle':
         return o.le_s(a, s);
       case 'set':
-        return w === 64 ? m.i64.ne(m.i64.and(a, s), m.i64.const(0)) : m.i32.ne(m.i32.and(a, s), m.i32.const(0));
+        return w === 64
+          ? m.i64.ne(m.i64.and(a, s), m.i64.const(0))
+          : m.i32.ne(m.i32.and(a, s), m.i32.const(0));
     }
   }
 
   /** br_table index of a gotox: target slot - first target; values ≥ 2^32 fail. */
-  private gotoxIndex(idx: number, targets: readonly number[]): { pre: ExpressionRef[]; index: ExpressionRef; min: number; count: number } {
+  private gotoxIndex(
+    idx: number,
+    targets: readonly number[],
+  ): { pre: ExpressionRef[]; index: ExpressionRef; min: number; count: number } {
     const m = this.m;
     const i = this.prog.insns[idx] as Insn;
     const min = targets[0] ?? 0;

@@ -88,5 +88,8 @@ export function validateModule(m: BinaryenModule): void {
   } finally {
     process.stderr.write = write;
   }
-  if (!ok) throw new InternalError(`generated module does not validate: ${chunks.join('').slice(0, 2000)}`);
+  if (!ok)
+    throw new InternalError(
+      `generated module does not validate: ${chunks.join('').slice(0, 2000)}`,
+    );
 }

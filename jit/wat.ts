@@ -8,11 +8,12 @@
  */
 
 import { createRequire } from 'node:module';
+import type wabtFactory from 'wabt';
 import { disasmInsn } from '../src/asm/disassembler.js';
 import { InternalError } from '../src/errors.js';
 import type { Program } from '../src/program.js';
 
-type Wabt = Awaited<ReturnType<typeof import('wabt')>>;
+type Wabt = Awaited<ReturnType<typeof wabtFactory>>;
 
 const FEATURES = {
   exceptions: true,
@@ -44,7 +45,10 @@ export async function validateWasm(wasm: Uint8Array): Promise<void> {
     mod = wabt.readWasm(wasm, { readDebugNames: true, ...FEATURES });
     mod.validate();
   } catch (e) {
-    throw new InternalError(`wabt rejects the module: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    throw new InternalError(
+      `wabt rejects the module: ${e instanceof Error ? e.message : String(e)}`,
+      { cause: e },
+    );
   } finally {
     mod?.destroy();
   }
@@ -54,7 +58,11 @@ export async function validateWasm(wasm: Uint8Array): Promise<void> {
  * The module as folded WebAssembly text. `markers[k]` lists, for BPF function k, the insn
  * index of each marker nop in code order; those nops become `;; insn N: <disassembly>`.
  */
-export async function wasmToWat(wasm: Uint8Array, prog?: Program, markers: readonly (readonly number[])[] = []): Promise<string> {
+export async function wasmToWat(
+  wasm: Uint8Array,
+  prog?: Program,
+  markers: readonly (readonly number[])[] = [],
+): Promise<string> {
   const wabt = await loadWabt();
   const mod = wabt.readWasm(wasm, { readDebugNames: true, ...FEATURES });
   let text: string;
@@ -78,7 +86,9 @@ export async function wasmToWat(wasm: Uint8Array, prog?: Program, markers: reado
     const nop = /^(\s*)\(?nop\)?$/.exec(line);
     if (nop !== null && func !== undefined && next < func.length) {
       const idx = func[next++] as number;
-      out.push(`${nop[1] ?? ''};; insn ${idx}: ${disasmInsn(prog.insns, idx, 'kernel').replace(/^\d+: /, '')}`);
+      out.push(
+        `${nop[1] ?? ''};; insn ${idx}: ${disasmInsn(prog.insns, idx, 'kernel').replace(/^\d+: /, '')}`,
+      );
       continue;
     }
     out.push(line);

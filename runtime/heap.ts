@@ -49,7 +49,8 @@ export class HeapArena {
   /** Frees an allocation made by `alloc`. */
   release(addr: number): void {
     const size = this.sizes.get(addr);
-    if (size === undefined) throw new UsageError(`free of 0x${addr.toString(16)}, which was not allocated`);
+    if (size === undefined)
+      throw new UsageError(`free of 0x${addr.toString(16)}, which was not allocated`);
     this.sizes.delete(addr);
     this.free.push({ addr, size });
   }

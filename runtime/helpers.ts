@@ -40,8 +40,16 @@ export function baseHelpers(host: HelperHost): HelperProto[] {
   return [
     { id: BPF_FUNC_ktime_get_ns, name: 'bpf_ktime_get_ns', fn: () => host.clock() },
     { id: BPF_FUNC_ktime_get_boot_ns, name: 'bpf_ktime_get_boot_ns', fn: () => host.clock() },
-    { id: BPF_FUNC_get_prandom_u32, name: 'bpf_get_prandom_u32', fn: () => BigInt(host.random() >>> 0) },
-    { id: BPF_FUNC_get_smp_processor_id, name: 'bpf_get_smp_processor_id', fn: () => BigInt(host.cpu()) },
+    {
+      id: BPF_FUNC_get_prandom_u32,
+      name: 'bpf_get_prandom_u32',
+      fn: () => BigInt(host.random() >>> 0),
+    },
+    {
+      id: BPF_FUNC_get_smp_processor_id,
+      name: 'bpf_get_smp_processor_id',
+      fn: () => BigInt(host.cpu()),
+    },
   ];
 }
 

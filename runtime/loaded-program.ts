@@ -100,7 +100,11 @@ export class LoadedProgram {
    */
   get input(): Uint8Array {
     if (this.inputView.buffer !== this.vm.memory.buffer) {
-      this.inputView = new Uint8Array(this.vm.memory.buffer, this.vm.worker.packet, PACKET_CAPACITY);
+      this.inputView = new Uint8Array(
+        this.vm.memory.buffer,
+        this.vm.worker.packet,
+        PACKET_CAPACITY,
+      );
     }
     return this.inputView;
   }
@@ -174,7 +178,9 @@ export class LoadedProgram {
    * r0 (a view into Vm memory, valid until the next run or memory growth).
    */
   runBatch(batch: Batch | readonly Uint8Array[]): Uint32Array {
-    const b = Array.isArray(batch) ? this.prepareBatch(batch as readonly Uint8Array[]) : (batch as Batch);
+    const b = Array.isArray(batch)
+      ? this.prepareBatch(batch as readonly Uint8Array[])
+      : (batch as Batch);
     try {
       if (this.engine === 'jit') {
         try {
@@ -208,7 +214,9 @@ export class LoadedProgram {
       return input;
     }
     if (input.length > PACKET_CAPACITY) {
-      throw new UsageError(`input of ${input.length} bytes exceeds the packet capacity of ${PACKET_CAPACITY}`);
+      throw new UsageError(
+        `input of ${input.length} bytes exceeds the packet capacity of ${PACKET_CAPACITY}`,
+      );
     }
     this.input.set(input);
     return input.length;

@@ -36,14 +36,20 @@ export function trapToError(e: unknown, view: DataView, ctrl: number): BpfError 
     const aux = view.getBigUint64(ctrl + CTRL_ERR_AUX, true);
     view.setUint32(ctrl + CTRL_ERR_CODE, 0, true);
     const kind = KIND_BY_CODE.get(code) ?? 'trap';
-    const detail = kind === 'mem' || kind === 'align' ? ` at 0x${aux.toString(16)}` : kind === 'call' ? ` (target ${aux})` : '';
+    const detail =
+      kind === 'mem' || kind === 'align'
+        ? ` at 0x${aux.toString(16)}`
+        : kind === 'call'
+          ? ` (target ${aux})`
+          : '';
     return new ExecError(insn, kind, REASONS[kind] + detail, { cause: e });
   }
   const msg = e instanceof Error ? e.message : String(e);
   let kind: ExecErrorKind = 'trap';
   if (/memory access out of bounds/i.test(msg)) kind = 'mem';
   else if (/unaligned/i.test(msg)) kind = 'align';
-  else if (/table index|null function|signature mismatch|function signature/i.test(msg)) kind = 'call';
+  else if (/table index|null function|signature mismatch|function signature/i.test(msg))
+    kind = 'call';
   else if (e instanceof RangeError && /call stack/i.test(msg)) kind = 'stack';
   return new ExecError(null, kind, `${REASONS[kind]}: ${msg}`, { cause: e });
 }

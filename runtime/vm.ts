@@ -105,7 +105,10 @@ export class Vm {
     this.table = new WebAssembly.Table({ element: 'anyfunc', initial: FUNC_TOKEN_BASE });
     this.globals = {
       sp: new WebAssembly.Global({ value: 'i32', mutable: true }, this.worker.stackTop),
-      stackLimit: new WebAssembly.Global({ value: 'i32', mutable: false }, this.worker.progStackLimit),
+      stackLimit: new WebAssembly.Global(
+        { value: 'i32', mutable: false },
+        this.worker.progStackLimit,
+      ),
       ctrl: new WebAssembly.Global({ value: 'i32', mutable: false }, this.worker.ctrl),
       ctx: new WebAssembly.Global({ value: 'i32', mutable: false }, this.worker.ctx),
     };
@@ -150,17 +153,22 @@ export class Vm {
   async load(prog: Program, opts: LoadOptions = {}): Promise<LoadedProgram> {
     if (this.closed) throw new UsageError('the Vm is closed');
     if (opts.verify === true) {
-      throw new UsageError('the verifier is not available yet: load with { verify: false } to run unverified');
+      throw new UsageError(
+        'the verifier is not available yet: load with { verify: false } to run unverified',
+      );
     }
     const engine = opts.engine ?? 'jit';
-    if (engine !== 'jit' && engine !== 'interp') throw new UsageError(`unknown engine '${String(engine)}'`);
+    if (engine !== 'jit' && engine !== 'interp')
+      throw new UsageError(`unknown engine '${String(engine)}'`);
     const type = opts.type ?? prog.type;
     if (type !== 'mem' && type !== 'xdp') {
       throw new UsageError(`program type '${type}' cannot run yet (supported: mem, xdp)`);
     }
     const links = this.link(prog);
     const id = this.nextProgram++;
-    prog.subprogs.forEach((_, k) => this.tokens.set(links.funcTokenBase + k, { prog, links, subprog: k }));
+    prog.subprogs.forEach((_, k) =>
+      this.tokens.set(links.funcTokenBase + k, { prog, links, subprog: k }),
+    );
     return this.prepare({ id, prog, type, links }, engine, opts);
   }
 
@@ -170,7 +178,12 @@ export class Vm {
    * uses this to run the same linked program (same tokens, same helper block) on another engine.
    */
   async prepare(
-    linked: { readonly id: number; readonly prog: Program; readonly type: ProgType; readonly links: ProgLinks },
+    linked: {
+      readonly id: number;
+      readonly prog: Program;
+      readonly type: ProgType;
+      readonly links: ProgLinks;
+    },
     engine: Engine,
     opts: LoadOptions = {},
   ): Promise<LoadedProgram> {
@@ -247,12 +260,16 @@ export class Vm {
 
   private link(prog: Program): ProgLinks {
     if (this.nextProgram >= FUNC_TOKEN_BASE / HELPER_BLOCK_SIZE) {
-      throw new LinkError('program', `too many programs in one Vm (limit ${FUNC_TOKEN_BASE / HELPER_BLOCK_SIZE})`);
+      throw new LinkError(
+        'program',
+        `too many programs in one Vm (limit ${FUNC_TOKEN_BASE / HELPER_BLOCK_SIZE})`,
+      );
     }
     const helperBase = this.nextProgram * HELPER_BLOCK_SIZE;
     const funcTokenBase = this.nextToken;
     this.nextToken += prog.subprogs.length;
-    if (this.nextToken > this.table.length) this.table.grow(this.nextToken - this.table.length + 64);
+    if (this.nextToken > this.table.length)
+      this.table.grow(this.nextToken - this.table.length + 64);
     const ldImm64 = new Map<number, bigint>();
     prog.insns.forEach((i, idx) => {
       if (!isLdImm64(i) || prog.ops[idx] === undefined || i.src === 0) return;
@@ -261,7 +278,10 @@ export class Vm {
         ldImm64.set(idx, BigInt(funcTokenBase + subprogIndexOf(prog, t)));
         return;
       }
-      throw new LinkError(`lddw src=${i.src}`, `insn ${idx}: lddw with src=${i.src} needs maps, which this Vm has none of yet`);
+      throw new LinkError(
+        `lddw src=${i.src}`,
+        `insn ${idx}: lddw with src=${i.src} needs maps, which this Vm has none of yet`,
+      );
     });
     return { helperBase, funcTokenBase, ldImm64 };
   }
@@ -288,12 +308,21 @@ export class Vm {
       const imports: Record<string, (...a: bigint[]) => bigint> = {};
       protos.forEach((p, k) => {
         imports[`h${k}`] = (r1, r2, r3, r4, r5) =>
-          BigInt.asIntN(64, p.fn([r1 ?? 0n, r2 ?? 0n, r3 ?? 0n, r4 ?? 0n, r5 ?? 0n].map((v) => BigInt.asUintN(64, v)) as unknown as HelperArgs));
+          BigInt.asIntN(
+            64,
+            p.fn(
+              [r1 ?? 0n, r2 ?? 0n, r3 ?? 0n, r4 ?? 0n, r5 ?? 0n].map((v) =>
+                BigInt.asUintN(64, v),
+              ) as unknown as HelperArgs,
+            ),
+          );
       });
       const inst = await WebAssembly.instantiate(await WebAssembly.compile(wasm), {
         [ADAPTER_IMPORT_MODULE]: imports,
       });
-      this.adapters = new Map(protos.map((p, k) => [p.id, inst.exports[`h${k}`] as WebAssembly.ExportValue]));
+      this.adapters = new Map(
+        protos.map((p, k) => [p.id, inst.exports[`h${k}`] as WebAssembly.ExportValue]),
+      );
     }
     for (const [id, fn] of this.adapters) this.table.set(base + id, fn);
   }

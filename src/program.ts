@@ -172,14 +172,24 @@ function checkSubprogs(prog: Program): void {
       const i = insns[idx] as Insn;
       const info = ops[idx];
       if (info === undefined) {
-        if (idx === sp.start) throw new DecodeError(idx, `jump into the middle of ldimm64 insn ${idx - 1}`);
+        if (idx === sp.start)
+          throw new DecodeError(idx, `jump into the middle of ldimm64 insn ${idx - 1}`);
         continue;
       }
-      if (writtenReg(i, info) === BPF_REG_FP) throw new DecodeError(idx, 'frame pointer is read only');
+      if (writtenReg(i, info) === BPF_REG_FP)
+        throw new DecodeError(idx, 'frame pointer is read only');
       if ((info.kind === 'ldabs' || info.kind === 'ldind') && prog.subprogs.length > 1) {
-        throw new DecodeError(idx, 'BPF_LD_[ABS|IND] instructions cannot be mixed with bpf-to-bpf calls');
+        throw new DecodeError(
+          idx,
+          'BPF_LD_[ABS|IND] instructions cannot be mixed with bpf-to-bpf calls',
+        );
       }
-      if (info.kind === 'jmp' || info.kind === 'ja' || info.kind === 'ja32' || info.kind === 'may_goto') {
+      if (
+        info.kind === 'jmp' ||
+        info.kind === 'ja' ||
+        info.kind === 'ja32' ||
+        info.kind === 'may_goto'
+      ) {
         checkJump(prog, sp, idx, jumpTarget(i, idx, info));
       } else if (info.kind === 'gotox') {
         for (const t of prog.gotoxTargets.get(idx) ?? []) checkJump(prog, sp, idx, t);

@@ -50,7 +50,11 @@ export async function runConformanceFile(path: string, engine: Engine): Promise<
     const loaded = await vm.load(prog, { engine, verify: false });
     const r0 = loaded.run(data.mem.length === 0 ? undefined : data.mem);
     if (data.error !== undefined) {
-      return { name, status: 'fail', detail: `expected error '${data.error}', got r0 = 0x${r0.toString(16)}` };
+      return {
+        name,
+        status: 'fail',
+        detail: `expected error '${data.error}', got r0 = 0x${r0.toString(16)}`,
+      };
     }
     if (r0 !== data.result) {
       return {
@@ -62,7 +66,11 @@ export async function runConformanceFile(path: string, engine: Engine): Promise<
     return { name, status: 'pass' };
   } catch (e) {
     if (data.error !== undefined && isBpfError(e)) return { name, status: 'pass' };
-    return { name, status: 'fail', detail: e instanceof Error ? `${e.name}: ${e.message}` : String(e) };
+    return {
+      name,
+      status: 'fail',
+      detail: e instanceof Error ? `${e.name}: ${e.message}` : String(e),
+    };
   } finally {
     vm.close();
   }
@@ -72,6 +80,7 @@ export async function runConformanceFile(path: string, engine: Engine): Promise<
 export async function runConformance(dir: string, engine: Engine): Promise<ConformanceSummary> {
   const results: ConformanceResult[] = [];
   for (const f of listDataFiles(dir)) results.push(await runConformanceFile(f, engine));
-  const count = (s: ConformanceResult['status']): number => results.filter((r) => r.status === s).length;
+  const count = (s: ConformanceResult['status']): number =>
+    results.filter((r) => r.status === s).length;
   return { results, passed: count('pass'), failed: count('fail'), skipped: count('skip') };
 }

@@ -28,16 +28,29 @@ export function readInputFile(path: string): Buffer {
 }
 
 /** The instruction slots of a `.s`, `.asm`, `.data` or raw bytecode file. */
-export function readInsns(path: string): { insns: Insn[]; mem: Uint8Array | undefined; expected: bigint | undefined } {
+export function readInsns(path: string): {
+  insns: Insn[];
+  mem: Uint8Array | undefined;
+  expected: bigint | undefined;
+} {
   const ext = extname(path);
   const bytes = readInputFile(path);
-  if (ext === '.s' || ext === '.asm') return { insns: assemble(bytes.toString('utf8')), mem: undefined, expected: undefined };
+  if (ext === '.s' || ext === '.asm')
+    return { insns: assemble(bytes.toString('utf8')), mem: undefined, expected: undefined };
   if (ext === '.data') {
     const d = parseDataFile(bytes.toString('utf8'), basename(path));
     if (d.skip !== undefined) throw new UsageError(`${path}: ${d.skip}`);
-    return { insns: d.raw ?? assemble(d.asm ?? ''), mem: d.mem.length > 0 ? d.mem : undefined, expected: d.result };
+    return {
+      insns: d.raw ?? assemble(d.asm ?? ''),
+      mem: d.mem.length > 0 ? d.mem : undefined,
+      expected: d.result,
+    };
   }
-  return { insns: decodeInsns(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)), mem: undefined, expected: undefined };
+  return {
+    insns: decodeInsns(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)),
+    mem: undefined,
+    expected: undefined,
+  };
 }
 
 /** Reads and checks a program. The type defaults to `mem`, or `xdp` for `*.xdp.bin`. */
@@ -50,7 +63,8 @@ export function readProgram(path: string, type?: ProgType): ProgramFile {
 /** Parses hex bytes: `aabb`, `aa bb`, `0xaa,0xbb`. */
 export function parseHex(text: string): Uint8Array {
   const clean = text.replace(/0x/gi, '').replace(/[\s,:]/g, '');
-  if (clean.length % 2 !== 0 || /[^0-9a-f]/i.test(clean)) throw new UsageError(`bad hex bytes '${text}'`);
+  if (clean.length % 2 !== 0 || /[^0-9a-f]/i.test(clean))
+    throw new UsageError(`bad hex bytes '${text}'`);
   const out = new Uint8Array(clean.length / 2);
   for (let k = 0; k < out.length; k++) out[k] = parseInt(clean.slice(2 * k, 2 * k + 2), 16);
   return out;

@@ -73,7 +73,12 @@ export async function main(argv: readonly string[]): Promise<number> {
   let values: Values;
   let positionals: string[];
   try {
-    const parsed = parseArgs({ args: [...rest], options: OPTIONS, allowPositionals: true, strict: true });
+    const parsed = parseArgs({
+      args: [...rest],
+      options: OPTIONS,
+      allowPositionals: true,
+      strict: true,
+    });
     values = parsed.values as Values;
     positionals = parsed.positionals;
   } catch (e) {
@@ -107,7 +112,8 @@ function one(positionals: string[], what: string): string {
 
 function engineOf(v: Values): Engine {
   const e = v['engine'] ?? 'jit';
-  if (e !== 'jit' && e !== 'interp') throw new UsageError(`--engine must be jit or interp, not '${String(e)}'`);
+  if (e !== 'jit' && e !== 'interp')
+    throw new UsageError(`--engine must be jit or interp, not '${String(e)}'`);
   return e;
 }
 
@@ -145,14 +151,24 @@ async function dispatch(cmd: string, pos: string[], v: Values): Promise<number> 
       const { program } = readProgram(one(pos, 'program file'), typeOf(v));
       const vm = Vm.create();
       const loaded = await vm.load(program, { engine: 'jit', verify: false, annotate: true });
-      process.stdout.write(await wasmToWat(loaded.compiled?.wasm ?? new Uint8Array(), program, loaded.compiled?.markers ?? []));
+      process.stdout.write(
+        await wasmToWat(
+          loaded.compiled?.wasm ?? new Uint8Array(),
+          program,
+          loaded.compiled?.markers ?? [],
+        ),
+      );
       return 0;
     }
     case 'conformance': {
       const s = await runConformance(one(pos, 'directory'), engineOf(v));
-      for (const r of s.results) if (r.status === 'fail') console.log(`FAIL ${r.name}: ${r.detail ?? ''}`);
-      for (const r of s.results) if (r.status === 'skip') console.log(`SKIP ${r.name}: ${r.detail ?? ''}`);
-      console.log(`${s.passed} passed, ${s.failed} failed${s.skipped > 0 ? `, ${s.skipped} skipped` : ''}`);
+      for (const r of s.results)
+        if (r.status === 'fail') console.log(`FAIL ${r.name}: ${r.detail ?? ''}`);
+      for (const r of s.results)
+        if (r.status === 'skip') console.log(`SKIP ${r.name}: ${r.detail ?? ''}`);
+      console.log(
+        `${s.passed} passed, ${s.failed} failed${s.skipped > 0 ? `, ${s.skipped} skipped` : ''}`,
+      );
       return s.failed > 0 ? 1 : 0;
     }
     default:
@@ -168,7 +184,8 @@ async function runCommand(path: string, v: Values): Promise<number> {
   if (typeof v['mem-file'] === 'string') input = new Uint8Array(readInputFile(v['mem-file']));
   const repeatText = v['repeat'];
   const repeat = repeatText === undefined ? 0 : Number(repeatText);
-  if (!Number.isInteger(repeat) || repeat < 0) throw new UsageError('--repeat takes a whole number');
+  if (!Number.isInteger(repeat) || repeat < 0)
+    throw new UsageError('--repeat takes a whole number');
   const vm = Vm.create();
   const prog = await vm.load(program, { engine, verify: false });
   const r0 = prog.run(input);

@@ -32,7 +32,13 @@ export interface Insn {
 
 /** Builds an `Insn`, normalising `off` to s16 and `imm` to s32. */
 export function insn(code: number, dst: Reg, src: Reg, off: number, imm: number): Insn {
-  return { code: code & 0xff, dst: dst & 0xf, src: src & 0xf, off: (off << 16) >> 16, imm: imm | 0 };
+  return {
+    code: code & 0xff,
+    dst: dst & 0xf,
+    src: src & 0xf,
+    off: (off << 16) >> 16,
+    imm: imm | 0,
+  };
 }
 
 /** True for the first slot of `lddw`. */
@@ -170,7 +176,11 @@ export function checkInsn(i: Insn, idx: number): OpInfo {
       break;
     case 'call':
       if (i.dst !== 0) bad('BPF_CALL');
-      if (i.src !== BPF_HELPER_CALL && i.src !== BPF_PSEUDO_CALL && i.src !== BPF_PSEUDO_KFUNC_CALL) {
+      if (
+        i.src !== BPF_HELPER_CALL &&
+        i.src !== BPF_PSEUDO_CALL &&
+        i.src !== BPF_PSEUDO_KFUNC_CALL
+      ) {
         bad('BPF_CALL');
       }
       if (i.src !== BPF_PSEUDO_KFUNC_CALL && i.off !== 0) bad('BPF_CALL');

@@ -82,17 +82,7 @@ export type AluOp =
 
 /** Conditions of conditional jumps. */
 export type JmpCond =
-  | 'eq'
-  | 'gt'
-  | 'ge'
-  | 'set'
-  | 'ne'
-  | 'sgt'
-  | 'sge'
-  | 'lt'
-  | 'le'
-  | 'slt'
-  | 'sle';
+  'eq' | 'gt' | 'ge' | 'set' | 'ne' | 'sgt' | 'sge' | 'lt' | 'le' | 'slt' | 'sle';
 
 /** Atomic read-modify-write operations (imm of BPF_STX | BPF_ATOMIC, fetch bit aside). */
 export type AtomicOp = 'add' | 'or' | 'and' | 'xor' | 'xchg' | 'cmpxchg';
@@ -230,26 +220,91 @@ function buildTable(): OpInfo[] {
     [BPF_ALU, 32, '32'],
   ] as const) {
     for (const [op, bits] of ALU_OPS) {
-      t.push({ kind: 'alu', op, width, source: 'imm', mnemonic: op + suffix, code: cls | BPF_K | bits });
-      t.push({ kind: 'alu', op, width, source: 'reg', mnemonic: op + suffix, code: cls | BPF_X | bits });
+      t.push({
+        kind: 'alu',
+        op,
+        width,
+        source: 'imm',
+        mnemonic: op + suffix,
+        code: cls | BPF_K | bits,
+      });
+      t.push({
+        kind: 'alu',
+        op,
+        width,
+        source: 'reg',
+        mnemonic: op + suffix,
+        code: cls | BPF_X | bits,
+      });
     }
     for (const [op, bits] of [
       ['sdiv', BPF_DIV],
       ['smod', BPF_MOD],
     ] as const) {
-      t.push({ kind: 'alu', op, width, source: 'imm', mnemonic: op + suffix, code: cls | BPF_K | bits, off: 1 });
-      t.push({ kind: 'alu', op, width, source: 'reg', mnemonic: op + suffix, code: cls | BPF_X | bits, off: 1 });
+      t.push({
+        kind: 'alu',
+        op,
+        width,
+        source: 'imm',
+        mnemonic: op + suffix,
+        code: cls | BPF_K | bits,
+        off: 1,
+      });
+      t.push({
+        kind: 'alu',
+        op,
+        width,
+        source: 'reg',
+        mnemonic: op + suffix,
+        code: cls | BPF_X | bits,
+        off: 1,
+      });
     }
-    t.push({ kind: 'alu', op: 'neg', width, source: 'imm', mnemonic: 'neg' + suffix, code: cls | BPF_K | BPF_NEG });
+    t.push({
+      kind: 'alu',
+      op: 'neg',
+      width,
+      source: 'imm',
+      mnemonic: 'neg' + suffix,
+      code: cls | BPF_K | BPF_NEG,
+    });
     const sx: readonly (8 | 16 | 32)[] = width === 64 ? [8, 16, 32] : [8, 16];
     for (const b of sx) {
-      t.push({ kind: 'movsx', width, bits: b, mnemonic: `movsx${b}${width}`, code: cls | BPF_X | BPF_MOV, off: b });
+      t.push({
+        kind: 'movsx',
+        width,
+        bits: b,
+        mnemonic: `movsx${b}${width}`,
+        code: cls | BPF_X | BPF_MOV,
+        off: b,
+      });
     }
   }
   for (const bits of [16, 32, 64] as const) {
-    t.push({ kind: 'end', order: 'le', bits, mnemonic: `le${bits}`, code: BPF_ALU | BPF_K | BPF_END, imm: bits });
-    t.push({ kind: 'end', order: 'be', bits, mnemonic: `be${bits}`, code: BPF_ALU | BPF_X | BPF_END, imm: bits });
-    t.push({ kind: 'end', order: 'swap', bits, mnemonic: `bswap${bits}`, code: BPF_ALU64 | BPF_K | BPF_END, imm: bits });
+    t.push({
+      kind: 'end',
+      order: 'le',
+      bits,
+      mnemonic: `le${bits}`,
+      code: BPF_ALU | BPF_K | BPF_END,
+      imm: bits,
+    });
+    t.push({
+      kind: 'end',
+      order: 'be',
+      bits,
+      mnemonic: `be${bits}`,
+      code: BPF_ALU | BPF_X | BPF_END,
+      imm: bits,
+    });
+    t.push({
+      kind: 'end',
+      order: 'swap',
+      bits,
+      mnemonic: `bswap${bits}`,
+      code: BPF_ALU64 | BPF_K | BPF_END,
+      imm: bits,
+    });
   }
   t.push({ kind: 'lddw', mnemonic: 'lddw', code: BPF_LD | BPF_DW | BPF_IMM });
   for (const [size, sz, s] of SIZES) {
@@ -268,19 +323,65 @@ function buildTable(): OpInfo[] {
   ] as const) {
     const code = BPF_STX | sz | BPF_ATOMIC;
     for (const [op, bits] of ATOMIC_OPS) {
-      t.push({ kind: 'atomic', op, fetch: false, size, mnemonic: `lock ${op}${suffix}`, code, imm: bits });
-      t.push({ kind: 'atomic', op, fetch: true, size, mnemonic: `lock fetch ${op}${suffix}`, code, imm: bits | BPF_FETCH });
+      t.push({
+        kind: 'atomic',
+        op,
+        fetch: false,
+        size,
+        mnemonic: `lock ${op}${suffix}`,
+        code,
+        imm: bits,
+      });
+      t.push({
+        kind: 'atomic',
+        op,
+        fetch: true,
+        size,
+        mnemonic: `lock fetch ${op}${suffix}`,
+        code,
+        imm: bits | BPF_FETCH,
+      });
     }
-    t.push({ kind: 'atomic', op: 'xchg', fetch: true, size, mnemonic: `lock xchg${suffix}`, code, imm: BPF_XCHG });
-    t.push({ kind: 'atomic', op: 'cmpxchg', fetch: true, size, mnemonic: `lock cmpxchg${suffix}`, code, imm: BPF_CMPXCHG });
+    t.push({
+      kind: 'atomic',
+      op: 'xchg',
+      fetch: true,
+      size,
+      mnemonic: `lock xchg${suffix}`,
+      code,
+      imm: BPF_XCHG,
+    });
+    t.push({
+      kind: 'atomic',
+      op: 'cmpxchg',
+      fetch: true,
+      size,
+      mnemonic: `lock cmpxchg${suffix}`,
+      code,
+      imm: BPF_CMPXCHG,
+    });
   }
   for (const [cls, width, suffix] of [
     [BPF_JMP, 64, ''],
     [BPF_JMP32, 32, '32'],
   ] as const) {
     for (const [cond, bits] of JMP_CONDS) {
-      t.push({ kind: 'jmp', cond, width, source: 'imm', mnemonic: `j${cond}${suffix}`, code: cls | BPF_K | bits });
-      t.push({ kind: 'jmp', cond, width, source: 'reg', mnemonic: `j${cond}${suffix}`, code: cls | BPF_X | bits });
+      t.push({
+        kind: 'jmp',
+        cond,
+        width,
+        source: 'imm',
+        mnemonic: `j${cond}${suffix}`,
+        code: cls | BPF_K | bits,
+      });
+      t.push({
+        kind: 'jmp',
+        cond,
+        width,
+        source: 'reg',
+        mnemonic: `j${cond}${suffix}`,
+        code: cls | BPF_X | bits,
+      });
     }
   }
   t.push({ kind: 'ja', mnemonic: 'ja', code: BPF_JMP | BPF_JA });

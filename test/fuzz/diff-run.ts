@@ -47,7 +47,8 @@ function makeVm(): Vm {
       {
         id: TEST_HELPER_ID,
         name: 'test_mix',
-        fn: ([a, b, c, d, e]) => BigInt.asUintN(64, a * 3n + (b ^ (c << 7n)) - d * 0x9e3779b97f4a7c15n + (e >> 3n)),
+        fn: ([a, b, c, d, e]) =>
+          BigInt.asUintN(64, a * 3n + (b ^ (c << 7n)) - d * 0x9e3779b97f4a7c15n + (e >> 3n)),
       },
     ],
   });
@@ -66,7 +67,9 @@ function runOnce(vm: Vm, p: LoadedProgram, input: Uint8Array): Outcome {
     result = `r0=${p.run(input).toString(16)}`;
   } catch (e) {
     if (!isBpfError(e)) throw e;
-    result = isExecError(e) ? `error ${e.kind} at insn ${String(e.insnIdx)}` : `error ${e.name}: ${e.message}`;
+    result = isExecError(e)
+      ? `error ${e.kind} at insn ${String(e.insnIdx)}`
+      : `error ${e.name}: ${e.message}`;
   }
   const after = vm.u8();
   return {
@@ -77,16 +80,22 @@ function runOnce(vm: Vm, p: LoadedProgram, input: Uint8Array): Outcome {
 }
 
 /** Runs one program on both engines; returns what differs, or undefined. */
-export async function compareOne(vm: Vm, prog: Program, input: Uint8Array): Promise<{ what: string; interp: string; jit: string; failed: boolean } | undefined> {
+export async function compareOne(
+  vm: Vm,
+  prog: Program,
+  input: Uint8Array,
+): Promise<{ what: string; interp: string; jit: string; failed: boolean } | undefined> {
   const interp = await vm.load(prog, { engine: 'interp', verify: false });
   const a = runOnce(vm, interp, input);
   // The JIT has no instruction budget (deadlines come with termination): never run it on a
   // program the interpreter could not finish.
-  if (a.result.startsWith('error insn-budget')) return { what: '', interp: a.result, jit: '', failed: true };
+  if (a.result.startsWith('error insn-budget'))
+    return { what: '', interp: a.result, jit: '', failed: true };
   const jit = await interp.withEngine('jit');
   const b = runOnce(vm, jit, input);
   for (const what of ['result', 'input', 'stack'] as const) {
-    if (a[what] !== b[what]) return { what, interp: a[what], jit: b[what], failed: a.result.startsWith('error') };
+    if (a[what] !== b[what])
+      return { what, interp: a[what], jit: b[what], failed: a.result.startsWith('error') };
   }
   return a.result.startsWith('error') ? { what: '', interp: '', jit: '', failed: true } : undefined;
 }
@@ -101,7 +110,8 @@ export async function minimize(insns: readonly Insn[], input: Uint8Array): Promi
   let loads = 0;
   for (let idx = 0; idx < cur.length; idx++) {
     const i = cur[idx] as Insn;
-    if (i.code === 0x95 || i.code === 0x05 || i.code === 0 || (i.code === 0x18 && i.src !== 0)) continue;
+    if (i.code === 0x95 || i.code === 0x05 || i.code === 0 || (i.code === 0x18 && i.src !== 0))
+      continue;
     const trial = [...cur];
     trial[idx] = insn(0x05, 0, 0, 0, 0);
     if (i.code === 0x18) trial[idx + 1] = insn(0x05, 0, 0, 0, 0);
@@ -124,7 +134,11 @@ export async function minimize(insns: readonly Insn[], input: Uint8Array): Promi
 }
 
 /** Runs `count` programs from seeds `seed`, `seed + 1`, ...; returns the mismatches. */
-export async function runDifferential(seed: number, count: number, opts: { minimize?: boolean } = {}): Promise<DiffSummary> {
+export async function runDifferential(
+  seed: number,
+  count: number,
+  opts: { minimize?: boolean } = {},
+): Promise<DiffSummary> {
   const mismatches: Mismatch[] = [];
   let errors = 0;
   let vm = makeVm();
@@ -139,14 +153,26 @@ export async function runDifferential(seed: number, count: number, opts: { minim
     try {
       prog = createProgram(gen.insns, { name: `diff_${s}`, type: 'mem' });
     } catch (e) {
-      mismatches.push({ seed: s, what: 'generator made an invalid program', interp: String(e), jit: '', disasm: '' });
+      mismatches.push({
+        seed: s,
+        what: 'generator made an invalid program',
+        interp: String(e),
+        jit: '',
+        disasm: '',
+      });
       continue;
     }
     const d = await compareOne(vm, prog, gen.input);
     if (d?.failed === true) errors++;
     if (d !== undefined && d.what !== '') {
       const shown = opts.minimize === true ? await minimize(prog.insns, gen.input) : prog.insns;
-      mismatches.push({ seed: s, what: d.what, interp: d.interp, jit: d.jit, disasm: disassemble(shown, { syntax: 'asm', showIndex: true }) });
+      mismatches.push({
+        seed: s,
+        what: d.what,
+        interp: d.interp,
+        jit: d.jit,
+        disasm: disassemble(shown, { syntax: 'asm', showIndex: true }),
+      });
     }
   }
   vm.close();

@@ -89,7 +89,9 @@ export function generateProgram(rng: Prng): GeneratedProgram {
   const calls: { func: number; at: number; target: number; kind: 'call' | 'lddw' }[] = [];
   for (let f = 0; f < nFuncs; f++) {
     const out: Insn[] = [];
-    const g = new Gen(rng, out, nFuncs, (at, target, kind) => calls.push({ func: f, at, target, kind }));
+    const g = new Gen(rng, out, nFuncs, (at, target, kind) =>
+      calls.push({ func: f, at, target, kind }),
+    );
     // r9 = the input: r1 in the entry; callers pass it in r5 to callees.
     out.push(insn(BPF_ALU64 | BPF_X | 0xb0, 9, f === 0 ? 1 : 5, 0, 0));
     for (const r of [0, 1, 2, 3, 4, 5, 6, 7, 8]) {
@@ -97,7 +99,10 @@ export function generateProgram(rng: Prng): GeneratedProgram {
       if (f > 0 && r >= 1 && r <= 5) continue; // arguments
       g.setRandom(r);
     }
-    g.body({ writable: [0, 1, 2, 3, 4, 5, 6, 7, 8], depth: 3, inLoop: false, func: f }, 6 + rng.int(f === 0 ? 30 : 14));
+    g.body(
+      { writable: [0, 1, 2, 3, 4, 5, 6, 7, 8], depth: 3, inLoop: false, func: f },
+      6 + rng.int(f === 0 ? 30 : 14),
+    );
     // Fold every register into r0 so that the result depends on all of them.
     for (const r of [1, 2, 3, 4, 5, 6, 7, 8]) out.push(insn(BPF_ALU64 | BPF_X | 0xa0, 0, r, 0, 0));
     out.push(insn(EXIT, 0, 0, 0, 0));
@@ -125,7 +130,12 @@ class Gen {
   private readonly nFuncs: number;
   private readonly onCall: (at: number, target: number, kind: 'call' | 'lddw') => void;
 
-  constructor(rng: Prng, out: Insn[], nFuncs: number, onCall: (at: number, target: number, kind: 'call' | 'lddw') => void) {
+  constructor(
+    rng: Prng,
+    out: Insn[],
+    nFuncs: number,
+    onCall: (at: number, target: number, kind: 'call' | 'lddw') => void,
+  ) {
     this.rng = rng;
     this.out = out;
     this.nFuncs = nFuncs;
@@ -162,7 +172,10 @@ class Gen {
       const info = r.pick(ALU_INFOS);
       const cls = info.width === 64 ? BPF_ALU64 : BPF_ALU;
       const opBits = info.code & 0xf0;
-      if (info.source === 'imm') this.out.push(insn(cls | BPF_K | opBits, dst, 0, info.off ?? 0, info.op === 'neg' ? 0 : this.imm()));
+      if (info.source === 'imm')
+        this.out.push(
+          insn(cls | BPF_K | opBits, dst, 0, info.off ?? 0, info.op === 'neg' ? 0 : this.imm()),
+        );
       else this.out.push(insn(cls | BPF_X | opBits, dst, src, info.off ?? 0, 0));
     } else if (roll < 38) {
       const info = r.pick(MOVSX_INFOS);
@@ -217,7 +230,8 @@ class Gen {
     const [base, off] = this.slot(size, false);
     const kind = r.int(4);
     if (kind === 0) this.out.push(insn(BPF_LDX | BPF_MEM | sz, dst, base, off, 0));
-    else if (kind === 1 && size !== 8) this.out.push(insn(BPF_LDX | BPF_MEMSX | sz, dst, base, off, 0));
+    else if (kind === 1 && size !== 8)
+      this.out.push(insn(BPF_LDX | BPF_MEMSX | sz, dst, base, off, 0));
     else if (kind === 2) this.out.push(insn(BPF_ST | BPF_MEM | sz, base, 0, off, this.imm()));
     else this.out.push(insn(BPF_STX | BPF_MEM | sz, base, src, off, 0));
     void ctx;
@@ -230,7 +244,9 @@ class Gen {
     // fetch forms write src, cmpxchg writes r0: keep those within the writable set
     const src = info.fetch && info.op !== 'cmpxchg' ? r.pick(ctx.writable) : r.int(10);
     if (info.op === 'cmpxchg' && !ctx.writable.includes(0)) return;
-    this.out.push(insn(BPF_STX | BPF_ATOMIC | (info.size === 8 ? BPF_DW : BPF_W), base, src, off, info.imm));
+    this.out.push(
+      insn(BPF_STX | BPF_ATOMIC | (info.size === 8 ? BPF_DW : BPF_W), base, src, off, info.imm),
+    );
   }
 
   private patchOff(at: number, off: number): void {
@@ -244,7 +260,15 @@ class Gen {
     const cls = info.width === 64 ? BPF_JMP : BPF_JMP32;
     const code = cls | (info.source === 'imm' ? BPF_K : BPF_X) | (info.code & 0xf0);
     const at = this.out.length;
-    this.out.push(insn(code, r.int(10), info.source === 'reg' ? r.int(10) : 0, 0, info.source === 'imm' ? this.imm() : 0));
+    this.out.push(
+      insn(
+        code,
+        r.int(10),
+        info.source === 'reg' ? r.int(10) : 0,
+        0,
+        info.source === 'imm' ? this.imm() : 0,
+      ),
+    );
     const start = this.out.length;
     this.body({ ...ctx, depth: ctx.depth - 1 }, 1 + r.int(5));
     if (r.bool(0.3)) {
@@ -264,7 +288,10 @@ class Gen {
     const r = this.rng;
     this.out.push(insn(BPF_ALU64 | BPF_K | 0xb0, 8, 0, 0, 1 + r.int(5))); // r8 = N
     const head = this.out.length;
-    this.body({ ...ctx, writable: ctx.writable.filter((x) => x !== 8), depth: ctx.depth - 1, inLoop: true }, 1 + r.int(6));
+    this.body(
+      { ...ctx, writable: ctx.writable.filter((x) => x !== 8), depth: ctx.depth - 1, inLoop: true },
+      1 + r.int(6),
+    );
     this.out.push(insn(BPF_ALU64 | BPF_K | 0x10, 8, 0, 0, 1)); // r8 -= 1
     const back = this.out.length;
     this.out.push(insn(BPF_JMP | BPF_K | 0x50, 8, 0, head - (back + 1), 0)); // if r8 != 0 goto head

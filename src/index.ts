@@ -1,0 +1,71 @@
+/**
+ * bpfwasm's public API. Build a Program (from bytes, assembly or, later, ELF), load it into a
+ * Vm on the JIT or the interpreter, and run it.
+ *
+ * @example
+ * ```ts
+ * import { Vm, assembleProgram } from 'bpfwasm';
+ * const prog = assembleProgram('mov %r0, %r2\nexit');
+ * const vm = Vm.create();
+ * const loaded = await vm.load(prog, { verify: false });
+ * loaded.run(new Uint8Array(4)); // 4n (r2 = input length)
+ * ```
+ */
+
+export {
+  BpfError,
+  DecodeError,
+  AsmError,
+  ElfError,
+  VerifierError,
+  JitError,
+  LinkError,
+  ExecError,
+  TerminationError,
+  MapError,
+  UsageError,
+  InternalError,
+  isBpfError,
+  isExecError,
+  isVerifierError,
+  type ErrnoCode,
+  type ExecErrorKind,
+  type TerminationReason,
+} from './errors.js';
+export { insn, decodeInsns, encodeInsns, isLdImm64, type Insn, type Reg } from './isa/insn.js';
+export {
+  OP_TABLE,
+  lookupOp,
+  type OpInfo,
+  type OpKind,
+  type AluOp,
+  type JmpCond,
+} from './isa/table.js';
+export {
+  createProgram,
+  programFromBytes,
+  PROG_TYPES,
+  type Program,
+  type ProgramOptions,
+  type ProgType,
+  type Subprog,
+} from './program.js';
+export { assemble, assembleProgram } from './asm/assembler.js';
+export {
+  disassemble,
+  disassembleBytes,
+  disasmInsn,
+  type DisasmOptions,
+  type DisasmSyntax,
+} from './asm/disassembler.js';
+export { parseDataFile, type DataFile } from './asm/data-file.js';
+export { interpret } from './interp/interpreter.js';
+export type { ExecEnv, MemRegion, HelperArgs } from './interp/env.js';
+export { Vm, type VmOptions, type LoadOptions } from '../runtime/vm.js';
+export {
+  LoadedProgram,
+  type Batch,
+  type Engine,
+  type RunInput,
+} from '../runtime/loaded-program.js';
+export type { HelperProto } from '../runtime/helpers.js';

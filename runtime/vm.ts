@@ -48,6 +48,11 @@ export interface VmOptions {
   readonly seed?: number;
   /** Extra helpers (host-defined or replacing built-ins). */
   readonly helpers?: readonly HelperProto[];
+  /**
+   * Called with every module the JIT emits, before it is instantiated (tests use it to have
+   * wabt validate each one; tools can save them).
+   */
+  readonly onCompiled?: (wasm: Uint8Array, prog: Program) => void | Promise<void>;
 }
 
 /** Options of `Vm.load`. */
@@ -93,9 +98,11 @@ export class Vm {
   private view: DataView;
   private bytes: Uint8Array;
   private closed = false;
+  private readonly onCompiled: VmOptions['onCompiled'];
 
   private constructor(opts: VmOptions) {
     const host = defaultHost(opts);
+    this.onCompiled = opts.onCompiled;
     this.helpers = new HelperRegistry();
     for (const h of baseHelpers(host)) this.helpers.register(h);
     for (const h of opts.helpers ?? []) this.helpers.register(h);
@@ -204,6 +211,7 @@ export class Vm {
         annotate: opts.annotate ?? false,
       });
       if (opts.annotate === true) kept = compiled;
+      await this.onCompiled?.(compiled.wasm, prog);
       exports = await this.instantiate(compiled.wasm);
       await this.fillHelperSlots(links.helperBase);
       timings = compiled.timings;

@@ -1,0 +1,143 @@
+/**
+ * The command line, run in-process: outputs, exit statuses, usage errors.
+ */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { main } from '../../../../src/cli/main.js';
+import { conformanceDir } from '../../../helpers/conformance.js';
+
+interface Captured {
+  code: number;
+  out: string;
+  err: string;
+}
+
+async function cli(...args: string[]): Promise<Captured> {
+  let out = '';
+  let err = '';
+  const log = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => {
+    out += `${a.join(' ')}\n`;
+  });
+  const error = vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => {
+    err += `${a.join(' ')}\n`;
+  });
+  const write = vi
+    .spyOn(process.stdout, 'write')
+    .mockImplementation((chunk: string | Uint8Array) => {
+      out += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
+      return true;
+    });
+  try {
+    return { code: await main(args), out, err };
+  } finally {
+    log.mockRestore();
+    error.mockRestore();
+    write.mockRestore();
+  }
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'bpfwasm-cli-'));
+const sum = join(dir, 'sum.s');
+writeFileSync(
+  sum,
+  'mov %r0, 0\nloop:\njeq %r2, 0, exit\nldxb %r3, [%r1]\nadd %r0, %r3\nadd %r1, 1\nsub %r2, 1\nja loop\nexit\n',
+);
+
+afterEach(() => vi.restoreAllMocks());
+
+describe('bpfwasm asm and disasm', () => {
+  it('assembles to raw bytes that disassemble back to the same program', async () => {
+    const bin = join(dir, 'sum.bin');
+    expect((await cli('asm', sum, '-o', bin)).code).toBe(0);
+    expect(readFileSync(bin).length).toBe(8 * 8);
+    const d = await cli('disasm', bin);
+    expect(d.code).toBe(0);
+    expect(d.out).toContain('ldxb %r3, [%r1]');
+    const k = await cli('disasm', bin, '--syntax', 'kernel');
+    expect(k.out).toContain('(71) r3 = *(u8 *)(r1 +0)');
+  });
+
+  it('names the line and column of an assembly error and exits 1', async () => {
+    const bad = join(dir, 'bad.s');
+    writeFileSync(bad, 'mov %r0, 1\nadd %r11, 1\n');
+    const r = await cli('asm', bad, '-o', join(dir, 'bad.bin'));
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/AsmError: asm: 2:\d+:/);
+  });
+});
+
+describe('bpfwasm run', () => {
+  it('prints r0 in hex and decimal on both engines', async () => {
+    for (const engine of ['jit', 'interp']) {
+      const r = await cli('run', sum, '--mem', '01 02 03 0a', '--engine', engine);
+      expect(r.code).toBe(0);
+      expect(r.out).toBe('r0 = 0x10 (16)\n');
+    }
+  });
+
+  it('prints one JSON object with the median ns per run', async () => {
+    const r = await cli('run', sum, '--mem', 'ff', '--repeat', '2000', '--json');
+    const j = JSON.parse(r.out) as { r0: string; ns_per_run: number; engine: string };
+    expect(j.r0).toBe('255');
+    expect(j.engine).toBe('jit');
+    expect(j.ns_per_run).toBeGreaterThan(0);
+  });
+
+  it('reads the input from a file', async () => {
+    const mem = join(dir, 'mem.bin');
+    writeFileSync(mem, Buffer.from([5, 6]));
+    expect((await cli('run', sum, '--mem-file', mem, '--json')).out).toContain('"r0":"11"');
+  });
+
+  it('reports a run-time fault with its insn index and exits 1', async () => {
+    const f = join(dir, 'null.s');
+    writeFileSync(f, 'mov %r1, 0\nldxdw %r0, [%r1]\nexit\n');
+    const r = await cli('run', f);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('ExecError: insn 1: mem');
+  });
+});
+
+describe('bpfwasm jit --wat', () => {
+  it('prints the module with each BPF instruction beside its code', async () => {
+    const r = await cli('jit', sum, '--wat');
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('(module');
+    expect(r.out).toContain(';; insn 2: (71) r3 = *(u8 *)(r1 +0)');
+  });
+});
+
+describe('usage errors', () => {
+  it.each([
+    [['frobnicate'], /unknown command 'frobnicate'/],
+    [['run'], /expected exactly one program file/],
+    [['run', sum, '--engine', 'llvm'], /--engine must be jit or interp/],
+    [['run', sum, '--bogus'], /Unknown option '--bogus'/],
+    [['asm', sum], /asm needs -o/],
+    [['run', join(dir, 'missing.s')], /cannot read/],
+    [['run', sum, '--mem', 'xyz'], /bad hex bytes/],
+  ])('exits 2 with a message for %j', async (args, msg) => {
+    const r = await cli(...args);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(msg);
+  });
+
+  it('prints help for every command and exits 0', async () => {
+    for (const c of ['asm', 'disasm', 'run', 'jit', 'conformance']) {
+      const r = await cli(c, '--help');
+      expect(r.code).toBe(0);
+      expect(r.out).toContain(`usage: bpfwasm ${c}`);
+    }
+    expect((await cli('--help')).out).toContain('commands:');
+  });
+});
+
+describe.skipIf(conformanceDir() === undefined)('bpfwasm conformance', () => {
+  it('prints "313 passed, 0 failed" for the interpreter', async () => {
+    const r = await cli('conformance', conformanceDir() as string, '--engine', 'interp');
+    expect(r.code).toBe(0);
+    expect(r.out.trim().split('\n').pop()).toBe('313 passed, 0 failed');
+  });
+});

@@ -7,6 +7,7 @@
  * ├─DecodeError           bytecode: insnIdx            "insn 3: invalid opcode 0xff"
  * ├─AsmError              assembler: line, column      "asm: 3:7: unknown mnemonic 'ad'"
  * ├─ElfError              loader: section?, offset?    "elf: .rel.text: bad symbol index 42"
+ * ├─BtfError              BTF/BTF.ext: section, offset "btf: .BTF +0x40: type id 99 out of range"
  * ├─VerifierError         insnIdx, reason, log         "insn 7: R1 invalid mem access 'scalar'"
  * ├─JitError              insnIdx                      "jit: insn 12: unsupported opcode 0xdb"
  * ├─LinkError             symbol                       "link: unknown helper #99"
@@ -87,6 +88,21 @@ export class ElfError extends BpfError {
       .filter((s) => s !== undefined)
       .join(' ');
     super(`elf: ${where === '' ? '' : `${where}: `}${reason}`, 'EINVAL');
+    this.section = section;
+    this.offset = offset;
+    this.reason = reason;
+  }
+}
+
+/** Malformed or unsupported BTF or BTF.ext type information. */
+export class BtfError extends BpfError {
+  override name = 'BtfError' as const;
+  readonly section: string;
+  readonly offset: number | undefined;
+  readonly reason: string;
+
+  constructor(reason: string, section: string, offset?: number) {
+    super(`btf: ${section}${offset === undefined ? '' : ` +0x${offset.toString(16)}`}: ${reason}`, 'EINVAL');
     this.section = section;
     this.offset = offset;
     this.reason = reason;
@@ -231,6 +247,7 @@ const BPF_ERROR_NAMES: ReadonlySet<string> = new Set([
   'DecodeError',
   'AsmError',
   'ElfError',
+  'BtfError',
   'VerifierError',
   'JitError',
   'LinkError',

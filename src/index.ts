@@ -17,6 +17,7 @@ export {
   DecodeError,
   AsmError,
   ElfError,
+  BtfError,
   VerifierError,
   JitError,
   LinkError,

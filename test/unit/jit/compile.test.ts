@@ -280,3 +280,20 @@ describe('generated modules', () => {
     expect(r.jit).toBe(r.interp);
   });
 });
+
+describe('callee registers', () => {
+  it('start at zero for r0 and r6-r9 on both engines', async () => {
+    const r = await runBoth(`
+      mov %r0, 100
+      mov %r6, 6
+      mov %r9, 9
+      call local f
+      exit
+    f:
+      add %r0, %r6
+      add %r0, %r9
+      add %r0, 1
+      exit`);
+    expect(r).toEqual({ interp: 'r0=1', jit: 'r0=1' });
+  });
+});

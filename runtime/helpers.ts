@@ -32,7 +32,50 @@ export interface HelperHost {
 export interface HelperProto {
   readonly id: number;
   readonly name: string;
+  /** The implementation, as the interpreter calls it. */
   readonly fn: (args: HelperArgs) => bigint;
+  /**
+   * A Wasm function with the BPF calling convention implementing the same helper: when
+   * present the JIT's call table holds it directly (no JS on the call path).
+   */
+  readonly wasm?: (...args: bigint[]) => bigint;
+}
+
+/** Kernel helper ids of the map helpers the runtime module implements. */
+export const BPF_FUNC_map_lookup_elem = 1;
+export const BPF_FUNC_map_update_elem = 2;
+export const BPF_FUNC_map_delete_elem = 3;
+
+/** Helpers implemented by Wasm functions with the BPF calling convention. */
+export function nativeHelpers(rt: {
+  readonly bpf_map_lookup_elem: (...a: bigint[]) => bigint;
+  readonly bpf_map_update_elem: (...a: bigint[]) => bigint;
+  readonly bpf_map_delete_elem: (...a: bigint[]) => bigint;
+}): HelperProto[] {
+  const wrap =
+    (f: (...a: bigint[]) => bigint) =>
+    (args: HelperArgs): bigint =>
+      BigInt.asUintN(64, f(...args.map((v) => BigInt.asIntN(64, v))));
+  return [
+    {
+      id: BPF_FUNC_map_lookup_elem,
+      name: 'bpf_map_lookup_elem',
+      fn: wrap(rt.bpf_map_lookup_elem),
+      wasm: rt.bpf_map_lookup_elem,
+    },
+    {
+      id: BPF_FUNC_map_update_elem,
+      name: 'bpf_map_update_elem',
+      fn: wrap(rt.bpf_map_update_elem),
+      wasm: rt.bpf_map_update_elem,
+    },
+    {
+      id: BPF_FUNC_map_delete_elem,
+      name: 'bpf_map_delete_elem',
+      fn: wrap(rt.bpf_map_delete_elem),
+      wasm: rt.bpf_map_delete_elem,
+    },
+  ];
 }
 
 /** The helpers every Vm has. Later issues extend this table (maps, ringbuf, ...). */

@@ -231,7 +231,7 @@ export class LoadedProgram {
   private interpretOnce(addr: number, len: number): bigint {
     const vm = this.vm;
     const w = vm.worker;
-    const regions: MemRegion[] = [];
+    const regions: MemRegion[] = vm.mapRegions();
     let r1 = BigInt(addr);
     let r2 = BigInt(len);
     if (len > 0) regions.push({ start: addr, end: addr + len, writable: true, name: 'packet' });

@@ -28,14 +28,28 @@ import {
   type WorkerLayout,
 } from '../src/abi.js';
 import { ExecError, LinkError, UsageError } from '../src/errors.js';
-import { isLdImm64 } from '../src/isa/insn.js';
-import { BPF_PSEUDO_FUNC } from '../src/isa/opcodes.js';
-import type { HelperArgs, TokenTarget } from '../src/interp/env.js';
+import { isLdImm64, type Insn } from '../src/isa/insn.js';
+import {
+  BPF_PSEUDO_FUNC,
+  BPF_PSEUDO_MAP_FD,
+  BPF_PSEUDO_MAP_IDX,
+  BPF_PSEUDO_MAP_IDX_VALUE,
+  BPF_PSEUDO_MAP_VALUE,
+} from '../src/isa/opcodes.js';
+import type { HelperArgs, MemRegion, TokenTarget } from '../src/interp/env.js';
 import { jumpTarget, subprogIndexOf, type Program, type ProgType } from '../src/program.js';
 import { compileHelperAdapter, ADAPTER_IMPORT_MODULE } from '../jit/adapter.js';
 import { compileProgram, type CompiledModule, type CompileTimings } from '../jit/compile.js';
 import { HeapArena } from './heap.js';
-import { baseHelpers, HelperRegistry, type HelperHost, type HelperProto } from './helpers.js';
+import {
+  baseHelpers,
+  HelperRegistry,
+  nativeHelpers,
+  type HelperHost,
+  type HelperProto,
+} from './helpers.js';
+import { BpfMap, type MapSpec } from './maps/map.js';
+import { instantiateRt, type RtExports } from './rt.js';
 import { LoadedProgram, type Engine } from './loaded-program.js';
 
 /** Options of `Vm.create`. */
@@ -67,6 +81,11 @@ export interface LoadOptions {
    * with every memory access checked against the null guard.
    */
   readonly verify?: boolean;
+  /**
+   * The maps a program's BPF_PSEUDO_MAP_IDX / _IDX_VALUE loads index (an object's maps, in
+   * order). BPF_PSEUDO_MAP_FD / _VALUE loads name maps by their Vm id instead.
+   */
+  readonly maps?: readonly BpfMap[];
   /** Interpreter instruction budget per run (default 1,000,000). */
   readonly insnBudget?: number;
   /** Keep names in the Wasm binary (stack traces name BPF functions). */
@@ -84,6 +103,11 @@ export class Vm {
   readonly helpers: HelperRegistry;
   readonly worker: WorkerLayout;
   readonly heap: HeapArena;
+  /** The runtime module instance of worker 0 (map operations). */
+  readonly rt: RtExports;
+  /** CPUs (workers) percpu maps keep values for. */
+  readonly nCpus = 1;
+  private readonly maps: BpfMap[] = [];
   /** Globals shared by every module instantiated for worker 0. */
   readonly globals: {
     readonly sp: WebAssembly.Global;
@@ -105,7 +129,6 @@ export class Vm {
     this.onCompiled = opts.onCompiled;
     this.helpers = new HelperRegistry();
     for (const h of baseHelpers(host)) this.helpers.register(h);
-    for (const h of opts.helpers ?? []) this.helpers.register(h);
     this.worker = workerLayout(0);
     const base = heapBase(1);
     this.memory = new WebAssembly.Memory({ initial: base / WASM_PAGE + 16, maximum: MAX_PAGES });
@@ -125,6 +148,9 @@ export class Vm {
       this.memory.grow(Math.ceil(more / WASM_PAGE));
       return this.memory.buffer.byteLength;
     });
+    this.rt = instantiateRt(this.memory, 0, () => 0n);
+    for (const h of nativeHelpers(this.rt)) this.helpers.register(h);
+    for (const h of opts.helpers ?? []) this.helpers.register(h);
   }
 
   /**
@@ -150,6 +176,29 @@ export class Vm {
     return this.view;
   }
 
+  /**
+   * Creates a map in this Vm's memory. Its id is the fd raw bytecode uses with
+   * BPF_PSEUDO_MAP_FD (ids start at 1).
+   * @example
+   * const counts = vm.createMap({ name: 'counts', type: 2, keySize: 4, valueSize: 8, maxEntries: 16 });
+   */
+  createMap(spec: MapSpec): BpfMap {
+    if (this.closed) throw new UsageError('the Vm is closed');
+    const map = new BpfMap(this, spec, this.maps.length + 1);
+    this.maps.push(map);
+    return map;
+  }
+
+  /** Value regions of every map, for the interpreter's memory checks. */
+  mapRegions(): MemRegion[] {
+    return this.maps.map((m) => m.valueRegion);
+  }
+
+  /** The map with id (fd) `id`, or undefined. */
+  mapById(id: number): BpfMap | undefined {
+    return this.maps[id - 1];
+  }
+
   /** Registers a host helper; programs loaded afterwards can call it. */
   registerHelper(proto: HelperProto): void {
     this.helpers.register(proto);
@@ -171,7 +220,7 @@ export class Vm {
     if (type !== 'mem' && type !== 'xdp') {
       throw new UsageError(`program type '${type}' cannot run yet (supported: mem, xdp)`);
     }
-    const links = this.link(prog);
+    const links = this.link(prog, opts.maps ?? []);
     const id = this.nextProgram++;
     prog.subprogs.forEach((_, k) =>
       this.tokens.set(links.funcTokenBase + k, { prog, links, subprog: k }),
@@ -266,7 +315,7 @@ export class Vm {
     return this.closed;
   }
 
-  private link(prog: Program): ProgLinks {
+  private link(prog: Program, objMaps: readonly BpfMap[]): ProgLinks {
     if (this.nextProgram >= FUNC_TOKEN_BASE / HELPER_BLOCK_SIZE) {
       throw new LinkError(
         'program',
@@ -286,12 +335,39 @@ export class Vm {
         ldImm64.set(idx, BigInt(funcTokenBase + subprogIndexOf(prog, t)));
         return;
       }
-      throw new LinkError(
-        `lddw src=${i.src}`,
-        `insn ${idx}: lddw with src=${i.src} needs maps, which this Vm has none of yet`,
-      );
+      ldImm64.set(idx, BigInt(this.resolveMapLoad(prog, idx, objMaps)));
     });
     return { helperBase, funcTokenBase, ldImm64 };
+  }
+
+  /** The address a map pseudo lddw at `idx` loads. */
+  private resolveMapLoad(prog: Program, idx: number, objMaps: readonly BpfMap[]): number {
+    const i = prog.insns[idx] as Insn;
+    const next = prog.insns[idx + 1] as Insn;
+    const byFd = i.src === BPF_PSEUDO_MAP_FD || i.src === BPF_PSEUDO_MAP_VALUE;
+    const byIdx = i.src === BPF_PSEUDO_MAP_IDX || i.src === BPF_PSEUDO_MAP_IDX_VALUE;
+    if (!byFd && !byIdx) {
+      throw new LinkError(
+        `lddw src=${i.src}`,
+        `insn ${idx}: lddw with src=${i.src} is not supported`,
+      );
+    }
+    const map = byFd ? this.mapById(i.imm) : objMaps[i.imm];
+    if (map === undefined) {
+      throw new LinkError(
+        byFd ? `map fd ${i.imm}` : `map #${i.imm}`,
+        `insn ${idx}: ${byFd ? `fd ${i.imm} is not a map of this Vm` : `map index ${i.imm} is out of range (${objMaps.length} maps)`}`,
+      );
+    }
+    if (i.src === BPF_PSEUDO_MAP_FD || i.src === BPF_PSEUDO_MAP_IDX) return map.addr;
+    const off = next.imm;
+    if (off < 0 || off >= map.valueSize) {
+      throw new LinkError(
+        map.name,
+        `insn ${idx}: offset ${off} is outside the value of map '${map.name}' (${map.valueSize} bytes)`,
+      );
+    }
+    return map.valueAddr(0) + off;
   }
 
   private async instantiate(wasm: Uint8Array): Promise<WebAssembly.Exports> {
@@ -311,7 +387,7 @@ export class Vm {
 
   private async fillHelperSlots(base: number): Promise<void> {
     if (this.adapters === undefined) {
-      const protos = this.helpers.all();
+      const protos = this.helpers.all().filter((h) => h.wasm === undefined);
       const wasm = await compileHelperAdapter(protos.length);
       const imports: Record<string, (...a: bigint[]) => bigint> = {};
       protos.forEach((p, k) => {
@@ -333,6 +409,8 @@ export class Vm {
       );
     }
     for (const [id, fn] of this.adapters) this.table.set(base + id, fn);
+    for (const h of this.helpers.all())
+      if (h.wasm !== undefined) this.table.set(base + h.id, h.wasm);
   }
 }
 

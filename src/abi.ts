@@ -177,3 +177,42 @@ export interface ProgLinks {
   /** Resolved value of each lddw with src != 0, by slot index. */
   readonly ldImm64: ReadonlyMap<number, bigint>;
 }
+
+// Maps. A map lives in linear memory as a descriptor (the kernel's struct bpf_map) whose
+// address is what lddw with BPF_PSEUDO_MAP_FD/IDX loads; its storage follows in the heap.
+// runtime/wasm/abi.ts repeats these numbers for the AssemblyScript runtime module, and a test
+// checks that both agree.
+/** Bytes of a map descriptor. */
+export const MAP_DESC_SIZE = 64;
+/** u32 fields of a map descriptor (byte offsets). */
+export const MAP_DESC = {
+  type: 0,
+  keySize: 4,
+  valueSize: 8,
+  maxEntries: 12,
+  flags: 16,
+  id: 20,
+  /** array: bytes per element; hash: bytes per element including its header and key. */
+  elemSize: 24,
+  /** array: first value; hash: bucket array. */
+  data: 28,
+  nBuckets: 32,
+  /** hash: elements in use. */
+  count: 36,
+  /** hash: head of the free element list. */
+  freeList: 40,
+  /** hash: first preallocated element. */
+  elems: 44,
+  /** spin lock word for writers. */
+  lock: 48,
+  /** percpu maps: number of CPUs (value copies). */
+  nCpus: 52,
+  /** lru: clock hand (element index). */
+  lruHand: 56,
+  /** MAP_MAGIC, so that helpers can reject pointers that are not maps. */
+  magic: 60,
+} as const;
+/** Marks a live map descriptor. */
+export const MAP_MAGIC = 0x4d504642;
+/** Hash element header: next (u32), hash (u32), flags (u32: bit 0 used, bit 1 referenced), pad; then key, then value. */
+export const HTAB_ELEM_HEADER = 16;

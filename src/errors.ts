@@ -102,7 +102,10 @@ export class BtfError extends BpfError {
   readonly reason: string;
 
   constructor(reason: string, section: string, offset?: number) {
-    super(`btf: ${section}${offset === undefined ? '' : ` +0x${offset.toString(16)}`}: ${reason}`, 'EINVAL');
+    super(
+      `btf: ${section}${offset === undefined ? '' : ` +0x${offset.toString(16)}`}: ${reason}`,
+      'EINVAL',
+    );
     this.section = section;
     this.offset = offset;
     this.reason = reason;

@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'test/eslint.config.js', 'test/vitest.config.ts'] },
+  { ignores: ['dist/**', 'node_modules/**', 'runtime/wasm/**', 'test/eslint.config.js', 'test/vitest.config.ts'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

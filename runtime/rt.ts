@@ -1,0 +1,66 @@
+/**
+ * The AssemblyScript runtime module (runtime/wasm/, built by `npm run build:rt`): loads its
+ * bytes once per process and instantiates it per worker over the Vm's memory. Its `bpf_*`
+ * exports are helpers with the BPF calling convention that go straight into call-table slots;
+ * its `host_*` exports serve the host-side map API.
+ */
+
+import { readFileSync } from 'node:fs';
+import { InternalError } from '../src/errors.js';
+
+/** The runtime module's exports. */
+export interface RtExports {
+  readonly set_cpu: (cpu: number) => void;
+  readonly bpf_map_lookup_elem: (...args: bigint[]) => bigint;
+  readonly bpf_map_update_elem: (...args: bigint[]) => bigint;
+  readonly bpf_map_delete_elem: (...args: bigint[]) => bigint;
+  readonly host_map_init: (map: number) => void;
+  readonly host_lookup: (map: number, key: number) => number;
+  readonly host_update: (map: number, key: number, value: number, flags: bigint) => bigint;
+  readonly host_delete: (map: number, key: number) => bigint;
+  readonly host_next_key: (map: number, key: number, next: number) => number;
+}
+
+/** Host service the module calls for map families it does not implement. */
+export type MapOpSlow = (
+  op: number,
+  map: number,
+  key: number,
+  value: number,
+  flags: bigint,
+) => bigint;
+
+let compiled: WebAssembly.Module | undefined;
+
+function rtModule(): WebAssembly.Module {
+  if (compiled === undefined) {
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(new URL('./wasm/rt.wasm', import.meta.url));
+    } catch (e) {
+      throw new InternalError('runtime/wasm/rt.wasm is missing: run `npm run build`', { cause: e });
+    }
+    compiled = new WebAssembly.Module(bytes);
+  }
+  return compiled;
+}
+
+/** Instantiates the runtime module for worker `cpu` over `memory`. */
+export function instantiateRt(
+  memory: WebAssembly.Memory,
+  cpu: number,
+  mapOpSlow: MapOpSlow,
+): RtExports {
+  const inst = new WebAssembly.Instance(rtModule(), {
+    env: {
+      memory,
+      map_op_slow: mapOpSlow,
+      abort: (): never => {
+        throw new InternalError('the runtime module aborted');
+      },
+    },
+  });
+  const rt = inst.exports as unknown as RtExports;
+  rt.set_cpu(cpu);
+  return rt;
+}

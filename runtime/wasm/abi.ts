@@ -1,0 +1,54 @@
+// AssemblyScript: the layout numbers of src/abi.ts that the runtime module needs.
+// test/unit/runtime/rt-abi.test.ts checks that they agree with src/abi.ts.
+
+export const NULL_GUARD_END: u32 = 0x10000;
+export const MAP_DESC_SIZE: u32 = 64;
+export const MAP_MAGIC: u32 = 0x4d504642;
+export const HTAB_ELEM_HEADER: u32 = 16;
+
+// struct bpf_map descriptor fields
+export const MAP_TYPE: u32 = 0;
+export const MAP_KEY_SIZE: u32 = 4;
+export const MAP_VALUE_SIZE: u32 = 8;
+export const MAP_MAX_ENTRIES: u32 = 12;
+export const MAP_FLAGS: u32 = 16;
+export const MAP_ID: u32 = 20;
+export const MAP_ELEM_SIZE: u32 = 24;
+export const MAP_DATA: u32 = 28;
+export const MAP_N_BUCKETS: u32 = 32;
+export const MAP_COUNT: u32 = 36;
+export const MAP_FREE_LIST: u32 = 40;
+export const MAP_ELEMS: u32 = 44;
+export const MAP_LOCK: u32 = 48;
+export const MAP_N_CPUS: u32 = 52;
+export const MAP_LRU_HAND: u32 = 56;
+
+// hash element header fields
+export const ELEM_NEXT: u32 = 0;
+export const ELEM_HASH: u32 = 4;
+export const ELEM_FLAGS: u32 = 8;
+export const ELEM_USED: u32 = 1;
+export const ELEM_REF: u32 = 2;
+
+// BPF_MAP_TYPE_* (uapi enum bpf_map_type)
+export const BPF_MAP_TYPE_HASH: u32 = 1;
+export const BPF_MAP_TYPE_ARRAY: u32 = 2;
+export const BPF_MAP_TYPE_PERCPU_HASH: u32 = 5;
+export const BPF_MAP_TYPE_PERCPU_ARRAY: u32 = 6;
+export const BPF_MAP_TYPE_LRU_HASH: u32 = 9;
+export const BPF_MAP_TYPE_LRU_PERCPU_HASH: u32 = 10;
+
+// update flags
+export const BPF_ANY: u64 = 0;
+export const BPF_NOEXIST: u64 = 1;
+export const BPF_EXIST: u64 = 2;
+export const BPF_F_LOCK: u64 = 4;
+
+// errno
+export const EPERM: i64 = 1;
+export const ENOENT: i64 = 2;
+export const E2BIG: i64 = 7;
+export const ENOMEM: i64 = 12;
+export const EBUSY: i64 = 16;
+export const EEXIST: i64 = 17;
+export const EINVAL: i64 = 22;

@@ -1,0 +1,48 @@
+/**
+ * The AssemblyScript runtime repeats src/abi.ts's map layout; both must agree.
+ */
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import {
+  HTAB_ELEM_HEADER,
+  MAP_DESC,
+  MAP_DESC_SIZE,
+  MAP_MAGIC,
+  NULL_GUARD_END,
+} from '../../../src/abi.js';
+
+const text = readFileSync(new URL('../../../runtime/wasm/abi.ts', import.meta.url), 'utf8');
+const consts = new Map(
+  [...text.matchAll(/export const (\w+): \w+ = (0x[0-9a-f]+|\d+);/gi)].map((m) => [
+    m[1] as string,
+    Number(m[2]),
+  ]),
+);
+
+describe('runtime module ABI', () => {
+  it('matches src/abi.ts for every map descriptor field', () => {
+    const fields: Record<string, number> = {
+      MAP_TYPE: MAP_DESC.type,
+      MAP_KEY_SIZE: MAP_DESC.keySize,
+      MAP_VALUE_SIZE: MAP_DESC.valueSize,
+      MAP_MAX_ENTRIES: MAP_DESC.maxEntries,
+      MAP_FLAGS: MAP_DESC.flags,
+      MAP_ID: MAP_DESC.id,
+      MAP_ELEM_SIZE: MAP_DESC.elemSize,
+      MAP_DATA: MAP_DESC.data,
+      MAP_N_BUCKETS: MAP_DESC.nBuckets,
+      MAP_COUNT: MAP_DESC.count,
+      MAP_FREE_LIST: MAP_DESC.freeList,
+      MAP_ELEMS: MAP_DESC.elems,
+      MAP_LOCK: MAP_DESC.lock,
+      MAP_N_CPUS: MAP_DESC.nCpus,
+      MAP_LRU_HAND: MAP_DESC.lruHand,
+      MAP_DESC_SIZE,
+      MAP_MAGIC,
+      HTAB_ELEM_HEADER,
+      NULL_GUARD_END,
+    };
+    for (const [name, value] of Object.entries(fields))
+      expect([name, consts.get(name)]).toEqual([name, value]);
+  });
+});

@@ -26,6 +26,7 @@ import {
   EXPORT_FUNC_PREFIX,
   EXPORT_RUN,
   EXPORT_RUN_BATCH,
+  EXPORT_RUN_CTX,
   FUNC_TOKEN_BASE,
   HELPER_BLOCK_SIZE,
   IMPORT_CTRL,
@@ -309,6 +310,29 @@ function addEntryFunctions(b: BinaryenApi, m: BinaryenModule, entry: EntryKind):
     ),
   );
   m.addFunctionExport(EXPORT_RUN_BATCH, EXPORT_RUN_BATCH);
+  // run_ctx(ctx, pkt, len): r1 = a context the host built; pkt/len are what ld_abs reads.
+  m.addFunction(
+    EXPORT_RUN_CTX,
+    b.createType([i32, i32, i32]),
+    i32,
+    [b.i64],
+    m.block(
+      null,
+      [
+        m.i64.store(CTRL_MAY_GOTO, 8, ctrl(), m.i64.const(BPF_MAX_LOOPS)),
+        m.i32.store(PKT_ADDR, 4, ctrl(), m.local.get(1, i32)),
+        m.i32.store(PKT_LEN, 4, ctrl(), m.local.get(2, i32)),
+        m.local.set(
+          3,
+          m.call(funcName(0), [u64(m.local.get(0, i32)), zero(), zero(), zero(), zero()], b.i64),
+        ),
+        m.i64.store(CTRL_R0, 8, ctrl(), m.local.get(3, b.i64)),
+        m.i32.wrap(m.local.get(3, b.i64)),
+      ],
+      i32,
+    ),
+  );
+  m.addFunctionExport(EXPORT_RUN_CTX, EXPORT_RUN_CTX);
 }
 
 /** Control-slot words (after the fixed fields) holding the packet of the current run. */

@@ -12,8 +12,11 @@ import {
   CTRL_R0,
   EXPORT_RUN,
   EXPORT_RUN_BATCH,
+  EXPORT_RUN_CTX,
   PACKET_CAPACITY,
+  SK_BUFF,
   XDP_MD,
+  XDP_PACKET_HEADROOM,
   type ProgLinks,
 } from '../src/abi.js';
 import { BPF_MAX_LOOPS } from '../src/isa/opcodes.js';
@@ -22,6 +25,7 @@ import { DEFAULT_INSN_BUDGET, type ExecEnv, type MemRegion } from '../src/interp
 import { interpret } from '../src/interp/interpreter.js';
 import type { Program, ProgType } from '../src/program.js';
 import type { CompiledModule, CompileTimings } from '../jit/compile.js';
+import { testRun, type TestRunOptions, type TestRunResult } from './test-run.js';
 import { trapToError } from './trap.js';
 import type { Vm } from './vm.js';
 
@@ -57,6 +61,7 @@ export interface LoadedProgramInit {
 }
 
 type RunFn = (a: number, b: number) => number;
+type RunCtxFn = (ctx: number, pkt: number, len: number) => number;
 type BatchFn = (desc: number, count: number, results: number) => number;
 
 /** A loaded program. */
@@ -75,6 +80,7 @@ export class LoadedProgram {
   readonly compiled: CompiledModule | undefined;
   private readonly runFn: RunFn | undefined;
   private readonly batchFn: BatchFn | undefined;
+  private readonly runCtxFn: RunCtxFn | undefined;
   private readonly insnBudget: number;
   private inputView: Uint8Array;
 
@@ -90,6 +96,7 @@ export class LoadedProgram {
     this.compiled = init.compiled;
     this.runFn = init.exports?.[EXPORT_RUN] as RunFn | undefined;
     this.batchFn = init.exports?.[EXPORT_RUN_BATCH] as BatchFn | undefined;
+    this.runCtxFn = init.exports?.[EXPORT_RUN_CTX] as RunCtxFn | undefined;
     this.insnBudget = init.insnBudget ?? DEFAULT_INSN_BUDGET;
     this.inputView = new Uint8Array(vm.memory.buffer, vm.worker.packet, PACKET_CAPACITY);
   }
@@ -123,6 +130,7 @@ export class LoadedProgram {
   runU32(input?: RunInput): number {
     const len = this.place(input);
     const addr = len === 0 ? 0 : this.vm.worker.packet;
+    if (this.type !== 'mem' && this.type !== 'xdp') return this.runSkb(this.vm.worker.packet, len);
     if (this.engine === 'jit') {
       try {
         return (this.runFn as RunFn)(addr, len) >>> 0;
@@ -228,24 +236,84 @@ export class LoadedProgram {
     return err;
   }
 
+  /**
+   * Runs once with r1 = the context the host built at `ctx`; `pkt`/`len` is the packet that
+   * ld_abs reads and, for the interpreter, the packet memory the program may touch. Used by
+   * test runs, whose repeats keep what the program did to the context.
+   */
+  runWithCtx(ctx: number, pkt: number, len: number): number {
+    if (this.engine === 'jit') {
+      try {
+        return (this.runCtxFn as RunCtxFn)(ctx, pkt, len) >>> 0;
+      } catch (e) {
+        throw this.fail(e);
+      }
+    }
+    return Number(this.interpretWith(BigInt(ctx), 0n, pkt, len, ctx) & 0xffffffffn);
+  }
+
+  /**
+   * BPF_PROG_TEST_RUN: runs with the kernel's test-run semantics for the program type.
+   * @example
+   * const { retval, dataOut } = prog.testRun({ dataIn: packet, repeat: 100 });
+   */
+  testRun(opts: TestRunOptions): TestRunResult {
+    return testRun(this, opts);
+  }
+
+  /** Builds a minimal __sk_buff over the packet (len, protocol, data, data_end) and runs. */
+  private runSkb(addr: number, len: number): number {
+    const w = this.vm.worker;
+    const u8 = this.vm.u8();
+    u8.fill(0, w.ctx, w.ctx + SK_BUFF.size);
+    const v = this.vm.dataView();
+    v.setUint32(w.ctx + SK_BUFF.len, len, true);
+    v.setUint32(w.ctx + SK_BUFF.ifindex, 1, true);
+    v.setUint32(w.ctx + SK_BUFF.data, addr, true);
+    v.setUint32(w.ctx + SK_BUFF.data_end, addr + len, true);
+    v.setUint32(w.ctx + SK_BUFF.data_meta, addr, true);
+    v.setUint32(w.ctx + SK_BUFF.wire_len, len, true);
+    return this.runWithCtx(w.ctx, addr, len);
+  }
+
   private interpretOnce(addr: number, len: number): bigint {
     const vm = this.vm;
     const w = vm.worker;
+    if (this.type !== 'xdp')
+      return this.interpretWith(BigInt(addr), BigInt(len), addr, len, undefined);
+    const view = vm.dataView();
+    view.setUint32(w.ctx + XDP_MD.data, addr, true);
+    view.setUint32(w.ctx + XDP_MD.data_end, addr + len, true);
+    view.setUint32(w.ctx + XDP_MD.data_meta, addr, true);
+    view.setUint32(w.ctx + XDP_MD.ingress_ifindex, 1, true);
+    view.setUint32(w.ctx + XDP_MD.rx_queue_index, 0, true);
+    view.setUint32(w.ctx + XDP_MD.egress_ifindex, 0, true);
+    return this.interpretWith(BigInt(w.ctx), 0n, addr, len, w.ctx);
+  }
+
+  /** Interprets with r1, r2; the packet and (when given) the context at `ctx` are accessible. */
+  private interpretWith(
+    r1: bigint,
+    r2: bigint,
+    pkt: number,
+    len: number,
+    ctx: number | undefined,
+  ): bigint {
+    const vm = this.vm;
+    const w = vm.worker;
     const regions: MemRegion[] = vm.mapRegions();
-    let r1 = BigInt(addr);
-    let r2 = BigInt(len);
-    if (len > 0) regions.push({ start: addr, end: addr + len, writable: true, name: 'packet' });
-    if (this.type === 'xdp') {
-      const view = vm.dataView();
-      view.setUint32(w.ctx + XDP_MD.data, addr, true);
-      view.setUint32(w.ctx + XDP_MD.data_end, addr + len, true);
-      view.setUint32(w.ctx + XDP_MD.data_meta, addr, true);
-      view.setUint32(w.ctx + XDP_MD.ingress_ifindex, 1, true);
-      view.setUint32(w.ctx + XDP_MD.rx_queue_index, 0, true);
-      view.setUint32(w.ctx + XDP_MD.egress_ifindex, 0, true);
-      regions.push({ start: w.ctx, end: w.ctx + XDP_MD.size, writable: false, name: 'ctx' });
-      r1 = BigInt(w.ctx);
-      r2 = 0n;
+    if (ctx !== undefined) {
+      // adjust_head/tail/meta may move the packet within the whole packet area
+      regions.push({
+        start: w.packet - XDP_PACKET_HEADROOM,
+        end: w.packet + PACKET_CAPACITY,
+        writable: true,
+        name: 'packet',
+      });
+      const size = this.type === 'xdp' ? XDP_MD.size : SK_BUFF.size;
+      regions.push({ start: ctx, end: ctx + size, writable: this.type !== 'xdp', name: 'ctx' });
+    } else if (len > 0) {
+      regions.push({ start: pkt, end: pkt + len, writable: true, name: 'packet' });
     }
     const env: ExecEnv = {
       memory: () => vm.u8(),
@@ -257,7 +325,7 @@ export class LoadedProgram {
       resolveToken: (token) => vm.resolveToken(token),
       insnBudget: this.insnBudget,
       mayGotoBudget: BPF_MAX_LOOPS,
-      packet: len > 0 ? { addr, len } : undefined,
+      packet: len > 0 ? { addr: pkt, len } : undefined,
     };
     const r0 = interpret(this.program, env, r1, r2);
     vm.dataView().setBigUint64(w.ctrl + CTRL_R0, r0, true);

@@ -96,6 +96,16 @@ export interface LoadOptions {
 
 const MAX_PAGES = 65536;
 
+/** Program types whose context the runtime can build. */
+const RUNNABLE_TYPES: readonly ProgType[] = [
+  'mem',
+  'xdp',
+  'socket_filter',
+  'sched_cls',
+  'sched_act',
+  'cgroup_skb',
+];
+
 /** An execution machine for BPF programs. */
 export class Vm {
   readonly memory: WebAssembly.Memory;
@@ -217,8 +227,10 @@ export class Vm {
     if (engine !== 'jit' && engine !== 'interp')
       throw new UsageError(`unknown engine '${String(engine)}'`);
     const type = opts.type ?? prog.type;
-    if (type !== 'mem' && type !== 'xdp') {
-      throw new UsageError(`program type '${type}' cannot run yet (supported: mem, xdp)`);
+    if (!RUNNABLE_TYPES.includes(type)) {
+      throw new UsageError(
+        `program type '${type}' cannot run yet (supported: ${RUNNABLE_TYPES.join(', ')})`,
+      );
     }
     const links = this.link(prog, opts.maps ?? []);
     const id = this.nextProgram++;

@@ -127,6 +127,48 @@ export const XDP_MD = {
   size: 24,
 } as const;
 
+/**
+ * `struct __sk_buff` field offsets (uapi layout, 192 bytes), for socket filter, tc and
+ * cgroup_skb programs. data, data_end and data_meta hold 32-bit linear addresses.
+ */
+export const SK_BUFF = {
+  len: 0,
+  pkt_type: 4,
+  mark: 8,
+  queue_mapping: 12,
+  protocol: 16,
+  vlan_present: 20,
+  vlan_tci: 24,
+  vlan_proto: 28,
+  priority: 32,
+  ingress_ifindex: 36,
+  ifindex: 40,
+  tc_index: 44,
+  cb: 48,
+  hash: 68,
+  tc_classid: 72,
+  data: 76,
+  data_end: 80,
+  napi_id: 84,
+  family: 88,
+  remote_ip4: 92,
+  local_ip4: 96,
+  remote_ip6: 100,
+  local_ip6: 116,
+  remote_port: 132,
+  local_port: 136,
+  data_meta: 140,
+  flow_keys: 144,
+  tstamp: 152,
+  wire_len: 160,
+  gso_segs: 164,
+  sk: 168,
+  gso_size: 176,
+  tstamp_type: 180,
+  hwtstamp: 184,
+  size: 192,
+} as const;
+
 // Call table.
 /** Table slots per program for helpers: slot = helperBase + helper id. */
 export const HELPER_BLOCK_SIZE = 0x100;
@@ -149,6 +191,8 @@ export const IMPORT_CTX = 'ctx';
 export const EXPORT_RUN = 'run';
 /** Export: `(desc: i32, count: i32, results: i32) -> i32`: runs over `count` 8-byte (a, b) descriptors. */
 export const EXPORT_RUN_BATCH = 'run_batch';
+/** Export: `(ctx: i32, pkt: i32, len: i32) -> i32`: r1 = a context the host built; pkt/len for ld_abs. */
+export const EXPORT_RUN_CTX = 'run_ctx';
 /** Export prefix of function `k` (subprog index): `f0`, `f1`, ... */
 export const EXPORT_FUNC_PREFIX = 'f';
 

@@ -14,6 +14,7 @@
  * ├─ExecError             insnIdx, kind                "insn 5: mem: write of 8 bytes at 0x0 ..."
  * ├─TerminationError      reason
  * ├─MapError              errno code                   host-side map API
+ * ├─TestRunError          errno code                   input a test run refuses, as the kernel
  * ├─UsageError            bad arguments to the API or the command line
  * └─InternalError         "bug: ..." never the user's fault
  * ```
@@ -35,6 +36,7 @@ export type ErrnoCode =
   | 'ENOTSUPP'
   | 'EINTR'
   | 'EBUSY'
+  | 'ENODEV'
   | 'ETIMEDOUT';
 
 /** Base class of every error the engine throws. */
@@ -227,6 +229,17 @@ export class MapError extends BpfError {
   }
 }
 
+/** A test run refused its input, with the errno BPF_PROG_TEST_RUN would return. */
+export class TestRunError extends BpfError {
+  override name = 'TestRunError' as const;
+  readonly reason: string;
+
+  constructor(code: ErrnoCode, reason: string) {
+    super(`test run: ${reason} (${code})`, code);
+    this.reason = reason;
+  }
+}
+
 /** Bad arguments to the API or the command line. */
 export class UsageError extends BpfError {
   override name = 'UsageError' as const;
@@ -257,6 +270,7 @@ const BPF_ERROR_NAMES: ReadonlySet<string> = new Set([
   'ExecError',
   'TerminationError',
   'MapError',
+  'TestRunError',
   'UsageError',
   'InternalError',
 ]);

@@ -24,6 +24,7 @@ export {
   ExecError,
   TerminationError,
   MapError,
+  TestRunError,
   UsageError,
   InternalError,
   isBpfError,

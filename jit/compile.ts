@@ -179,7 +179,7 @@ function buildModule(
     if (opts.debugNames === true || opts.annotate === true) nameLocals(b, f);
     m.addFunctionExport(funcName(k), EXPORT_FUNC_PREFIX + k);
   });
-  addEntryFunctions(b, m, opts.entry);
+  addEntryFunctions(b, m, opts.entry, entryNeeds(prog));
   return { reloopered, markers };
 }
 
@@ -229,36 +229,70 @@ function addFailFunction(b: BinaryenApi, m: BinaryenModule): void {
   );
 }
 
-/** Exports `run(a, b) -> i32` and `run_batch(desc, count, results) -> i32`. */
-function addEntryFunctions(b: BinaryenApi, m: BinaryenModule, entry: EntryKind): void {
+/** What the entry points must set up per run, from the instructions the program uses. */
+interface EntryNeeds {
+  /** The program has may_goto: reset its budget every run. */
+  readonly mayGoto: boolean;
+  /** The program has ld_abs/ld_ind: record the packet every run. */
+  readonly ldAbs: boolean;
+}
+
+function entryNeeds(prog: Program): EntryNeeds {
+  const kinds = new Set(prog.ops.map((o) => o?.kind));
+  return { mayGoto: kinds.has('may_goto'), ldAbs: kinds.has('ldabs') || kinds.has('ldind') };
+}
+
+/**
+ * Exports `run(a, b) -> i32` and `run_batch(desc, count, results) -> i32`. Both set the
+ * constant context fields once and then, per run, only what changes: the packet pointers,
+ * and the may_goto budget and ld_abs packet when the program uses them.
+ */
+function addEntryFunctions(
+  b: BinaryenApi,
+  m: BinaryenModule,
+  entry: EntryKind,
+  needs: EntryNeeds,
+): void {
   const i32 = b.i32;
-  const a = (): ExpressionRef => m.local.get(0, i32);
-  const len = (): ExpressionRef => m.local.get(1, i32);
   const ctx = (): ExpressionRef => m.global.get('ctx', i32);
   const ctrl = (): ExpressionRef => m.global.get('ctrl', i32);
   const u64 = (e: ExpressionRef): ExpressionRef => m.i64.extend_u(e);
   const zero = (): ExpressionRef => m.i64.const(0);
-  const setup: ExpressionRef[] = [
-    m.i64.store(CTRL_MAY_GOTO, 8, ctrl(), m.i64.const(BPF_MAX_LOOPS)),
-    // The packet that legacy ld_abs/ld_ind read: ctrl + CTRL_ERR_AUX is reused only on errors,
-    // so the packet lives in the two words after the slot's fixed fields.
-    m.i32.store(PKT_ADDR, 4, ctrl(), a()),
-    m.i32.store(PKT_LEN, 4, ctrl(), len()),
-  ];
-  let call: ExpressionRef;
-  if (entry === 'xdp') {
-    setup.push(
-      m.i32.store(XDP_MD.data, 4, ctx(), a()),
-      m.i32.store(XDP_MD.data_end, 4, ctx(), m.i32.add(a(), len())),
-      m.i32.store(XDP_MD.data_meta, 4, ctx(), a()),
-      m.i32.store(XDP_MD.ingress_ifindex, 4, ctx(), m.i32.const(1)),
-      m.i32.store(XDP_MD.rx_queue_index, 4, ctx(), m.i32.const(0)),
-      m.i32.store(XDP_MD.egress_ifindex, 4, ctx(), m.i32.const(0)),
-    );
-    call = m.call(funcName(0), [u64(ctx()), zero(), zero(), zero(), zero()], b.i64);
-  } else {
-    call = m.call(funcName(0), [u64(a()), u64(len()), zero(), zero(), zero()], b.i64);
-  }
+  const once = (): ExpressionRef[] =>
+    entry === 'xdp'
+      ? [
+          m.i32.store(XDP_MD.ingress_ifindex, 4, ctx(), m.i32.const(1)),
+          m.i32.store(XDP_MD.rx_queue_index, 4, ctx(), m.i32.const(0)),
+          m.i32.store(XDP_MD.egress_ifindex, 4, ctx(), m.i32.const(0)),
+        ]
+      : [];
+  /** Per-run setup and the call of the entry function, for packet local `pa` of length `pl`. */
+  const perRun = (pa: number, pl: number): { setup: ExpressionRef[]; call: ExpressionRef } => {
+    const a = (): ExpressionRef => m.local.get(pa, i32);
+    const len = (): ExpressionRef => m.local.get(pl, i32);
+    const setup: ExpressionRef[] = [];
+    if (needs.mayGoto)
+      setup.push(m.i64.store(CTRL_MAY_GOTO, 8, ctrl(), m.i64.const(BPF_MAX_LOOPS)));
+    if (needs.ldAbs) {
+      setup.push(m.i32.store(PKT_ADDR, 4, ctrl(), a()), m.i32.store(PKT_LEN, 4, ctrl(), len()));
+    }
+    if (entry === 'xdp') {
+      setup.push(
+        m.i32.store(XDP_MD.data, 4, ctx(), a()),
+        m.i32.store(XDP_MD.data_end, 4, ctx(), m.i32.add(a(), len())),
+        m.i32.store(XDP_MD.data_meta, 4, ctx(), a()),
+      );
+      return {
+        setup,
+        call: m.call(funcName(0), [u64(ctx()), zero(), zero(), zero(), zero()], b.i64),
+      };
+    }
+    return {
+      setup,
+      call: m.call(funcName(0), [u64(a()), u64(len()), zero(), zero(), zero()], b.i64),
+    };
+  };
+  const one = perRun(0, 1);
   m.addFunction(
     EXPORT_RUN,
     b.createType([i32, i32]),
@@ -267,8 +301,9 @@ function addEntryFunctions(b: BinaryenApi, m: BinaryenModule, entry: EntryKind):
     m.block(
       null,
       [
-        ...setup,
-        m.local.set(2, call),
+        ...once(),
+        ...one.setup,
+        m.local.set(2, one.call),
         m.i64.store(CTRL_R0, 8, ctrl(), m.local.get(2, b.i64)),
         m.i32.wrap(m.local.get(2, b.i64)),
       ],
@@ -276,28 +311,33 @@ function addEntryFunctions(b: BinaryenApi, m: BinaryenModule, entry: EntryKind):
     ),
   );
   m.addFunctionExport(EXPORT_RUN, EXPORT_RUN);
-  // run_batch(desc, count, results): i = 2
+  // run_batch(desc, count, results); locals: 3 = i, 4 = packet, 5 = length
   const i = (): ExpressionRef => m.local.get(3, i32);
   const desc = (): ExpressionRef => m.i32.add(m.local.get(0, i32), m.i32.shl(i(), m.i32.const(3)));
+  const each = perRun(4, 5);
   m.addFunction(
     EXPORT_RUN_BATCH,
     b.createType([i32, i32, i32]),
     i32,
-    [i32],
+    [i32, i32, i32],
     m.block(
       null,
       [
+        ...once(),
         m.local.set(3, m.i32.const(0)),
         m.block('done', [
           m.br('done', m.i32.ge_u(i(), m.local.get(1, i32))),
           m.loop(
             'next',
             m.block(null, [
+              m.local.set(4, m.i32.load(0, 4, desc())),
+              m.local.set(5, m.i32.load(4, 4, desc())),
+              ...each.setup,
               m.i32.store(
                 0,
                 4,
                 m.i32.add(m.local.get(2, i32), m.i32.shl(i(), m.i32.const(2))),
-                m.call(EXPORT_RUN, [m.i32.load(0, 4, desc()), m.i32.load(4, 4, desc())], i32),
+                m.i32.wrap(each.call),
               ),
               m.local.set(3, m.i32.add(i(), m.i32.const(1))),
               m.br('next', m.i32.lt_u(i(), m.local.get(1, i32))),

@@ -21,7 +21,10 @@ import {
   CTRL_ERR_CODE,
   CTRL_ERR_INSN,
   CTRL_MAY_GOTO,
+  CTRL_PKT_ADDR,
+  CTRL_PKT_LEN,
   CTRL_R0,
+  CTRL_TAIL_CALL_CNT,
   EXEC_CODE,
   EXPORT_FUNC_PREFIX,
   EXPORT_RUN,
@@ -44,6 +47,7 @@ import { LinkError } from '../src/errors.js';
 import { callxReg, ldImm64Value, type Insn } from '../src/isa/insn.js';
 import {
   BPF_MAX_LOOPS,
+  MAX_TAIL_CALL_CNT,
   BPF_PSEUDO_CALL,
   BPF_PSEUDO_KFUNC_CALL,
   MAX_BPF_STACK,
@@ -59,6 +63,9 @@ import {
   type BinaryenModule,
   type ExpressionRef,
 } from './module.js';
+
+/** Kernel helper id of bpf_tail_call, which the JIT compiles as a Wasm tail call. */
+export const BPF_FUNC_tail_call = 12;
 
 /** How the exported `run(a, b)` builds the entry function's arguments. */
 export type EntryKind = 'mem' | 'xdp';
@@ -235,11 +242,20 @@ interface EntryNeeds {
   readonly mayGoto: boolean;
   /** The program has ld_abs/ld_ind: record the packet every run. */
   readonly ldAbs: boolean;
+  /** The program may tail-call: reset the tail call count every run. */
+  readonly tailCall: boolean;
 }
 
 function entryNeeds(prog: Program): EntryNeeds {
   const kinds = new Set(prog.ops.map((o) => o?.kind));
-  return { mayGoto: kinds.has('may_goto'), ldAbs: kinds.has('ldabs') || kinds.has('ldind') };
+  const tailCall = prog.insns.some(
+    (i, idx) => prog.ops[idx]?.kind === 'call' && i.src === 0 && i.imm === BPF_FUNC_tail_call,
+  );
+  return {
+    mayGoto: kinds.has('may_goto'),
+    ldAbs: kinds.has('ldabs') || kinds.has('ldind'),
+    tailCall,
+  };
 }
 
 /**
@@ -273,6 +289,7 @@ function addEntryFunctions(
     const setup: ExpressionRef[] = [];
     if (needs.mayGoto)
       setup.push(m.i64.store(CTRL_MAY_GOTO, 8, ctrl(), m.i64.const(BPF_MAX_LOOPS)));
+    if (needs.tailCall) setup.push(m.i32.store(CTRL_TAIL_CALL_CNT, 4, ctrl(), m.i32.const(0)));
     if (needs.ldAbs) {
       setup.push(m.i32.store(PKT_ADDR, 4, ctrl(), a()), m.i32.store(PKT_LEN, 4, ctrl(), len()));
     }
@@ -360,6 +377,7 @@ function addEntryFunctions(
       null,
       [
         m.i64.store(CTRL_MAY_GOTO, 8, ctrl(), m.i64.const(BPF_MAX_LOOPS)),
+        m.i32.store(CTRL_TAIL_CALL_CNT, 4, ctrl(), m.i32.const(0)),
         m.i32.store(PKT_ADDR, 4, ctrl(), m.local.get(1, i32)),
         m.i32.store(PKT_LEN, 4, ctrl(), m.local.get(2, i32)),
         m.local.set(
@@ -375,9 +393,8 @@ function addEntryFunctions(
   m.addFunctionExport(EXPORT_RUN_CTX, EXPORT_RUN_CTX);
 }
 
-/** Control-slot words (after the fixed fields) holding the packet of the current run. */
-export const PKT_ADDR = 0x30;
-export const PKT_LEN = 0x34;
+const PKT_ADDR = CTRL_PKT_ADDR;
+const PKT_LEN = CTRL_PKT_LEN;
 
 /** Translates one BPF function. */
 class FuncCompiler {
@@ -1039,8 +1056,39 @@ class FuncCompiler {
     if (i.imm < 0 || i.imm >= HELPER_BLOCK_SIZE || !this.opts.hasHelper(i.imm)) {
       return [this.fail('call', idx, m.i64.const(i.imm))];
     }
+    if (i.imm === BPF_FUNC_tail_call) return this.tailCall();
     const slot = m.i32.const(this.opts.links.helperBase + i.imm);
     return [this.set64(0, m.call_indirect('table', slot, args(), this.i64x5(), b.i64))];
+  }
+
+  /**
+   * bpf_tail_call(ctx, prog_array, index): the helper in slot 12 resolves the target's token
+   * (0 when the slot is empty or out of range); under MAX_TAIL_CALL_CNT the frame is released
+   * and the target replaces this function (a Wasm tail call); otherwise execution falls through
+   * with r0 unchanged, as in the kernel.
+   */
+  private tailCall(): ExpressionRef[] {
+    const m = this.m;
+    const b = this.b;
+    const ctrl = (): ExpressionRef => m.global.get('ctrl', b.i32);
+    const args = (): ExpressionRef[] => [1, 2, 3, 4, 5].map((r) => this.get64(r));
+    const token = (): ExpressionRef => m.local.get(T64A, b.i64);
+    const slot = m.i32.const(this.opts.links.helperBase + BPF_FUNC_tail_call);
+    const count = (): ExpressionRef => m.i32.load(CTRL_TAIL_CALL_CNT, 4, ctrl());
+    const jump: ExpressionRef[] = [
+      m.i32.store(CTRL_TAIL_CALL_CNT, 4, ctrl(), m.i32.add(count(), m.i32.const(1))),
+    ];
+    if (this.hasFrame) jump.push(m.global.set('sp', m.local.get(FP, b.i32)));
+    jump.push(m.return_call_indirect('table', m.i32.wrap(token()), args(), this.i64x5(), b.i64));
+    return [
+      m.if(
+        m.i32.lt_u(count(), m.i32.const(MAX_TAIL_CALL_CNT)),
+        m.block(null, [
+          m.local.set(T64A, m.call_indirect('table', slot, args(), this.i64x5(), b.i64)),
+          m.if(m.i32.eqz(m.i64.eqz(token())), m.block(null, jump)),
+        ]),
+      ),
+    ];
   }
 
   private i64x5(): number {

@@ -30,6 +30,7 @@ import {
 import { ExecError, LinkError, UsageError } from '../src/errors.js';
 import { isLdImm64, type Insn } from '../src/isa/insn.js';
 import {
+  BPF_PSEUDO_BTF_ID,
   BPF_PSEUDO_FUNC,
   BPF_PSEUDO_MAP_FD,
   BPF_PSEUDO_MAP_IDX,
@@ -50,6 +51,7 @@ import {
 } from './helpers.js';
 import { BpfMap, type MapSpec } from './maps/map.js';
 import { instantiateRt, type RtExports } from './rt.js';
+import { loadObjectInto, type LoadedObject, type ObjectOptions } from './object.js';
 import { LoadedProgram, type Engine } from './loaded-program.js';
 
 /** Options of `Vm.create`. */
@@ -86,6 +88,8 @@ export interface LoadOptions {
    * order). BPF_PSEUDO_MAP_FD / _VALUE loads name maps by their Vm id instead.
    */
   readonly maps?: readonly BpfMap[];
+  /** Values of extern ksym loads (lddw src 3), by slot; the ELF loader's object API fills it. */
+  readonly ksyms?: ReadonlyMap<number, bigint>;
   /** Interpreter instruction budget per run (default 1,000,000). */
   readonly insnBudget?: number;
   /** Keep names in the Wasm binary (stack traces name BPF functions). */
@@ -199,6 +203,17 @@ export class Vm {
     return map;
   }
 
+  /**
+   * Loads an ELF object compiled by `clang --target=bpf`: creates its maps and global data,
+   * links and loads every program.
+   * @example
+   * const obj = await vm.loadObject(readFileSync('xdp_count.o'), { verify: false });
+   * obj.program('xdp_count').run(packet);
+   */
+  loadObject(bytes: Uint8Array, opts: ObjectOptions = {}): Promise<LoadedObject> {
+    return loadObjectInto(this, bytes, opts);
+  }
+
   /** Value regions of every map, for the interpreter's memory checks. */
   mapRegions(): MemRegion[] {
     return this.maps.map((m) => m.valueRegion);
@@ -232,7 +247,7 @@ export class Vm {
         `program type '${type}' cannot run yet (supported: ${RUNNABLE_TYPES.join(', ')})`,
       );
     }
-    const links = this.link(prog, opts.maps ?? []);
+    const links = this.link(prog, opts.maps ?? [], opts.ksyms ?? new Map());
     const id = this.nextProgram++;
     prog.subprogs.forEach((_, k) =>
       this.tokens.set(links.funcTokenBase + k, { prog, links, subprog: k }),
@@ -327,7 +342,11 @@ export class Vm {
     return this.closed;
   }
 
-  private link(prog: Program, objMaps: readonly BpfMap[]): ProgLinks {
+  private link(
+    prog: Program,
+    objMaps: readonly BpfMap[],
+    ksyms: ReadonlyMap<number, bigint>,
+  ): ProgLinks {
     if (this.nextProgram >= FUNC_TOKEN_BASE / HELPER_BLOCK_SIZE) {
       throw new LinkError(
         'program',
@@ -345,6 +364,16 @@ export class Vm {
       if (i.src === BPF_PSEUDO_FUNC) {
         const t = jumpTarget(i, idx, prog.ops[idx]);
         ldImm64.set(idx, BigInt(funcTokenBase + subprogIndexOf(prog, t)));
+        return;
+      }
+      if (i.src === BPF_PSEUDO_BTF_ID) {
+        const v = ksyms.get(idx);
+        if (v === undefined)
+          throw new LinkError(
+            `ksym#${i.imm}`,
+            `insn ${idx}: extern ksym #${i.imm} is not resolved`,
+          );
+        ldImm64.set(idx, v);
         return;
       }
       ldImm64.set(idx, BigInt(this.resolveMapLoad(prog, idx, objMaps)));

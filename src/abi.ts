@@ -50,6 +50,11 @@ export const CTRL_R0 = 0x18;
 export const CTRL_HEARTBEAT = 0x20;
 /** u64: detail of the last error (the faulting address, the bad call target). */
 export const CTRL_ERR_AUX = 0x28;
+/** u32 (two words): the packet legacy ld_abs/ld_ind read in this run (address, length). */
+export const CTRL_PKT_ADDR = 0x30;
+export const CTRL_PKT_LEN = 0x34;
+/** u32: tail calls taken in this run (at most MAX_TAIL_CALL_CNT). */
+export const CTRL_TAIL_CALL_CNT = 0x38;
 
 /** Start of the first worker area. */
 export const WORKER_BASE = 0x20000;

@@ -62,6 +62,15 @@ export {
 } from './asm/disassembler.js';
 export { parseDataFile, type DataFile } from './asm/data-file.js';
 export { interpret } from './interp/interpreter.js';
+export { loadObject } from './loader/object.js';
+export type {
+  BpfObject,
+  ObjProgram,
+  MapDef,
+  GlobalData,
+  GlobalVar,
+  ProgReloc,
+} from './loader/types.js';
 export type { ExecEnv, MemRegion, HelperArgs } from './interp/env.js';
 export { Vm, type VmOptions, type LoadOptions } from '../runtime/vm.js';
 export {
@@ -71,3 +80,6 @@ export {
   type RunInput,
 } from '../runtime/loaded-program.js';
 export type { HelperProto } from '../runtime/helpers.js';
+export { BpfMap, type MapSpec } from '../runtime/maps/map.js';
+export { LoadedObject, ObjectGlobals, type ObjectOptions } from '../runtime/object.js';
+export type { TestRunOptions, TestRunResult } from '../runtime/test-run.js';

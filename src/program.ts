@@ -20,12 +20,15 @@ export type ProgType =
   | 'sched_cls'
   | 'sched_act'
   | 'cgroup_skb'
+  | 'sk_skb'
   | 'kprobe'
   | 'tracepoint'
   | 'raw_tracepoint'
   | 'perf_event'
   | 'struct_ops'
-  | 'syscall';
+  | 'syscall'
+  | 'tracing'
+  | 'lsm';
 
 /** Every program type, for validating user input. */
 export const PROG_TYPES: readonly ProgType[] = [
@@ -35,12 +38,15 @@ export const PROG_TYPES: readonly ProgType[] = [
   'sched_cls',
   'sched_act',
   'cgroup_skb',
+  'sk_skb',
   'kprobe',
   'tracepoint',
   'raw_tracepoint',
   'perf_event',
   'struct_ops',
   'syscall',
+  'tracing',
+  'lsm',
 ];
 
 /** A BPF function: slots `[start, end)`. Subprog 0 is the entry. */

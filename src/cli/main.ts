@@ -17,6 +17,17 @@ import type { Engine } from '../../runtime/loaded-program.js';
 import { runConformance } from './conformance.js';
 import { parseHex, readInputFile, readInsns, readProgram } from './input.js';
 import { wasmToWat } from '../../jit/wat.js';
+import { loadObject } from '../loader/object.js';
+import {
+  bytesArg,
+  describeMaps,
+  disassembleObject,
+  dumpMaps,
+  isElf,
+  loadForRun,
+  objectTestRun,
+  type ObjectRunOptions,
+} from './object.js';
 
 const USAGE = `usage: bpfwasm <command> [options]
 
@@ -26,6 +37,10 @@ commands:
                                        disassemble raw bytecode, .s or .data
   run <file> [--mem <hex>|--mem-file <path>] [--engine jit|interp] [--type mem|xdp]
              [--repeat N] [--json]     run a program; prints r0 (hex and decimal)
+  run <obj.o> --program <name> [--packet <file>] [--repeat N] [--json] [--dump-maps]
+  test-run <obj.o> --program <name> [--data-in <file|hex>] [--ctx-in <file|hex>] [--repeat N]
+             [--map-update <map>:<keyhex>:<valuehex|@prog>]... [--global <section>=<hex>]... --json
+  maps <obj.o>                         list the maps an object declares
   jit <file> --wat [--type mem|xdp]    print the generated WebAssembly text
   conformance <dir> [--engine jit|interp]
                                        run a bpf_conformance directory of .data files
@@ -38,9 +53,14 @@ const HELP: Record<string, string> = {
   disasm:
     'usage: bpfwasm disasm <file> [--syntax asm|llvm|kernel]\nDisassembles raw bytecode (or .s/.data). Default syntax: asm.',
   run: `usage: bpfwasm run <file> [--mem <hex>|--mem-file <path>] [--engine jit|interp] [--type mem|xdp] [--repeat N] [--json]
+       bpfwasm run <obj.o> --program <name> [--packet <file>|--mem <hex>|--mem-file <path>] [--engine jit|interp] [--repeat N] [--json] [--dump-maps]
 Runs a program unverified (the verifier is not built yet). mem programs get r1 = input, r2 = its length;
 xdp programs get struct xdp_md over the input as packet. With --repeat N it reports the median ns per
 run; with --json it prints {"r0": "<decimal u64>", "ns_per_run": <number|null>, "engine": "..."}.`,
+  'test-run': `usage: bpfwasm test-run <obj.o> --program <name> [--data-in <file|hex>] [--ctx-in <file|hex>] [--repeat N]
+       [--map-update <map>:<keyhex>:<valuehex> | <map>:<keyhex>:@<program>]... [--global <section>=<hex>]... [--engine jit|interp] --json
+BPF_PROG_TEST_RUN with the kernel's semantics. Prints {"retval", "data_out", "data_size_out", "ctx_out", "duration_ns", "maps"}.`,
+  maps: 'usage: bpfwasm maps <obj.o>\nLists the maps an ELF object declares, global data sections included.',
   jit: 'usage: bpfwasm jit <file> --wat [--type mem|xdp]\nPrints the Wasm module the JIT generates, as text (wabt wasm2wat, folded).',
   conformance:
     'usage: bpfwasm conformance <dir> [--engine jit|interp]\nRuns every .data file; prints failures and "N passed, M failed"; exit 1 on failures.',
@@ -57,9 +77,16 @@ const OPTIONS: ParseArgsConfig['options'] = {
   repeat: { type: 'string' },
   json: { type: 'boolean' },
   wat: { type: 'boolean' },
+  program: { type: 'string' },
+  packet: { type: 'string' },
+  'dump-maps': { type: 'boolean' },
+  'data-in': { type: 'string' },
+  'ctx-in': { type: 'string' },
+  'map-update': { type: 'string', multiple: true },
+  global: { type: 'string', multiple: true },
 };
 
-type Values = Record<string, string | boolean | undefined>;
+type Values = Record<string, string | boolean | string[] | undefined>;
 
 /** Runs the command line; returns the exit status. */
 export async function main(argv: readonly string[]): Promise<number> {
@@ -140,12 +167,34 @@ async function dispatch(cmd: string, pos: string[], v: Values): Promise<number> 
       if (syntax !== 'asm' && syntax !== 'llvm' && syntax !== 'kernel') {
         throw new UsageError(`--syntax must be asm, llvm or kernel`);
       }
-      const { insns } = readInsns(one(pos, 'input file'));
+      const file = one(pos, 'input file');
+      const raw = new Uint8Array(readInputFile(file));
+      if (isElf(raw)) {
+        process.stdout.write(disassembleObject(raw, syntax));
+        return 0;
+      }
+      const { insns } = readInsns(file);
       process.stdout.write(disassemble(insns, { syntax }));
       return 0;
     }
-    case 'run':
-      return runCommand(one(pos, 'program file'), v);
+    case 'run': {
+      const file = one(pos, 'program file');
+      const raw = new Uint8Array(readInputFile(file));
+      return isElf(raw) ? runObjectCommand(raw, v) : runCommand(file, v);
+    }
+    case 'test-run': {
+      const raw = new Uint8Array(readInputFile(one(pos, 'object file')));
+      if (!isElf(raw)) throw new UsageError('test-run takes an ELF object');
+      const result = await objectTestRun(raw, objectRunOptions(v));
+      console.log(JSON.stringify(result));
+      return 0;
+    }
+    case 'maps': {
+      const raw = new Uint8Array(readInputFile(one(pos, 'object file')));
+      if (!isElf(raw)) throw new UsageError('maps takes an ELF object');
+      process.stdout.write(describeMaps(loadObject(raw)));
+      return 0;
+    }
     case 'jit': {
       if (v['wat'] !== true) throw new UsageError('jit needs --wat');
       const { program } = readProgram(one(pos, 'program file'), typeOf(v));
@@ -174,6 +223,58 @@ async function dispatch(cmd: string, pos: string[], v: Values): Promise<number> 
     default:
       throw new UsageError(`unknown command '${cmd}'`);
   }
+}
+
+function repeatOf(v: Values): number {
+  const text = v['repeat'];
+  const repeat = text === undefined ? 0 : Number(text);
+  if (!Number.isInteger(repeat) || repeat < 0)
+    throw new UsageError('--repeat takes a whole number');
+  return repeat;
+}
+
+function objectRunOptions(v: Values): ObjectRunOptions {
+  const program = v['program'];
+  if (typeof program !== 'string') throw new UsageError('--program <name> is required for objects');
+  const list = (k: string): string[] => {
+    const x = v[k];
+    return Array.isArray(x) ? x : [];
+  };
+  const dataIn = v['data-in'];
+  const ctxIn = v['ctx-in'];
+  return {
+    program,
+    engine: engineOf(v),
+    repeat: repeatOf(v),
+    mapUpdates: list('map-update'),
+    globals: list('global'),
+    ...(typeof dataIn === 'string' ? { dataIn: bytesArg(dataIn) } : {}),
+    ...(typeof ctxIn === 'string' ? { ctxIn: bytesArg(ctxIn) } : {}),
+  };
+}
+
+async function runObjectCommand(bytes: Uint8Array, v: Values): Promise<number> {
+  const o = objectRunOptions(v);
+  let input: Uint8Array | undefined;
+  if (typeof v['packet'] === 'string') input = new Uint8Array(readInputFile(v['packet']));
+  if (typeof v['mem'] === 'string') input = parseHex(v['mem']);
+  if (typeof v['mem-file'] === 'string') input = new Uint8Array(readInputFile(v['mem-file']));
+  const vm = Vm.create();
+  const obj = await loadForRun(vm, bytes, o);
+  const prog = obj.program(o.program);
+  const r0 = prog.run(input);
+  const repeat = o.repeat ?? 0;
+  const ns = repeat > 0 ? medianNsPerRun(() => prog.runU32(input?.length ?? 0), repeat) : null;
+  if (v['json'] === true) {
+    const out: Record<string, unknown> = { r0: r0.toString(), ns_per_run: ns, engine: o.engine };
+    if (v['dump-maps'] === true) out['maps'] = dumpMaps(obj);
+    console.log(JSON.stringify(out));
+  } else {
+    console.log(`r0 = 0x${r0.toString(16)} (${r0})`);
+    if (ns !== null) console.log(`${ns.toFixed(1)} ns/run (median, ${o.engine}, ${repeat} runs)`);
+    if (v['dump-maps'] === true) console.log(JSON.stringify(dumpMaps(obj), null, 2));
+  }
+  return 0;
 }
 
 async function runCommand(path: string, v: Values): Promise<number> {

@@ -24,7 +24,17 @@
  */
 
 import { FUNC_TOKEN_BASE, type ProgLinks } from '../abi.js';
-import { ExecError, LinkError, isBpfError, isExecError, type BpfError } from '../errors.js';
+
+/** Kernel helper id of bpf_tail_call. */
+const BPF_FUNC_tail_call = 12;
+import {
+  ExecError,
+  InternalError,
+  LinkError,
+  isBpfError,
+  isExecError,
+  type BpfError,
+} from '../errors.js';
 import { callxReg, ldImm64Value } from '../isa/insn.js';
 import {
   BPF_HELPER_CALL,
@@ -32,11 +42,12 @@ import {
   MAX_BPF_REG,
   MAX_BPF_STACK,
   MAX_CALL_FRAMES,
+  MAX_TAIL_CALL_CNT,
 } from '../isa/opcodes.js';
 import type { AccessSize, AtomicOp, OpInfo } from '../isa/table.js';
 import { jumpTarget, subprogIndexOf, type Program } from '../program.js';
 import { aluFn, condFn, endian, immU64, movsx, type AluFn, type CondFn } from './alu.js';
-import type { ExecEnv } from './env.js';
+import type { ExecEnv, HelperArgs, MemRegion, TokenTarget } from './env.js';
 
 const M32 = 0xffffffffn;
 const TOKEN_BASE = BigInt(FUNC_TOKEN_BASE);
@@ -82,6 +93,13 @@ const NO_ALU: AluFn = () => 0n;
 const NO_COND: CondFn = () => false;
 
 const codeCache = new WeakMap<Program, Code>();
+
+/**
+ * Runs that are inside a helper call, innermost last. A helper that calls back into BPF
+ * (bpf_loop, for_each_map_elem) runs the callback below the innermost one
+ * (`interpretCallback`). Synchronous and per thread, like the runs themselves.
+ */
+const inHelper: Run[] = [];
 
 function decodeSlot(prog: Program, idx: number): Slot {
   const i = prog.insns[idx];
@@ -196,15 +214,21 @@ class Run {
   shared = false;
   a32: Uint32Array | null = null;
   a64: BigUint64Array | null = null;
+  /** Frames outside this run: 0 for an entry, the caller's depth for a callback. */
+  readonly baseDepth: number;
+  /** Insns executed so far (callbacks share their caller's budget); kept across calls. */
+  used = 0;
 
-  constructor(env: ExecEnv, code: Code) {
+  /** A run of function `subprog` of `code` whose frame pointer is `fp`. */
+  constructor(env: ExecEnv, code: Code, subprog = 0, fp = env.stackTop, baseDepth = 0) {
     this.env = env;
     this.code = code;
     this.links = env.links;
-    const entry = code.prog.subprogs[0];
+    const entry = code.prog.subprogs[subprog];
     this.fnStart = entry?.start ?? 0;
     this.fnEnd = entry?.end ?? 0;
-    this.fp = env.stackTop;
+    this.fp = fp;
+    this.baseDepth = baseDepth;
     this.mayGoto = env.mayGotoBudget;
     this.refresh();
   }
@@ -224,13 +248,16 @@ class Run {
   }
 
   /** Runs from the entry of the current function until it exits; returns r0. */
-  run(r1: bigint, r2: bigint): bigint {
+  run(r1: bigint, r2: bigint, r3 = 0n, r4 = 0n, r5 = 0n): bigint {
     const regs = this.regs;
     regs[1] = r1;
     regs[2] = r2;
+    regs[3] = r3;
+    regs[4] = r4;
+    regs[5] = r5;
     regs[10] = BigInt(this.fp);
     const budget = this.env.insnBudget;
-    let count = 0;
+    let count = this.used;
     let pc = this.fnStart;
     let slots = this.code.slots;
     let fnEnd = this.fnEnd;
@@ -314,7 +341,9 @@ class Run {
             break;
           case 'call':
           case 'callx':
+            this.used = count;
             pc = info.kind === 'call' ? this.call(s, pc) : this.callx(s, pc);
+            count = this.used;
             slots = this.code.slots;
             fnEnd = this.fnEnd;
             break;
@@ -332,6 +361,8 @@ class Run {
       }
     } catch (e) {
       throw toBpfError(e, pc);
+    } finally {
+      this.used = count;
     }
   }
 
@@ -539,6 +570,7 @@ class Run {
   call(s: Slot, pc: number): number {
     switch (s.src) {
       case BPF_HELPER_CALL:
+        if (s.imm === BPF_FUNC_tail_call) return this.tailCall(pc);
         this.helper(s.imm, pc);
         return pc + 1;
       case BPF_PSEUDO_CALL:
@@ -547,6 +579,38 @@ class Run {
         throw new LinkError(`kfunc#${s.imm}`, `insn ${pc}: kfunc calls are not supported yet`);
     }
   }
+
+  /**
+   * bpf_tail_call(ctx, prog_array, index): the helper resolves the target's function token (0
+   * when there is none). Under MAX_TAIL_CALL_CNT the target replaces the current function in
+   * its frame (it returns to this function's caller); otherwise execution goes on at the next
+   * insn with r0 unchanged, as in the kernel.
+   */
+  tailCall(pc: number): number {
+    if (this.tailCalls >= MAX_TAIL_CALL_CNT) return pc + 1;
+    const r = this.regs;
+    const saved = r[0]!;
+    this.helper(BPF_FUNC_tail_call, pc);
+    const token = r[0]!;
+    r[0] = saved;
+    if (token === 0n) return pc + 1;
+    const t = this.env.resolveToken(token);
+    const sp = t?.prog.subprogs[t.subprog];
+    if (t === undefined || sp === undefined) {
+      throw new ExecError(pc, 'call', `tail call to ${hex(token)}: not a function token`);
+    }
+    this.tailCalls++;
+    this.code = codeOf(t.prog);
+    this.links = t.links;
+    this.fnStart = sp.start;
+    this.fnEnd = sp.end;
+    r[0] = 0n;
+    for (let k = 6; k <= 9; k++) r[k] = 0n;
+    return sp.start;
+  }
+
+  /** Tail calls taken in this run. */
+  private tailCalls = 0;
 
   callx(s: Slot, pc: number): number {
     const v = this.regs[s.dst]!;
@@ -565,12 +629,15 @@ class Run {
   helper(id: number, pc: number): void {
     const r = this.regs;
     let v: unknown;
+    inHelper.push(this);
     try {
       v = this.env.callHelper(id, [r[1]!, r[2]!, r[3]!, r[4]!, r[5]!]);
     } catch (e) {
       if (isBpfError(e)) throw e;
       const msg = e instanceof Error ? e.message : String(e);
       throw new ExecError(pc, 'helper', `helper #${id} threw: ${msg}`, { cause: e });
+    } finally {
+      inHelper.pop();
     }
     if (typeof v !== 'bigint') {
       throw new ExecError(pc, 'helper', `helper #${id} returned a ${typeof v}, not a bigint`);
@@ -581,7 +648,7 @@ class Run {
 
   /** Pushes a frame for a call at `pc` into subprog `subprog` of `code`; returns its entry. */
   enter(code: Code, links: ProgLinks, subprog: number, pc: number): number {
-    const depth = this.frames.length + 2;
+    const depth = this.baseDepth + this.frames.length + 2;
     const fp = this.fp - MAX_BPF_STACK;
     if (depth > MAX_CALL_FRAMES || fp - MAX_BPF_STACK < this.env.stackLimit) {
       throw new ExecError(pc, 'call-depth', `the call stack of ${depth} frames is too deep`);
@@ -639,4 +706,66 @@ class Run {
 export function interpret(prog: Program, env: ExecEnv, r1: bigint, r2: bigint): bigint {
   const run = new Run(env, codeOf(prog));
   return run.run(BigInt.asUintN(64, r1), BigInt.asUintN(64, r2));
+}
+
+/** True while an interpreter run on this thread is inside a helper call. */
+export function hasActiveHelperCall(): boolean {
+  return inHelper.length > 0;
+}
+
+/**
+ * Runs the function behind a token from inside a helper call of the innermost interpreter run
+ * (bpf_loop, for_each_map_elem): r1..r5 = `args`, r10 = one frame below the calling function's
+ * frame, so the callback counts as a frame towards MAX_CALL_FRAMES as in the kernel, may use
+ * pointers into its callers' stack frames, and shares the run's insn and may_goto budgets.
+ * `regions` adds memory the callback may touch (a key the helper built). Returns r0.
+ *
+ * Called from host (a helper). Throws `ExecError` 'call-depth' when the frame would not fit,
+ * and whatever the callback's run throws; an `InternalError` outside a helper call.
+ */
+export function interpretCallback(
+  target: TokenTarget,
+  args: HelperArgs,
+  regions?: readonly MemRegion[],
+): bigint {
+  const outer = inHelper[inHelper.length - 1];
+  if (outer === undefined) throw new InternalError('interpretCallback outside a helper call');
+  const depth = outer.baseDepth + outer.frames.length + 2;
+  const fp = outer.fp - MAX_BPF_STACK;
+  if (depth > MAX_CALL_FRAMES || fp - MAX_BPF_STACK < outer.env.stackLimit) {
+    throw new ExecError(null, 'call-depth', `the call stack of ${depth} frames is too deep`);
+  }
+  const env: ExecEnv = {
+    ...outer.env,
+    links: target.links,
+    regions: regions === undefined ? outer.env.regions : [...outer.env.regions, ...regions],
+  };
+  const run = new Run(env, codeOf(target.prog), target.subprog, fp, depth - 1);
+  run.used = outer.used;
+  run.mayGoto = outer.mayGoto;
+  try {
+    return run.run(...u64Args(args));
+  } finally {
+    outer.used = run.used;
+    outer.mayGoto = run.mayGoto;
+  }
+}
+
+/**
+ * Runs the function behind a token as an entry of its own (a timer callback the host event
+ * loop runs): r1..r5 = `args`, r10 = `env.stackTop`. Returns r0; throws as `interpret`.
+ */
+export function interpretFunction(target: TokenTarget, env: ExecEnv, args: HelperArgs): bigint {
+  const run = new Run(env, codeOf(target.prog), target.subprog);
+  return run.run(...u64Args(args));
+}
+
+function u64Args(a: HelperArgs): [bigint, bigint, bigint, bigint, bigint] {
+  return [
+    BigInt.asUintN(64, a[0]),
+    BigInt.asUintN(64, a[1]),
+    BigInt.asUintN(64, a[2]),
+    BigInt.asUintN(64, a[3]),
+    BigInt.asUintN(64, a[4]),
+  ];
 }

@@ -3,7 +3,7 @@
  * src/{index,cli} → runtime/ → jit/ → src/*; only jit/module.ts imports binaryen; no default
  * exports anywhere.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
 function tsFiles(dir: string): string[] {
+  if (!existsSync(join(root, dir))) return [];
   return readdirSync(join(root, dir)).flatMap((name) => {
     const p = join(dir, name);
     if (statSync(join(root, p)).isDirectory()) return tsFiles(p);

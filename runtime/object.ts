@@ -1,0 +1,240 @@
+/**
+ * `vm.loadObject(bytes)`: libbpf's object workflow on a Vm. It reads the ELF (src/loader),
+ * creates every map (global data sections become one-element array maps holding their
+ * initial image, as libbpf's `.data`/`.rodata`/`.bss` maps), links and loads every program
+ * against those maps, and writes the function tokens that global data holds (function
+ * pointers in `.rodata`). The result gives programs, maps and global variables by name.
+ */
+
+import { LinkError, MapError, UsageError } from '../src/errors.js';
+import { loadObject } from '../src/loader/object.js';
+import type { BpfObject, GlobalVar, MapDef, ObjProgram } from '../src/loader/types.js';
+import { createProgram, subprogIndexOf } from '../src/program.js';
+import type { Engine, LoadedProgram } from './loaded-program.js';
+import type { BpfMap } from './maps/map.js';
+import { BPF_MAP_TYPE_ARRAY } from './maps/map-type.js';
+import type { Vm } from './vm.js';
+
+/** Options of `Vm.loadObject`. */
+export interface ObjectOptions {
+  readonly engine?: Engine;
+  /** Run unverified (the verifier is not built yet: `true` is refused). */
+  readonly verify?: boolean;
+  /**
+   * Initial images of global-data sections by section name (`.rodata`, `.data`, `.bss`), as
+   * a skeleton sets them before load. Shorter images leave the rest as the object has it.
+   */
+  readonly globals?: Readonly<Record<string, Uint8Array>>;
+  /** Addresses of extern ksyms by name; absent weak ksyms resolve to 0. */
+  readonly ksyms?: Readonly<Record<string, bigint>>;
+}
+
+/** A global variable: which map holds it and where. */
+interface GlobalSlot {
+  readonly map: BpfMap;
+  readonly v: GlobalVar;
+}
+
+/** Global variables of an object, by name. */
+export class ObjectGlobals {
+  private readonly slots = new Map<string, GlobalSlot>();
+
+  constructor(entries: readonly (readonly [BpfMap, readonly GlobalVar[]])[]) {
+    for (const [map, vars] of entries) for (const v of vars) this.slots.set(v.name, { map, v });
+  }
+
+  /** Names of every global variable. */
+  names(): string[] {
+    return [...this.slots.keys()];
+  }
+
+  /** The current bytes of variable `name`. */
+  read(name: string): Uint8Array {
+    const s = this.slot(name);
+    return (s.map.lookup(new Uint8Array(4)) as Uint8Array).slice(s.v.offset, s.v.offset + s.v.size);
+  }
+
+  /** Overwrites variable `name` (exactly its size in bytes). */
+  write(name: string, bytes: Uint8Array): void {
+    const s = this.slot(name);
+    if (bytes.length !== s.v.size) {
+      throw new UsageError(`global '${name}' has ${s.v.size} bytes, got ${bytes.length}`);
+    }
+    const value = s.map.lookup(new Uint8Array(4)) as Uint8Array;
+    value.set(bytes, s.v.offset);
+    s.map.update(new Uint8Array(4), value);
+  }
+
+  /** Variable `name` read as a little-endian unsigned integer (1, 2, 4 or 8 bytes). */
+  readUint(name: string): bigint {
+    const b = this.read(name);
+    let v = 0n;
+    for (let k = b.length - 1; k >= 0; k--) v = (v << 8n) | BigInt(b[k] as number);
+    return v;
+  }
+
+  private slot(name: string): GlobalSlot {
+    const s = this.slots.get(name);
+    if (s === undefined)
+      throw new UsageError(`no global variable '${name}' (have: ${this.names().join(', ')})`);
+    return s;
+  }
+}
+
+/** An object loaded into a Vm. */
+export class LoadedObject {
+  readonly object: BpfObject;
+  readonly globals: ObjectGlobals;
+  private readonly programs: ReadonlyMap<string, LoadedProgram>;
+  private readonly maps: ReadonlyMap<string, BpfMap>;
+
+  constructor(
+    object: BpfObject,
+    programs: ReadonlyMap<string, LoadedProgram>,
+    maps: ReadonlyMap<string, BpfMap>,
+    globals: ObjectGlobals,
+  ) {
+    this.object = object;
+    this.programs = programs;
+    this.maps = maps;
+    this.globals = globals;
+  }
+
+  /** Program by entry name or section name. */
+  program(name: string): LoadedProgram {
+    const p = this.programs.get(name);
+    if (p === undefined) {
+      throw new UsageError(
+        `no program '${name}' in the object (have: ${[...this.programs.keys()].join(', ')})`,
+      );
+    }
+    return p;
+  }
+
+  /** Names of the programs, by entry symbol. */
+  programNames(): string[] {
+    return this.object.programs.map((p) => p.name);
+  }
+
+  /** Map by name; global data maps are named by their section (`.data`, `.bss`, `.rodata`). */
+  map(name: string): BpfMap {
+    const m = this.maps.get(name);
+    if (m === undefined)
+      throw new UsageError(
+        `no map '${name}' in the object (have: ${[...this.maps.keys()].join(', ')})`,
+      );
+    return m;
+  }
+
+  /** Every map with its name. */
+  mapEntries(): [string, BpfMap][] {
+    return [...this.maps];
+  }
+}
+
+/** Loads ELF `bytes` into `vm`. */
+export async function loadObjectInto(
+  vm: Vm,
+  bytes: Uint8Array,
+  opts: ObjectOptions = {},
+): Promise<LoadedObject> {
+  const object = loadObject(bytes);
+  const maps = object.maps.map((def) => createObjectMap(vm, def, opts.globals));
+  const byName = new Map<string, BpfMap>();
+  object.maps.forEach((def, k) => byName.set(def.global?.section ?? def.name, maps[k] as BpfMap));
+  const loaded: LoadedProgram[] = [];
+  for (const p of object.programs) loaded.push(await loadObjectProgram(vm, p, maps, opts));
+  object.maps.forEach((def, k) => writeFuncPtrs(def, maps[k] as BpfMap, loaded));
+  const programs = new Map<string, LoadedProgram>();
+  object.programs.forEach((p, k) => {
+    programs.set(p.section, loaded[k] as LoadedProgram);
+    programs.set(p.name, loaded[k] as LoadedProgram);
+  });
+  const globals = new ObjectGlobals(
+    object.maps.flatMap((def, k) =>
+      def.global === undefined ? [] : [[maps[k] as BpfMap, def.global.vars] as const],
+    ),
+  );
+  return new LoadedObject(object, programs, byName, globals);
+}
+
+function createObjectMap(vm: Vm, def: MapDef, images: ObjectOptions['globals']): BpfMap {
+  if (def.global === undefined) {
+    if (def.type === 0)
+      throw new MapError(def.name, 'EINVAL', 'the object has no BTF to describe this map');
+    return vm.createMap({
+      name: def.name,
+      type: def.type,
+      keySize: def.keySize,
+      valueSize: def.valueSize,
+      maxEntries: def.maxEntries,
+      flags: def.flags,
+    });
+  }
+  const g = def.global;
+  const size = Math.max(1, g.bytes.length);
+  const map = vm.createMap({
+    name: g.section,
+    type: BPF_MAP_TYPE_ARRAY,
+    keySize: 4,
+    valueSize: size,
+    maxEntries: 1,
+    flags: def.flags,
+  });
+  const image = new Uint8Array(size);
+  image.set(g.bytes);
+  const given = images?.[g.section];
+  if (given !== undefined) {
+    if (given.length > size)
+      throw new UsageError(`image for ${g.section} has ${given.length} bytes, the section ${size}`);
+    image.set(given);
+  }
+  map.update(new Uint8Array(4), image);
+  return map;
+}
+
+async function loadObjectProgram(
+  vm: Vm,
+  p: ObjProgram,
+  maps: readonly BpfMap[],
+  opts: ObjectOptions,
+): Promise<LoadedProgram> {
+  const ksyms = new Map<number, bigint>();
+  for (const r of p.relocs) {
+    if (r.kind !== 'ksym') continue;
+    const v = opts.ksyms?.[r.name];
+    if (v === undefined && !r.weak)
+      throw new LinkError(r.name, `program ${p.name}: unknown ksym '${r.name}'`);
+    ksyms.set(r.insnIdx, v ?? 0n);
+  }
+  const prog = createProgram(p.insns, {
+    name: p.name,
+    type: p.type,
+    funcNames: p.funcNames,
+    gotoxTargets: p.gotoxTargets,
+  });
+  return vm.load(prog, {
+    engine: opts.engine ?? 'jit',
+    ...(opts.verify === undefined ? {} : { verify: opts.verify }),
+    maps,
+    ksyms,
+  });
+}
+
+/** Writes each function pointer's token into the loaded global data. */
+function writeFuncPtrs(def: MapDef, map: BpfMap, loaded: readonly LoadedProgram[]): void {
+  const g = def.global;
+  if (g === undefined || g.funcPtrs.length === 0) return;
+  const value = map.lookup(new Uint8Array(4)) as Uint8Array;
+  const view = new DataView(value.buffer, value.byteOffset);
+  for (const fp of g.funcPtrs) {
+    const t = fp.targets[0];
+    const lp = t === undefined ? undefined : loaded[t.program];
+    if (t === undefined || lp === undefined)
+      throw new LinkError(fp.func, `no program provides function '${fp.func}'`);
+    const token = lp.links.funcTokenBase + subprogIndexOf(lp.program, t.insnIdx);
+    if (fp.size === 8) view.setBigUint64(fp.offset, BigInt(token), true);
+    else view.setUint32(fp.offset, token, true);
+  }
+  map.update(new Uint8Array(4), value);
+}

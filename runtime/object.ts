@@ -11,8 +11,8 @@ import { loadObject } from '../src/loader/object.js';
 import type { BpfObject, GlobalVar, MapDef, ObjProgram } from '../src/loader/types.js';
 import { createProgram, subprogIndexOf } from '../src/program.js';
 import type { Engine, LoadedProgram } from './loaded-program.js';
-import type { BpfMap } from './maps/map.js';
-import { BPF_MAP_TYPE_ARRAY } from './maps/map-type.js';
+import type { BpfMap, MapSpec } from './maps/map.js';
+import { BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PROG_ARRAY } from './maps/map-type.js';
 import type { Vm } from './vm.js';
 
 /** Options of `Vm.loadObject`. */
@@ -150,6 +150,7 @@ export async function loadObjectInto(
     programs.set(p.section, loaded[k] as LoadedProgram);
     programs.set(p.name, loaded[k] as LoadedProgram);
   });
+  object.maps.forEach((def, k) => writeInitialValues(def, maps[k] as BpfMap, programs, byName));
   const globals = new ObjectGlobals(
     object.maps.flatMap((def, k) =>
       def.global === undefined ? [] : [[maps[k] as BpfMap, def.global.vars] as const],
@@ -158,18 +159,47 @@ export async function loadObjectInto(
   return new LoadedObject(object, programs, byName, globals);
 }
 
+function mapSpecOf(def: MapDef): MapSpec {
+  return {
+    name: def.name,
+    type: def.type,
+    keySize: def.keySize,
+    valueSize: def.valueSize,
+    maxEntries: def.maxEntries,
+    flags: def.flags,
+    ...(def.mapExtra === undefined ? {} : { mapExtra: def.mapExtra }),
+    ...(def.innerMap === undefined ? {} : { innerMap: mapSpecOf(def.innerMap) }),
+  };
+}
+
+/** Fills `__array(values, ...)` slots: programs into prog_arrays, maps into map-in-maps. */
+function writeInitialValues(
+  def: MapDef,
+  map: BpfMap,
+  programs: ReadonlyMap<string, LoadedProgram>,
+  maps: ReadonlyMap<string, BpfMap>,
+): void {
+  for (const { index, symbol } of def.initialValues ?? []) {
+    const key = new Uint8Array(new Uint32Array([index]).buffer);
+    if (map.type === BPF_MAP_TYPE_PROG_ARRAY) {
+      const p = programs.get(symbol);
+      if (p === undefined)
+        throw new LinkError(symbol, `map '${def.name}' slot ${index}: no program '${symbol}'`);
+      map.setProg(index, p);
+      continue;
+    }
+    const inner = maps.get(symbol);
+    if (inner === undefined)
+      throw new LinkError(symbol, `map '${def.name}' slot ${index}: no map '${symbol}'`);
+    map.update(key, new Uint8Array(new Uint32Array([inner.id]).buffer));
+  }
+}
+
 function createObjectMap(vm: Vm, def: MapDef, images: ObjectOptions['globals']): BpfMap {
   if (def.global === undefined) {
     if (def.type === 0)
       throw new MapError(def.name, 'EINVAL', 'the object has no BTF to describe this map');
-    return vm.createMap({
-      name: def.name,
-      type: def.type,
-      keySize: def.keySize,
-      valueSize: def.valueSize,
-      maxEntries: def.maxEntries,
-      flags: def.flags,
-    });
+    return vm.createMap(mapSpecOf(def));
   }
   const g = def.global;
   const size = Math.max(1, g.bytes.length);

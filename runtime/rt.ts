@@ -14,11 +14,25 @@ export interface RtExports {
   readonly bpf_map_lookup_elem: (...args: bigint[]) => bigint;
   readonly bpf_map_update_elem: (...args: bigint[]) => bigint;
   readonly bpf_map_delete_elem: (...args: bigint[]) => bigint;
+  readonly bpf_map_push_elem: (...args: bigint[]) => bigint;
+  readonly bpf_map_pop_elem: (...args: bigint[]) => bigint;
+  readonly bpf_map_peek_elem: (...args: bigint[]) => bigint;
+  /** For bpf_tail_call: the token in slot `index` of a prog_array, 0 when empty or not one. */
+  readonly prog_array_get: (map: number, index: number) => number;
   readonly host_map_init: (map: number) => void;
   readonly host_lookup: (map: number, key: number) => number;
   readonly host_update: (map: number, key: number, value: number, flags: bigint) => bigint;
   readonly host_delete: (map: number, key: number) => bigint;
   readonly host_next_key: (map: number, key: number, next: number) => number;
+  readonly host_push: (map: number, value: number, flags: bigint) => bigint;
+  readonly host_pop: (map: number, value: number) => bigint;
+  readonly host_peek: (map: number, value: number) => bigint;
+  readonly bpf_ringbuf_output: (...args: bigint[]) => bigint;
+  readonly bpf_ringbuf_reserve: (...args: bigint[]) => bigint;
+  readonly bpf_ringbuf_submit: (...args: bigint[]) => bigint;
+  readonly bpf_ringbuf_discard: (...args: bigint[]) => bigint;
+  readonly bpf_ringbuf_query: (...args: bigint[]) => bigint;
+  readonly bpf_tail_call: (...args: bigint[]) => bigint;
 }
 
 /** Host service the module calls for map families it does not implement. */

@@ -49,6 +49,7 @@ import {
   type HelperHost,
   type HelperProto,
 } from './helpers.js';
+import { mapFamilyHelpers } from './maps/helpers.js';
 import { BpfMap, type MapSpec } from './maps/map.js';
 import { instantiateRt, type RtExports } from './rt.js';
 import { loadObjectInto, type LoadedObject, type ObjectOptions } from './object.js';
@@ -162,8 +163,10 @@ export class Vm {
       this.memory.grow(Math.ceil(more / WASM_PAGE));
       return this.memory.buffer.byteLength;
     });
-    this.rt = instantiateRt(this.memory, 0, () => 0n);
+    // generic lookup on a family without one finds nothing; update/delete are refused
+    this.rt = instantiateRt(this.memory, 0, (op) => (op === 1 ? 0n : -22n));
     for (const h of nativeHelpers(this.rt)) this.helpers.register(h);
+    for (const h of mapFamilyHelpers(this.rt)) this.helpers.register(h);
     for (const h of opts.helpers ?? []) this.helpers.register(h);
   }
 

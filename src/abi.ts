@@ -232,7 +232,7 @@ export interface ProgLinks {
 // runtime/wasm/abi.ts repeats these numbers for the AssemblyScript runtime module, and a test
 // checks that both agree.
 /** Bytes of a map descriptor. */
-export const MAP_DESC_SIZE = 64;
+export const MAP_DESC_SIZE = 128;
 /** u32 fields of a map descriptor (byte offsets). */
 export const MAP_DESC = {
   type: 0,
@@ -241,16 +241,19 @@ export const MAP_DESC = {
   maxEntries: 12,
   flags: 16,
   id: 20,
-  /** array: bytes per element; hash: bytes per element including its header and key. */
+  /**
+   * array: bytes per element; hash: bytes per element including its header and key;
+   * queue/stack: bytes per ring slot; lpm_trie: bytes per node.
+   */
   elemSize: 24,
-  /** array: first value; hash: bucket array. */
+  /** array: first value; hash: bucket array; queue/stack: the ring; bloom_filter: the bit array. */
   data: 28,
   nBuckets: 32,
-  /** hash: elements in use. */
+  /** hash: elements in use; lpm_trie: prefixes stored (not counting intermediate nodes). */
   count: 36,
-  /** hash: head of the free element list. */
+  /** hash: head of the free element list; lpm_trie: head of the free node list. */
   freeList: 40,
-  /** hash: first preallocated element. */
+  /** hash: first preallocated element; lpm_trie: first preallocated node. */
   elems: 44,
   /** spin lock word for writers. */
   lock: 48,
@@ -260,8 +263,30 @@ export const MAP_DESC = {
   lruHand: 56,
   /** MAP_MAGIC, so that helpers can reject pointers that are not maps. */
   magic: 60,
+  /** map_extra, low 32 bits (bloom_filter: the number of hash functions in bits 0-3). */
+  mapExtra: 64,
+  /** queue/stack: the ring slot the next push writes. */
+  head: 68,
+  /** queue/stack: the ring slot of the oldest element (head == tail: empty). */
+  tail: 72,
+  /** bloom_filter: hash functions per value (1..15). */
+  nHashFuncs: 76,
+  /** bloom_filter: bits in the bit array minus one (a power of two minus one). */
+  bitsetMask: 80,
+  /** lpm_trie: the root node, 0 when empty. */
+  root: 84,
+  /**
+   * Storage after the elements. lpm_trie: the node stack of next_key; array_of_maps and
+   * hash_of_maps: the inner map template, a descriptor without MAP_MAGIC.
+   */
+  aux: 88,
 } as const;
 /** Marks a live map descriptor. */
 export const MAP_MAGIC = 0x4d504642;
 /** Hash element header: next (u32), hash (u32), flags (u32: bit 0 used, bit 1 referenced), pad; then key, then value. */
 export const HTAB_ELEM_HEADER = 16;
+/**
+ * LPM trie node header: child[0] (u32), child[1] (u32), prefixlen (u32), flags (u32: bit 0
+ * intermediate); then the key's data bytes (rounded to 8), then the value.
+ */
+export const LPM_NODE_HEADER = 16;

@@ -18,5 +18,7 @@ export function arrayStorage(spec: MapSpec, nCpus: number, percpu: boolean): Map
     nBuckets: 0,
     dataBytes: spec.maxEntries * elemSize * (percpu ? nCpus : 1),
     elemsBytes: 0,
+    auxBytes: 0,
+    values: 'data',
   };
 }

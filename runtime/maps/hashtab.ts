@@ -4,15 +4,24 @@
  */
 
 import { HTAB_ELEM_HEADER } from '../../src/abi.js';
+import { MapError } from '../../src/errors.js';
 import type { MapSpec, MapStorage } from './map.js';
 
 const round8 = (n: number): number => (n + 7) & ~7;
 
 /** Sizes a hash map's storage: n_buckets is max_entries rounded up to a power of two. */
 export function htabStorage(spec: MapSpec, nCpus: number, percpu: boolean): MapStorage {
+  if (spec.keySize < 1) throw new MapError(spec.name, 'EINVAL', 'hash maps need a key');
   const elemSize =
     HTAB_ELEM_HEADER + round8(spec.keySize) + round8(spec.valueSize) * (percpu ? nCpus : 1);
   let nBuckets = 1;
   while (nBuckets < spec.maxEntries) nBuckets *= 2;
-  return { elemSize, nBuckets, dataBytes: nBuckets * 4, elemsBytes: spec.maxEntries * elemSize };
+  return {
+    elemSize,
+    nBuckets,
+    dataBytes: nBuckets * 4,
+    elemsBytes: spec.maxEntries * elemSize,
+    auxBytes: 0,
+    values: 'elems',
+  };
 }

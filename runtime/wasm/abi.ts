@@ -2,9 +2,10 @@
 // test/unit/runtime/rt-abi.test.ts checks that they agree with src/abi.ts.
 
 export const NULL_GUARD_END: u32 = 0x10000;
-export const MAP_DESC_SIZE: u32 = 64;
+export const MAP_DESC_SIZE: u32 = 128;
 export const MAP_MAGIC: u32 = 0x4d504642;
 export const HTAB_ELEM_HEADER: u32 = 16;
+export const LPM_NODE_HEADER: u32 = 16;
 
 // struct bpf_map descriptor fields
 export const MAP_TYPE: u32 = 0;
@@ -22,6 +23,14 @@ export const MAP_ELEMS: u32 = 44;
 export const MAP_LOCK: u32 = 48;
 export const MAP_N_CPUS: u32 = 52;
 export const MAP_LRU_HAND: u32 = 56;
+export const MAP_MAGIC_FIELD: u32 = 60;
+export const MAP_EXTRA: u32 = 64;
+export const MAP_HEAD: u32 = 68;
+export const MAP_TAIL: u32 = 72;
+export const MAP_N_HASH_FUNCS: u32 = 76;
+export const MAP_BITSET_MASK: u32 = 80;
+export const MAP_ROOT: u32 = 84;
+export const MAP_AUX: u32 = 88;
 
 // hash element header fields
 export const ELEM_NEXT: u32 = 0;
@@ -30,19 +39,36 @@ export const ELEM_FLAGS: u32 = 8;
 export const ELEM_USED: u32 = 1;
 export const ELEM_REF: u32 = 2;
 
+// lpm trie node header fields
+export const LPM_CHILD: u32 = 0;
+export const LPM_PREFIXLEN: u32 = 8;
+export const LPM_FLAGS: u32 = 12;
+export const LPM_IM: u32 = 1;
+
 // BPF_MAP_TYPE_* (uapi enum bpf_map_type)
 export const BPF_MAP_TYPE_HASH: u32 = 1;
 export const BPF_MAP_TYPE_ARRAY: u32 = 2;
+export const BPF_MAP_TYPE_PROG_ARRAY: u32 = 3;
+export const BPF_MAP_TYPE_RINGBUF: u32 = 27;
 export const BPF_MAP_TYPE_PERCPU_HASH: u32 = 5;
 export const BPF_MAP_TYPE_PERCPU_ARRAY: u32 = 6;
 export const BPF_MAP_TYPE_LRU_HASH: u32 = 9;
 export const BPF_MAP_TYPE_LRU_PERCPU_HASH: u32 = 10;
+export const BPF_MAP_TYPE_LPM_TRIE: u32 = 11;
+export const BPF_MAP_TYPE_ARRAY_OF_MAPS: u32 = 12;
+export const BPF_MAP_TYPE_HASH_OF_MAPS: u32 = 13;
+export const BPF_MAP_TYPE_QUEUE: u32 = 22;
+export const BPF_MAP_TYPE_STACK: u32 = 23;
+export const BPF_MAP_TYPE_BLOOM_FILTER: u32 = 30;
 
 // update flags
 export const BPF_ANY: u64 = 0;
 export const BPF_NOEXIST: u64 = 1;
 export const BPF_EXIST: u64 = 2;
 export const BPF_F_LOCK: u64 = 4;
+
+// map_flags
+export const BPF_F_INNER_MAP: u32 = 0x1000;
 
 // errno
 export const EPERM: i64 = 1;
@@ -52,3 +78,5 @@ export const ENOMEM: i64 = 12;
 export const EBUSY: i64 = 16;
 export const EEXIST: i64 = 17;
 export const EINVAL: i64 = 22;
+export const ENOSPC: i64 = 28;
+export const EOPNOTSUPP: i64 = 95;

@@ -1,9 +1,11 @@
 // AssemblyScript: BPF_MAP_TYPE_ARRAY and BPF_MAP_TYPE_PERCPU_ARRAY. Values are preallocated,
 // elem_size bytes each (value_size rounded to 8); percpu maps keep n_cpus copies per index,
 // CPU-major within an index. Elements always exist: delete is -EINVAL, NOEXIST is -EEXIST.
+// The fd arrays (prog_array, array_of_maps) share the layout: each slot holds a u32 (a function
+// token, a map descriptor address) or 0 when empty.
 
 import {
-  BPF_EXIST, BPF_F_LOCK, BPF_MAP_TYPE_PERCPU_ARRAY, BPF_NOEXIST, E2BIG, EEXIST, EINVAL, ENOENT,
+  BPF_ANY, BPF_EXIST, BPF_F_LOCK, BPF_MAP_TYPE_PERCPU_ARRAY, BPF_NOEXIST, E2BIG, EEXIST, EINVAL, ENOENT,
   MAP_DATA, MAP_ELEM_SIZE, MAP_MAX_ENTRIES, MAP_N_CPUS, MAP_TYPE, MAP_VALUE_SIZE,
 } from './abi';
 import { err } from './util';
@@ -44,5 +46,25 @@ export function arrayNextKey(map: usize, key: usize, next: usize): i32 {
   }
   if (idx >= max) return <i32>-ENOENT;
   store<u32>(next, idx);
+  return 0;
+}
+
+/**
+ * Host: the checks of an update of an fd array (prog_array, array_of_maps) before its value is
+ * resolved: only BPF_ANY, and the index must be in range.
+ */
+export function fdArrayCheck(map: usize, key: usize, flags: u64): u64 {
+  if (flags != BPF_ANY) return err(EINVAL);
+  if (load<u32>(key) >= load<u32>(map, MAP_MAX_ENTRIES)) return err(E2BIG);
+  return 0;
+}
+
+/** Host: empties a slot of an fd array; -ENOENT when it is empty already. */
+export function fdArrayDelete(map: usize, key: usize): u64 {
+  const idx = load<u32>(key);
+  if (idx >= load<u32>(map, MAP_MAX_ENTRIES)) return err(E2BIG);
+  const at = arrayElem(map, idx, 0);
+  if (load<u32>(at) == 0) return err(ENOENT);
+  store<u32>(at, 0);
   return 0;
 }

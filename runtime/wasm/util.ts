@@ -1,7 +1,7 @@
 // AssemblyScript: pointer checks, byte copies and key hashing shared by the map families.
 // Called from BPF (through the helpers in rt.ts) and from the host; never traps on bad input.
 
-import { MAP_DESC_SIZE, MAP_MAGIC, NULL_GUARD_END } from './abi';
+import { MAP_DESC_SIZE, MAP_MAGIC, MAP_MAGIC_FIELD, NULL_GUARD_END } from './abi';
 
 /** True when [p, p + n) lies in linear memory above the null guard. */
 export function ptrOk(p: u64, n: u32): bool {
@@ -11,7 +11,7 @@ export function ptrOk(p: u64, n: u32): bool {
 
 /** True when `map` points at a live map descriptor. */
 export function mapOk(map: u64): bool {
-  return ptrOk(map, MAP_DESC_SIZE) && load<u32>(<usize>map, 60) == MAP_MAGIC;
+  return ptrOk(map, MAP_DESC_SIZE) && load<u32>(<usize>map, MAP_MAGIC_FIELD) == MAP_MAGIC;
 }
 
 /** Byte equality of two ranges of `n` bytes. */
@@ -28,7 +28,12 @@ export function bytesEqual(a: usize, b: usize, n: u32): bool {
 
 /** A 32-bit hash of `n` key bytes (murmur3-style mixing). */
 export function hashKey(p: usize, n: u32): u32 {
-  let h: u32 = 0x9747b28c ^ n;
+  return hashKeySeeded(p, n, 0);
+}
+
+/** `hashKey` with a seed: distinct seeds give independent hash functions (bloom filters). */
+export function hashKeySeeded(p: usize, n: u32, seed: u32): u32 {
+  let h: u32 = (0x9747b28c + seed) ^ n;
   let k: u32 = 0;
   for (; k + 4 <= n; k += 4) {
     let c = load<u32>(p + k);

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   HTAB_ELEM_HEADER,
+  LPM_NODE_HEADER,
   MAP_DESC,
   MAP_DESC_SIZE,
   MAP_MAGIC,
@@ -37,12 +38,36 @@ describe('runtime module ABI', () => {
       MAP_LOCK: MAP_DESC.lock,
       MAP_N_CPUS: MAP_DESC.nCpus,
       MAP_LRU_HAND: MAP_DESC.lruHand,
+      MAP_MAGIC_FIELD: MAP_DESC.magic,
+      MAP_EXTRA: MAP_DESC.mapExtra,
+      MAP_HEAD: MAP_DESC.head,
+      MAP_TAIL: MAP_DESC.tail,
+      MAP_N_HASH_FUNCS: MAP_DESC.nHashFuncs,
+      MAP_BITSET_MASK: MAP_DESC.bitsetMask,
+      MAP_ROOT: MAP_DESC.root,
+      MAP_AUX: MAP_DESC.aux,
       MAP_DESC_SIZE,
       MAP_MAGIC,
       HTAB_ELEM_HEADER,
+      LPM_NODE_HEADER,
       NULL_GUARD_END,
     };
     for (const [name, value] of Object.entries(fields))
       expect([name, consts.get(name)]).toEqual([name, value]);
+  });
+
+  it('has every map descriptor field inside the descriptor, without overlaps', () => {
+    const offsets = Object.values(MAP_DESC);
+    expect(new Set(offsets).size).toBe(offsets.length);
+    for (const off of offsets) expect(off + 4).toBeLessThanOrEqual(MAP_DESC_SIZE);
+  });
+
+  it('numbers the map types as the TypeScript side does', async () => {
+    const types = await import('../../../runtime/maps/map-type.js');
+    for (const [name, value] of Object.entries(types)) {
+      if (name.startsWith('BPF_MAP_TYPE_') && consts.has(name))
+        expect([name, consts.get(name)]).toEqual([name, value]);
+    }
+    expect(consts.get('BPF_F_INNER_MAP')).toBe(types.BPF_F_INNER_MAP);
   });
 });

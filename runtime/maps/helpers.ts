@@ -1,0 +1,49 @@
+/**
+ * Helpers implemented by the runtime module's Wasm functions (runtime/wasm/rt.ts), which the
+ * JIT's call table holds directly; the interpreter calls the same functions through `fn`:
+ * map push/pop/peek (queue, stack, bloom_filter), the ring buffer helpers, and the resolver
+ * half of bpf_tail_call (the JIT and interpreter do the jump itself).
+ *
+ * The Vm registers them beside `nativeHelpers` (runtime/helpers.ts).
+ */
+
+import type { HelperArgs } from '../../src/interp/env.js';
+import type { HelperProto } from '../helpers.js';
+import type { RtExports } from '../rt.js';
+
+/** Kernel helper ids (uapi `enum bpf_func_id`). */
+export const BPF_FUNC_tail_call = 12;
+export const BPF_FUNC_map_push_elem = 87;
+export const BPF_FUNC_map_pop_elem = 88;
+export const BPF_FUNC_map_peek_elem = 89;
+export const BPF_FUNC_ringbuf_output = 130;
+export const BPF_FUNC_ringbuf_reserve = 131;
+export const BPF_FUNC_ringbuf_submit = 132;
+export const BPF_FUNC_ringbuf_discard = 133;
+export const BPF_FUNC_ringbuf_query = 134;
+
+/** A helper whose implementation is Wasm function `f` with the BPF calling convention. */
+export function nativeHelper(id: number, name: string, f: (...a: bigint[]) => bigint): HelperProto {
+  return {
+    id,
+    name,
+    fn: (args: HelperArgs): bigint =>
+      BigInt.asUintN(64, f(...args.map((v) => BigInt.asIntN(64, v)))),
+    wasm: f,
+  };
+}
+
+/** The map-family, ring buffer and tail-call helpers of runtime module instance `rt`. */
+export function mapFamilyHelpers(rt: RtExports): HelperProto[] {
+  return [
+    nativeHelper(BPF_FUNC_tail_call, 'bpf_tail_call', rt.bpf_tail_call),
+    nativeHelper(BPF_FUNC_map_push_elem, 'bpf_map_push_elem', rt.bpf_map_push_elem),
+    nativeHelper(BPF_FUNC_map_pop_elem, 'bpf_map_pop_elem', rt.bpf_map_pop_elem),
+    nativeHelper(BPF_FUNC_map_peek_elem, 'bpf_map_peek_elem', rt.bpf_map_peek_elem),
+    nativeHelper(BPF_FUNC_ringbuf_output, 'bpf_ringbuf_output', rt.bpf_ringbuf_output),
+    nativeHelper(BPF_FUNC_ringbuf_reserve, 'bpf_ringbuf_reserve', rt.bpf_ringbuf_reserve),
+    nativeHelper(BPF_FUNC_ringbuf_submit, 'bpf_ringbuf_submit', rt.bpf_ringbuf_submit),
+    nativeHelper(BPF_FUNC_ringbuf_discard, 'bpf_ringbuf_discard', rt.bpf_ringbuf_discard),
+    nativeHelper(BPF_FUNC_ringbuf_query, 'bpf_ringbuf_query', rt.bpf_ringbuf_query),
+  ];
+}

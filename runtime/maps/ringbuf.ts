@@ -1,0 +1,100 @@
+/**
+ * BPF_MAP_TYPE_RINGBUF, host side: storage layout and the consumer. Producers are BPF programs
+ * (runtime/wasm/ringbuf.ts: reserve/submit/discard/output/query). The consumer reads committed
+ * records in order from the consumer position, skips discarded ones (and the padding records
+ * that stand in for the kernel's double mapping at the end of the ring), stops at the first
+ * record still being written, and advances the consumer position, as libbpf's ring_buffer does.
+ */
+
+import { MAP_DESC_SIZE } from '../../src/abi.js';
+import { MapError } from '../../src/errors.js';
+import type { MapHost, MapSpec, MapStorage } from './map.js';
+
+const BUSY = 0x8000_0000;
+const DISCARD = 0x4000_0000;
+const HDR = 8;
+/** Bytes before the data area: consumer position (u64) then producer position (u64). */
+export const RINGBUF_POS_BYTES = 16;
+
+/** Checks a ring buffer spec (max_entries: a power of two, at least a page) and sizes it. */
+export function ringbufStorage(spec: MapSpec): MapStorage {
+  const n = spec.maxEntries;
+  if (spec.keySize !== 0 || spec.valueSize !== 0) {
+    throw new MapError(spec.name, 'EINVAL', 'ring buffers take key_size 0 and value_size 0');
+  }
+  if (n < 4096 || (n & (n - 1)) !== 0) {
+    throw new MapError(
+      spec.name,
+      'EINVAL',
+      `ring buffer size ${n} is not a power of two of at least 4096`,
+    );
+  }
+  return { elemSize: 0, nBuckets: 0, dataBytes: RINGBUF_POS_BYTES + n, elemsBytes: 0 };
+}
+
+/** Address of the data area of the ring buffer whose descriptor is at `addr`. */
+export function ringbufData(addr: number): number {
+  return addr + MAP_DESC_SIZE + RINGBUF_POS_BYTES;
+}
+
+/** Address of the consumer position (u64; the producer position follows). */
+function positions(addr: number): number {
+  return addr + MAP_DESC_SIZE;
+}
+
+/** Reads the records of one ring buffer. */
+export class RingBufConsumer {
+  private readonly host: MapHost;
+  private readonly data: number;
+  private readonly pos: number;
+  private readonly size: number;
+
+  constructor(host: MapHost, addr: number, size: number) {
+    this.host = host;
+    this.data = ringbufData(addr);
+    this.pos = positions(addr);
+    this.size = size;
+  }
+
+  /** Bytes committed or reserved and not yet consumed. */
+  get pending(): number {
+    const v = this.host.dataView();
+    return Number(v.getBigUint64(this.pos + 8, true) - v.getBigUint64(this.pos, true));
+  }
+
+  /** Calls `cb` with a copy of every committed record, in order; returns how many it saw. */
+  consume(cb: (record: Uint8Array) => void): number {
+    let seen = 0;
+    for (;;) {
+      const v = this.host.dataView();
+      const cons = v.getBigUint64(this.pos, true);
+      const prod = v.getBigUint64(this.pos + 8, true);
+      if (cons >= prod) return seen;
+      const hdr = this.data + Number(cons & BigInt(this.size - 1));
+      const word = v.getUint32(hdr, true);
+      if ((word & BUSY) !== 0) return seen;
+      const len = word & ~(BUSY | DISCARD);
+      if ((word & DISCARD) === 0) {
+        cb(this.host.u8().slice(hdr + HDR, hdr + HDR + len));
+        seen++;
+      }
+      this.host.dataView().setBigUint64(this.pos, cons + BigInt((len + HDR + 7) & ~7), true);
+    }
+  }
+
+  /**
+   * Yields records as producers commit them, polling every `intervalMs` while the ring is
+   * empty, until `signal` aborts.
+   */
+  async *records(
+    opts: { intervalMs?: number; signal?: AbortSignal } = {},
+  ): AsyncGenerator<Uint8Array> {
+    const interval = opts.intervalMs ?? 1;
+    while (opts.signal?.aborted !== true) {
+      const batch: Uint8Array[] = [];
+      this.consume((r) => batch.push(r));
+      for (const r of batch) yield r;
+      if (batch.length === 0) await new Promise((resolve) => setTimeout(resolve, interval));
+    }
+  }
+}

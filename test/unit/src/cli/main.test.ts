@@ -4,6 +4,7 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../../../../src/cli/main.js';
 import { conformanceDir } from '../../../helpers/conformance.js';
@@ -131,6 +132,95 @@ describe('usage errors', () => {
       expect(r.out).toContain(`usage: bpfwasm ${c}`);
     }
     expect((await cli('--help')).out).toContain('commands:');
+  });
+});
+
+const xdpCount = fileURLToPath(new URL('../../../fixtures/elf/xdp/xdp_count.o', import.meta.url));
+const pkt100 = join(dir, 'pkt100.bin');
+writeFileSync(
+  pkt100,
+  Buffer.concat([Buffer.from([2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 8, 0]), Buffer.alloc(86)]),
+);
+
+describe('bpfwasm with ELF objects', () => {
+  it('runs a program of an object and dumps its maps, on both engines', async () => {
+    for (const engine of ['jit', 'interp']) {
+      const r = await cli(
+        'run',
+        xdpCount,
+        '--program',
+        'xdp_count',
+        '--packet',
+        pkt100,
+        '--engine',
+        engine,
+        '--json',
+        '--dump-maps',
+      );
+      expect(r.code).toBe(0);
+      const j = JSON.parse(r.out) as { r0: string; maps: Record<string, [string, string][]> };
+      expect(j.r0).toBe('2');
+      expect(j.maps['pkt_count']).toEqual([['01000000', '0100000000000000']]);
+      expect(j.maps['.bss']).toEqual([['00000000', '0100000000000000']]);
+    }
+  });
+
+  it('test-runs with repeats, initial globals and map updates, printing the kernel-style JSON', async () => {
+    const r = await cli(
+      'test-run',
+      xdpCount,
+      '--program',
+      'xdp_count',
+      '--data-in',
+      pkt100,
+      '--repeat',
+      '2',
+      '--global',
+      '.rodata=32000000',
+      '--map-update',
+      'pkt_count:ff000000:0a00000000000000',
+      '--json',
+    );
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.out) as Record<string, unknown>;
+    expect(j['retval']).toBe(2);
+    expect(j['data_size_out']).toBe(100);
+    expect(typeof j['duration_ns']).toBe('number');
+    // max_frame = 50: both runs land in bucket 255, which the update preset to 10
+    expect((j['maps'] as Record<string, unknown>)['pkt_count']).toEqual([
+      ['ff000000', '0c00000000000000'],
+    ]);
+  });
+
+  it('refuses a packet shorter than an Ethernet header with the kernel errno', async () => {
+    const r = await cli(
+      'test-run',
+      xdpCount,
+      '--program',
+      'xdp_count',
+      '--data-in',
+      '0102',
+      '--json',
+    );
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('TestRunError');
+    expect(r.err).toContain('EINVAL');
+  });
+
+  it('lists the maps and disassembles with source lines and relocations', async () => {
+    expect((await cli('maps', xdpCount)).out).toContain(
+      'pkt_count  hash  key 4  value 8  max_entries 256',
+    );
+    const d = await cli('disasm', xdpCount, '--syntax', 'kernel');
+    expect(d.out).toContain('section xdp: program xdp_count (type xdp)');
+    expect(d.out).toMatch(/; map pkt_count/);
+    expect(d.out).toContain('xdp_count.c:');
+  });
+
+  it('names the program it cannot find', async () => {
+    const r = await cli('run', xdpCount, '--program', 'nope');
+    expect(r.code).toBe(2);
+    expect(r.err).toContain("no program 'nope'");
   });
 });
 

@@ -54,6 +54,16 @@ export function htabInit(map: usize): void {
 function find(map: usize, key: usize, hash: u32): usize {
   const ks = load<u32>(map, MAP_KEY_SIZE);
   let e = load<u32>(bucketOf(map, hash));
+  if (ks == 8) {
+    const k = load<u64>(key);
+    while (e != 0 && load<u64>(e, HTAB_ELEM_HEADER) != k) e = load<u32>(e, ELEM_NEXT);
+    return e;
+  }
+  if (ks == 4) {
+    const k = load<u32>(key);
+    while (e != 0 && load<u32>(e, HTAB_ELEM_HEADER) != k) e = load<u32>(e, ELEM_NEXT);
+    return e;
+  }
   while (e != 0) {
     if (load<u32>(e, ELEM_HASH) == hash && bytesEqual(e + HTAB_ELEM_HEADER, key, ks)) return e;
     e = load<u32>(e, ELEM_NEXT);

@@ -26,8 +26,27 @@ export function bytesEqual(a: usize, b: usize, n: u32): bool {
   return true;
 }
 
-/** A 32-bit hash of `n` key bytes (murmur3-style mixing). */
+/**
+ * A 32-bit hash of `n` key bytes: murmur3-style mixing, with one-step fast paths for the
+ * common 4- and 8-byte keys (the same function for the host and BPF, so any choice is
+ * consistent; only its quality matters).
+ */
 export function hashKey(p: usize, n: u32): u32 {
+  if (n == 8) {
+    let x = load<u64>(p);
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccd;
+    x ^= x >> 33;
+    return <u32>x ^ <u32>(x >> 32);
+  }
+  if (n == 4) {
+    let x = load<u32>(p);
+    x ^= x >>> 16;
+    x *= 0x85ebca6b;
+    x ^= x >>> 13;
+    x *= 0xc2b2ae35;
+    return x ^ (x >>> 16);
+  }
   return hashKeySeeded(p, n, 0);
 }
 

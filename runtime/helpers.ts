@@ -1,22 +1,48 @@
 /**
- * The helper registry: kernel-numbered helpers (`BPF_FUNC_*` ids) with their implementation
- * beside their signature, in the spirit of the kernel's `BPF_CALL_n` + `bpf_func_proto`.
- * Hosts register their own. Both engines call the same implementation: the interpreter
- * directly, the JIT through an adapter in the call table.
+ * The helper registry: kernel-numbered helpers (`BPF_FUNC_*` ids) and their implementations.
+ * Each implementation sits beside the kernel's prototype of the same id (src/helper-protos.ts,
+ * the `bpf_func_proto` data the verifier reads), in the spirit of `BPF_CALL_n` +
+ * `bpf_func_proto`; runtime/helpers/ holds the implementations, one concept per file. Hosts
+ * register their own. Both engines call the same implementation: the interpreter directly, the
+ * JIT through an adapter in the call table.
  *
  * Implementations take r1..r5 as u64 bigints and return r0 as a bigint; they report errors
- * to the program as negative errno values, never by throwing.
+ * to the program as negative errno values, never by throwing (a callback's own failure, e.g.
+ * ExecError, propagates).
  */
 
 import { HELPER_BLOCK_SIZE } from '../src/abi.js';
 import { UsageError } from '../src/errors.js';
 import type { HelperArgs } from '../src/interp/env.js';
+import {
+  BPF_FUNC_map_delete_elem,
+  BPF_FUNC_map_lookup_elem,
+  BPF_FUNC_map_update_elem,
+} from '../src/helper-protos.js';
+import { cpuHelpers } from './helpers/cpu.js';
+import { csumHelpers } from './helpers/csum.js';
+import { loopHelpers } from './helpers/loop.js';
+import { printkHelpers } from './helpers/printk.js';
+import { probeReadHelpers } from './helpers/probe-read.js';
+import { randomHelpers } from './helpers/random.js';
+import type { HelperServices } from './helpers/services.js';
+import { spinLockHelpers } from './helpers/spinlock.js';
+import { stringHelpers } from './helpers/strings.js';
+import { taskHelpers } from './helpers/task.js';
+import { timeHelpers } from './helpers/time.js';
+import { timerHelpers } from './helpers/timer.js';
+import { xdpHelpers } from './helpers/xdp.js';
 
-/** Kernel helper ids used here (uapi `enum bpf_func_id`). */
-export const BPF_FUNC_ktime_get_ns = 5;
-export const BPF_FUNC_get_prandom_u32 = 7;
-export const BPF_FUNC_get_smp_processor_id = 8;
-export const BPF_FUNC_ktime_get_boot_ns = 125;
+export {
+  BPF_FUNC_get_prandom_u32,
+  BPF_FUNC_get_smp_processor_id,
+  BPF_FUNC_ktime_get_boot_ns,
+  BPF_FUNC_ktime_get_ns,
+  BPF_FUNC_map_delete_elem,
+  BPF_FUNC_map_lookup_elem,
+  BPF_FUNC_map_update_elem,
+} from '../src/helper-protos.js';
+export { HelperServices, type HelperOptions, type HelperVm } from './helpers/services.js';
 
 /** Host services helpers may use; injected so that runs are reproducible. */
 export interface HelperHost {
@@ -40,11 +66,6 @@ export interface HelperProto {
    */
   readonly wasm?: (...args: bigint[]) => bigint;
 }
-
-/** Kernel helper ids of the map helpers the runtime module implements. */
-export const BPF_FUNC_map_lookup_elem = 1;
-export const BPF_FUNC_map_update_elem = 2;
-export const BPF_FUNC_map_delete_elem = 3;
 
 /** Helpers implemented by Wasm functions with the BPF calling convention. */
 export function nativeHelpers(rt: {
@@ -78,22 +99,32 @@ export function nativeHelpers(rt: {
   ];
 }
 
-/** The helpers every Vm has. Later issues extend this table (maps, ringbuf, ...). */
+/** The helpers that need only the injected host services: clocks, random, CPU id. */
 export function baseHelpers(host: HelperHost): HelperProto[] {
+  return [...timeHelpers(host.clock), ...randomHelpers(host.random), ...cpuHelpers(host.cpu)];
+}
+
+/**
+ * Every built-in helper implemented in JS (the map helpers 1-3 come from the runtime module,
+ * `nativeHelpers`; ringbuf, tail_call and queue/stack helpers from their map families).
+ * @example
+ * const services = new HelperServices(vm, host, opts);
+ * for (const h of allHelpers(services)) registry.register(h);
+ */
+export function allHelpers(s: HelperServices): HelperProto[] {
+  const vm = s.vm;
   return [
-    { id: BPF_FUNC_ktime_get_ns, name: 'bpf_ktime_get_ns', fn: () => host.clock() },
-    { id: BPF_FUNC_ktime_get_boot_ns, name: 'bpf_ktime_get_boot_ns', fn: () => host.clock() },
-    {
-      id: BPF_FUNC_get_prandom_u32,
-      name: 'bpf_get_prandom_u32',
-      fn: () => BigInt(host.random() >>> 0),
-    },
-    {
-      id: BPF_FUNC_get_smp_processor_id,
-      name: 'bpf_get_smp_processor_id',
-      fn: () => BigInt(host.cpu()),
-    },
-  ];
+    ...baseHelpers(s.host),
+    ...taskHelpers(vm, s.task),
+    ...printkHelpers(vm, s.trace),
+    ...probeReadHelpers(vm),
+    ...stringHelpers(vm),
+    ...csumHelpers(vm),
+    ...xdpHelpers(vm),
+    ...spinLockHelpers(vm, s.spinLocks),
+    ...loopHelpers(vm, (token, args, opts) => s.callBpf(token, args, opts)),
+    ...timerHelpers(s.timers),
+  ].sort((a, b) => a.id - b.id);
 }
 
 /** Helpers by id. */

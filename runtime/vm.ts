@@ -43,10 +43,12 @@ import { compileHelperAdapter, ADAPTER_IMPORT_MODULE } from '../jit/adapter.js';
 import { compileProgram, type CompiledModule, type CompileTimings } from '../jit/compile.js';
 import { HeapArena } from './heap.js';
 import {
-  baseHelpers,
+  allHelpers,
   HelperRegistry,
+  HelperServices,
   nativeHelpers,
   type HelperHost,
+  type HelperOptions,
   type HelperProto,
 } from './helpers.js';
 import { mapFamilyHelpers } from './maps/helpers.js';
@@ -56,7 +58,7 @@ import { loadObjectInto, type LoadedObject, type ObjectOptions } from './object.
 import { LoadedProgram, type Engine } from './loaded-program.js';
 
 /** Options of `Vm.create`. */
-export interface VmOptions {
+export interface VmOptions extends HelperOptions {
   /** Monotonic clock in ns for time helpers (default: process.hrtime). */
   readonly clock?: () => bigint;
   /** u32 source for bpf_get_prandom_u32 (default: a seeded xorshift). */
@@ -116,6 +118,8 @@ export class Vm {
   readonly memory: WebAssembly.Memory;
   readonly table: WebAssembly.Table;
   readonly helpers: HelperRegistry;
+  /** State of the built-in helpers: trace log, task, timers, callbacks into BPF. */
+  readonly services: HelperServices;
   readonly worker: WorkerLayout;
   readonly heap: HeapArena;
   /** The runtime module instance of worker 0 (map operations). */
@@ -143,7 +147,8 @@ export class Vm {
     const host = defaultHost(opts);
     this.onCompiled = opts.onCompiled;
     this.helpers = new HelperRegistry();
-    for (const h of baseHelpers(host)) this.helpers.register(h);
+    this.services = new HelperServices(this, host, opts);
+    for (const h of allHelpers(this.services)) this.helpers.register(h);
     this.worker = workerLayout(0);
     const base = heapBase(1);
     this.memory = new WebAssembly.Memory({ initial: base / WASM_PAGE + 16, maximum: MAX_PAGES });
@@ -335,9 +340,23 @@ export class Vm {
     this.dataView().setUint32(this.worker.ctrl + CTRL_ERR_CODE, 0, true);
   }
 
+  /** What bpf_trace_printk wrote, oldest first (VmOptions.onTrace also receives it). */
+  get traceLog(): readonly string[] {
+    return this.services.trace.lines;
+  }
+
+  /**
+   * Calls the BPF function behind function token `token` with r1..r5 = `args` from a helper,
+   * on the engine running the program (runtime/helpers/call-bpf.ts); returns r0.
+   */
+  callBpf(token: bigint, args: readonly bigint[]): bigint {
+    return this.services.callBpf(token, args);
+  }
+
   /** Releases the Vm; loaded programs can no longer run. */
   close(): void {
     this.closed = true;
+    this.services.close();
     this.tokens.clear();
   }
 

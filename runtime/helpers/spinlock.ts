@@ -1,0 +1,89 @@
+/**
+ * bpf_spin_lock (93) and bpf_spin_unlock (94) on a `struct bpf_spin_lock` (a u32) in a map
+ * value. The lock word holds the owner: the locking worker's index + 1, 0 when free. On shared
+ * memory (a Vm with workers) the word is changed with `Atomics`; otherwise plainly.
+ *
+ * Resilient, as notes/fast-path-termination.md §10.1 asks: the program cannot see a failure of
+ * bpf_spin_lock, and a critical section calls no helper, so a lock that stays taken can only
+ * belong to a worker that died or a run that trapped inside the section. A waiter therefore
+ * takes over a lock it finds held by its own worker at once (single-threaded, nobody else can
+ * release it), and one held by another worker after SPIN_LIMIT tries; `breaks` counts both.
+ *
+ * Both return 0 (RET_VOID); a pointer that is not a 4-byte-aligned word of Vm memory is
+ * -EINVAL (the verifier rejects such programs).
+ *
+ * Called from BPF. Fast-path termination keeps both (lock / release).
+ */
+
+import type { WorkerLayout } from '../../src/abi.js';
+import {
+  BPF_FUNC_spin_lock,
+  BPF_FUNC_spin_unlock,
+  EINVAL,
+  negErrno,
+} from '../../src/helper-protos.js';
+import type { HelperProto } from '../helpers.js';
+import { memAddr, type MemHost } from './mem.js';
+
+/** Tries before a waiter takes a lock held by another worker. */
+export const SPIN_LIMIT = 1 << 22;
+
+/** What the lock helpers need from the Vm. */
+export interface LockHost extends MemHost {
+  readonly worker: WorkerLayout;
+}
+
+/** Lock statistics of one Vm. */
+export interface SpinLockStats {
+  /** Locks taken over from an owner that did not release them. */
+  breaks: number;
+}
+
+function lockAddr(vm: MemHost, ptr: bigint): number {
+  const a = memAddr(vm, ptr, 4);
+  return a < 0 || a % 4 !== 0 ? -1 : a;
+}
+
+/** bpf_spin_lock: takes the lock at `ptr` for the running worker. */
+export function spinLock(vm: LockHost, ptr: bigint, stats: SpinLockStats): bigint {
+  const a = lockAddr(vm, ptr);
+  if (a < 0) return negErrno(EINVAL);
+  const me = vm.worker.index + 1;
+  const buf = vm.memory.buffer as ArrayBuffer | SharedArrayBuffer;
+  if (!(buf instanceof SharedArrayBuffer)) {
+    const v = vm.dataView();
+    if (v.getUint32(a, true) !== 0) stats.breaks++;
+    v.setUint32(a, me, true);
+    return 0n;
+  }
+  const words = new Int32Array(buf);
+  const i = a / 4;
+  for (let n = 0; ; n++) {
+    const owner = Atomics.compareExchange(words, i, 0, me);
+    if (owner === 0) return 0n;
+    if (owner === me || n >= SPIN_LIMIT) {
+      if (Atomics.compareExchange(words, i, owner, me) === owner) {
+        stats.breaks++;
+        return 0n;
+      }
+    }
+  }
+}
+
+/** bpf_spin_unlock: releases the lock at `ptr`. */
+export function spinUnlock(vm: LockHost, ptr: bigint): bigint {
+  const a = lockAddr(vm, ptr);
+  if (a < 0) return negErrno(EINVAL);
+  const buf = vm.memory.buffer as ArrayBuffer | SharedArrayBuffer;
+  if (buf instanceof SharedArrayBuffer) Atomics.store(new Int32Array(buf), a / 4, 0);
+  else vm.dataView().setUint32(a, 0, true);
+  return 0n;
+}
+
+/** The lock helpers; `stats` collects lock breaks. */
+export function spinLockHelpers(vm: LockHost, stats: SpinLockStats): HelperProto[] {
+  return [
+    { id: BPF_FUNC_spin_lock, name: 'bpf_spin_lock', fn: (args) => spinLock(vm, args[0], stats) },
+    { id: BPF_FUNC_spin_unlock, name: 'bpf_spin_unlock', fn: (args) => spinUnlock(vm, args[0]) },
+  ];
+}

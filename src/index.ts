@@ -62,6 +62,7 @@ export {
 } from './asm/disassembler.js';
 export { parseDataFile, type DataFile } from './asm/data-file.js';
 export { interpret } from './interp/interpreter.js';
+export { FUNC_PROTOS, funcProto, helperName, type FuncProto } from './helper-protos.js';
 export { loadObject } from './loader/object.js';
 export type {
   BpfObject,

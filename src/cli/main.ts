@@ -11,6 +11,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { disassemble } from '../asm/disassembler.js';
 import { encodeInsns } from '../isa/insn.js';
 import { isBpfError, UsageError } from '../errors.js';
+import { helperName } from '../helper-protos.js';
 import { PROG_TYPES, type ProgType } from '../program.js';
 import { Vm } from '../../runtime/vm.js';
 import type { Engine } from '../../runtime/loaded-program.js';
@@ -26,6 +27,7 @@ import {
   isElf,
   loadForRun,
   objectTestRun,
+  vmFor,
   type ObjectRunOptions,
 } from './object.js';
 
@@ -58,7 +60,7 @@ Runs a program unverified (the verifier is not built yet). mem programs get r1 =
 xdp programs get struct xdp_md over the input as packet. With --repeat N it reports the median ns per
 run; with --json it prints {"r0": "<decimal u64>", "ns_per_run": <number|null>, "engine": "..."}.`,
   'test-run': `usage: bpfwasm test-run <obj.o> --program <name> [--data-in <file|hex>] [--ctx-in <file|hex>] [--repeat N]
-       [--map-update <map>:<keyhex>:<valuehex> | <map>:<keyhex>:@<program>]... [--global <section>=<hex>]... [--engine jit|interp] --json
+       [--map-update <map>:<keyhex>:<valuehex> | <map>:<keyhex>:@<program>]... [--global <section>=<hex>]... [--pid-tgid <u64>] [--engine jit|interp] --json
 BPF_PROG_TEST_RUN with the kernel's semantics. Prints {"retval", "data_out", "data_size_out", "ctx_out", "duration_ns", "maps"}.`,
   maps: 'usage: bpfwasm maps <obj.o>\nLists the maps an ELF object declares, global data sections included.',
   jit: 'usage: bpfwasm jit <file> --wat [--type mem|xdp]\nPrints the Wasm module the JIT generates, as text (wabt wasm2wat, folded).',
@@ -84,6 +86,7 @@ const OPTIONS: ParseArgsConfig['options'] = {
   'ctx-in': { type: 'string' },
   'map-update': { type: 'string', multiple: true },
   global: { type: 'string', multiple: true },
+  'pid-tgid': { type: 'string' },
 };
 
 type Values = Record<string, string | boolean | string[] | undefined>;
@@ -174,7 +177,7 @@ async function dispatch(cmd: string, pos: string[], v: Values): Promise<number> 
         return 0;
       }
       const { insns } = readInsns(file);
-      process.stdout.write(disassemble(insns, { syntax }));
+      process.stdout.write(disassemble(insns, { syntax, helperName }));
       return 0;
     }
     case 'run': {
@@ -242,7 +245,17 @@ function objectRunOptions(v: Values): ObjectRunOptions {
   };
   const dataIn = v['data-in'];
   const ctxIn = v['ctx-in'];
+  const pidTgid = v['pid-tgid'];
+  let task: bigint | undefined;
+  if (typeof pidTgid === 'string') {
+    try {
+      task = BigInt.asUintN(64, BigInt(pidTgid));
+    } catch {
+      throw new UsageError(`--pid-tgid takes a u64, not '${pidTgid}'`);
+    }
+  }
   return {
+    ...(task === undefined ? {} : { pidTgid: task }),
     program,
     engine: engineOf(v),
     repeat: repeatOf(v),
@@ -259,7 +272,7 @@ async function runObjectCommand(bytes: Uint8Array, v: Values): Promise<number> {
   if (typeof v['packet'] === 'string') input = new Uint8Array(readInputFile(v['packet']));
   if (typeof v['mem'] === 'string') input = parseHex(v['mem']);
   if (typeof v['mem-file'] === 'string') input = new Uint8Array(readInputFile(v['mem-file']));
-  const vm = Vm.create();
+  const vm = vmFor(o);
   const obj = await loadForRun(vm, bytes, o);
   const prog = obj.program(o.program);
   const r0 = prog.run(input);

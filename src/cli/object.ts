@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { disasmInsn } from '../asm/disassembler.js';
 import { UsageError } from '../errors.js';
+import { helperName } from '../helper-protos.js';
 import { loadObject } from '../loader/object.js';
 import type { BpfObject, ObjProgram } from '../loader/types.js';
 import { Vm } from '../../runtime/vm.js';
@@ -53,6 +54,16 @@ export interface ObjectRunOptions {
   readonly mapUpdates?: readonly string[];
   /** `section=hex`: initial images of global data sections. */
   readonly globals?: readonly string[];
+  /** What bpf_get_current_pid_tgid returns (tgid << 32 | pid). */
+  readonly pidTgid?: bigint;
+}
+
+/** A Vm for a run with `o`'s task identity. */
+export function vmFor(o: ObjectRunOptions): Vm {
+  if (o.pidTgid === undefined) return Vm.create();
+  return Vm.create({
+    task: { pid: Number(o.pidTgid & 0xffffffffn), tgid: Number(o.pidTgid >> 32n) },
+  });
 }
 
 /** Loads an object with the given global images and applies map updates. */
@@ -173,7 +184,7 @@ function describeProgram(
     if (i === undefined || (idx > 0 && p.insns[idx - 1]?.code === 0x18 && i.code === 0)) continue;
     const rel = relocAt.get(idx);
     out.push(
-      `  ${String(idx).padStart(4)}: ${disasmInsn(p.insns, idx, syntax)}${rel === undefined ? '' : `    ; ${rel}`}`,
+      `  ${String(idx).padStart(4)}: ${disasmInsn(p.insns, idx, syntax, { helperName })}${rel === undefined ? '' : `    ; ${rel}`}`,
     );
   }
   return out;

@@ -48,3 +48,17 @@ describe('xdp_count.o', () => {
     expect(obj.globals.readUint('total_packets')).toBe(0n);
   });
 });
+
+describe('xdp_count.o with bpf_loop', () => {
+  for (const engine of ['jit', 'interp'] as const) {
+    it(`runs the bpf_loop callback on every 4th packet (sampling) on the ${engine}`, async () => {
+      const vm = Vm.create();
+      const obj = await vm.loadObject(fixture('xdp_count.o'), { engine, verify: false });
+      const prog = obj.program('xdp_count');
+      // packets 4 and 8 are sampled: bpf_loop sums their first bytes through the callback
+      for (let k = 0; k < 8; k++) expect(prog.run(new Uint8Array(64).fill(1))).toBe(2n);
+      expect(obj.globals.readUint('total_packets')).toBe(8n);
+      expect(le(obj.map('pkt_count').lookup(u32(1)))).toBe(8n);
+    });
+  }
+});

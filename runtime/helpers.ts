@@ -54,6 +54,15 @@ export interface HelperHost {
   readonly cpu: () => number;
 }
 
+/** A kfunc the host provides: called by name from BPF objects (`extern ... __ksym`). */
+export interface KfuncProto {
+  readonly name: string;
+  /** The implementation, as the interpreter calls it: r1..r5 in, r0 out. */
+  readonly fn: (args: HelperArgs) => bigint;
+  /** A Wasm function with the BPF calling convention implementing it (the JIT calls it directly). */
+  readonly wasm?: (...args: bigint[]) => bigint;
+}
+
 /** A helper: its kernel id and name, and its implementation. */
 export interface HelperProto {
   readonly id: number;

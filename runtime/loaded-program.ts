@@ -322,6 +322,7 @@ export class LoadedProgram {
       stackLimit: w.progStackLimit,
       links: this.links,
       callHelper: (id, args) => vm.callHelper(id, args),
+      callKfunc: (slot, args) => vm.callKfunc(slot, args),
       resolveToken: (token) => vm.resolveToken(token),
       insnBudget: this.insnBudget,
       mayGotoBudget: BPF_MAX_LOOPS,

@@ -230,9 +230,13 @@ async function loadObjectProgram(
   opts: ObjectOptions,
 ): Promise<LoadedProgram> {
   const ksyms = new Map<number, bigint>();
+  const kfuncs = new Map<number, { name: string; weak: boolean }>();
   for (const r of p.relocs) {
+    if (r.kind === 'kfunc') kfuncs.set(r.insnIdx, { name: r.name, weak: r.weak });
     if (r.kind !== 'ksym') continue;
-    const v = opts.ksyms?.[r.name];
+    // the address of a kfunc the Vm has is its (non-zero) call-table slot
+    const slot = vm.kfuncSlot(r.name);
+    const v = opts.ksyms?.[r.name] ?? (slot === undefined ? undefined : BigInt(slot));
     if (v === undefined && !r.weak)
       throw new LinkError(r.name, `program ${p.name}: unknown ksym '${r.name}'`);
     ksyms.set(r.insnIdx, v ?? 0n);
@@ -248,6 +252,7 @@ async function loadObjectProgram(
     ...(opts.verify === undefined ? {} : { verify: opts.verify }),
     maps,
     ksyms,
+    kfuncs,
   });
 }
 

@@ -13,6 +13,8 @@ import {
   CTRL_ERR_CODE,
   FUNC_TOKEN_BASE,
   HELPER_BLOCK_SIZE,
+  KFUNC_SLOT_BASE,
+  MAX_KFUNCS,
   IMPORT_CTRL,
   IMPORT_CTX,
   IMPORT_MEMORY,
@@ -31,6 +33,7 @@ import { ExecError, LinkError, UsageError } from '../src/errors.js';
 import { isLdImm64, type Insn } from '../src/isa/insn.js';
 import {
   BPF_PSEUDO_BTF_ID,
+  BPF_PSEUDO_KFUNC_CALL,
   BPF_PSEUDO_FUNC,
   BPF_PSEUDO_MAP_FD,
   BPF_PSEUDO_MAP_IDX,
@@ -50,6 +53,7 @@ import {
   type HelperHost,
   type HelperOptions,
   type HelperProto,
+  type KfuncProto,
 } from './helpers.js';
 import { mapFamilyHelpers } from './maps/helpers.js';
 import { BpfMap, type MapSpec } from './maps/map.js';
@@ -91,6 +95,11 @@ export interface LoadOptions {
    * order). BPF_PSEUDO_MAP_FD / _VALUE loads name maps by their Vm id instead.
    */
   readonly maps?: readonly BpfMap[];
+  /**
+   * The kfunc each kfunc call (call src 2) names, by insn index (the ELF loader's object API
+   * fills it from relocations). Raw bytecode without it cannot call kfuncs.
+   */
+  readonly kfuncs?: ReadonlyMap<number, { readonly name: string; readonly weak: boolean }>;
   /** Values of extern ksym loads (lddw src 3), by slot; the ELF loader's object API fills it. */
   readonly ksyms?: ReadonlyMap<number, bigint>;
   /** Interpreter instruction budget per run (default 1,000,000). */
@@ -127,6 +136,12 @@ export class Vm {
   /** CPUs (workers) percpu maps keep values for. */
   readonly nCpus = 1;
   private readonly maps: BpfMap[] = [];
+  private readonly kfuncs = new Map<
+    string,
+    { readonly slot: number; readonly proto: KfuncProto }
+  >();
+  private readonly kfuncBySlot = new Map<number, KfuncProto>();
+  private kfuncsFilled = 0;
   /** Globals shared by every module instantiated for worker 0. */
   readonly globals: {
     readonly sp: WebAssembly.Global;
@@ -232,6 +247,40 @@ export class Vm {
     return this.maps[id - 1];
   }
 
+  /**
+   * Registers a kfunc by name (the symbol a BPF object declares `extern ... __ksym`); programs
+   * loaded afterwards can call it. It gets a Vm-wide call-table slot; registering a name again
+   * replaces its implementation for programs loaded later.
+   * @example
+   * vm.registerKfunc({ name: 'bpf_answer', fn: () => 42n });
+   */
+  registerKfunc(proto: KfuncProto): void {
+    const known = this.kfuncs.get(proto.name);
+    if (known !== undefined) {
+      this.kfuncs.set(proto.name, { slot: known.slot, proto });
+      this.kfuncBySlot.set(known.slot, proto);
+      this.kfuncsFilled = Math.min(this.kfuncsFilled, known.slot - KFUNC_SLOT_BASE);
+      return;
+    }
+    if (this.kfuncs.size >= MAX_KFUNCS)
+      throw new UsageError(`too many kfuncs (limit ${MAX_KFUNCS})`);
+    const slot = KFUNC_SLOT_BASE + this.kfuncs.size;
+    this.kfuncs.set(proto.name, { slot, proto });
+    this.kfuncBySlot.set(slot, proto);
+  }
+
+  /** The call-table slot of kfunc `name`, or undefined when the Vm has none by that name. */
+  kfuncSlot(name: string): number | undefined {
+    return this.kfuncs.get(name)?.slot;
+  }
+
+  /** Calls the kfunc in `slot` for the interpreter. */
+  callKfunc(slot: number, args: HelperArgs): bigint {
+    const k = this.kfuncBySlot.get(slot);
+    if (k === undefined) throw new ExecError(null, 'call', `no kfunc in slot ${slot}`);
+    return BigInt.asUintN(64, k.fn(args));
+  }
+
   /** Registers a host helper; programs loaded afterwards can call it. */
   registerHelper(proto: HelperProto): void {
     this.helpers.register(proto);
@@ -255,7 +304,12 @@ export class Vm {
         `program type '${type}' cannot run yet (supported: ${RUNNABLE_TYPES.join(', ')})`,
       );
     }
-    const links = this.link(prog, opts.maps ?? [], opts.ksyms ?? new Map());
+    const links = this.link(
+      prog,
+      opts.maps ?? [],
+      opts.ksyms ?? new Map(),
+      opts.kfuncs ?? new Map(),
+    );
     const id = this.nextProgram++;
     prog.subprogs.forEach((_, k) =>
       this.tokens.set(links.funcTokenBase + k, { prog, links, subprog: k }),
@@ -298,6 +352,7 @@ export class Vm {
       await this.onCompiled?.(compiled.wasm, prog);
       exports = await this.instantiate(compiled.wasm);
       await this.fillHelperSlots(links.helperBase);
+      await this.fillKfuncSlots();
       timings = compiled.timings;
       compileMs = performance.now() - t0;
       prog.subprogs.forEach((_, k) => {
@@ -364,17 +419,37 @@ export class Vm {
     return this.closed;
   }
 
+  /** Kfunc slots of a program's kfunc calls; a strong kfunc the Vm lacks is a LinkError. */
+  private linkKfuncs(
+    prog: Program,
+    names: ReadonlyMap<number, { readonly name: string; readonly weak: boolean }>,
+  ): Map<number, number> {
+    const slots = new Map<number, number>();
+    prog.insns.forEach((i, idx) => {
+      if (prog.ops[idx]?.kind !== 'call' || i.src !== BPF_PSEUDO_KFUNC_CALL) return;
+      const k = names.get(idx);
+      if (k === undefined)
+        throw new LinkError(`kfunc#${i.imm}`, `insn ${idx}: kfunc call #${i.imm} names no kfunc`);
+      const slot = this.kfuncSlot(k.name);
+      if (slot !== undefined) slots.set(idx, slot);
+      else if (!k.weak) throw new LinkError(k.name, `insn ${idx}: unknown kfunc '${k.name}'`);
+    });
+    return slots;
+  }
+
   private link(
     prog: Program,
     objMaps: readonly BpfMap[],
     ksyms: ReadonlyMap<number, bigint>,
+    kfuncs: ReadonlyMap<number, { readonly name: string; readonly weak: boolean }>,
   ): ProgLinks {
-    if (this.nextProgram >= FUNC_TOKEN_BASE / HELPER_BLOCK_SIZE) {
+    if (this.nextProgram >= KFUNC_SLOT_BASE / HELPER_BLOCK_SIZE) {
       throw new LinkError(
         'program',
-        `too many programs in one Vm (limit ${FUNC_TOKEN_BASE / HELPER_BLOCK_SIZE})`,
+        `too many programs in one Vm (limit ${KFUNC_SLOT_BASE / HELPER_BLOCK_SIZE})`,
       );
     }
+    const kfuncSlots = this.linkKfuncs(prog, kfuncs);
     const helperBase = this.nextProgram * HELPER_BLOCK_SIZE;
     const funcTokenBase = this.nextToken;
     this.nextToken += prog.subprogs.length;
@@ -400,7 +475,7 @@ export class Vm {
       }
       ldImm64.set(idx, BigInt(this.resolveMapLoad(prog, idx, objMaps)));
     });
-    return { helperBase, funcTokenBase, ldImm64 };
+    return { helperBase, funcTokenBase, ldImm64, kfuncSlots };
   }
 
   /** The address a map pseudo lddw at `idx` loads. */
@@ -446,6 +521,34 @@ export class Vm {
       },
     });
     return inst.exports;
+  }
+
+  /** Puts every kfunc registered since the last call into its table slot. */
+  private async fillKfuncSlots(): Promise<void> {
+    const todo = [...this.kfuncs.values()].filter(
+      (k) => k.slot - KFUNC_SLOT_BASE >= this.kfuncsFilled,
+    );
+    if (todo.length === 0) return;
+    const js = todo.filter((k) => k.proto.wasm === undefined);
+    if (js.length > 0) {
+      const wasm = await compileHelperAdapter(js.length);
+      const imports: Record<string, (...a: bigint[]) => bigint> = {};
+      js.forEach((k, n) => {
+        imports[`h${n}`] = (...a) =>
+          BigInt.asIntN(
+            64,
+            k.proto.fn(
+              [0, 1, 2, 3, 4].map((j) => BigInt.asUintN(64, a[j] ?? 0n)) as unknown as HelperArgs,
+            ),
+          );
+      });
+      const inst = await WebAssembly.instantiate(await WebAssembly.compile(wasm), {
+        [ADAPTER_IMPORT_MODULE]: imports,
+      });
+      js.forEach((k, n) => this.table.set(k.slot, inst.exports[`h${n}`]));
+    }
+    for (const k of todo) if (k.proto.wasm !== undefined) this.table.set(k.slot, k.proto.wasm);
+    this.kfuncsFilled = this.kfuncs.size;
   }
 
   private async fillHelperSlots(base: number): Promise<void> {

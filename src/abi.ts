@@ -179,6 +179,10 @@ export const SK_BUFF = {
 export const HELPER_BLOCK_SIZE = 0x100;
 /** Function tokens start here: a token is the table slot of its function. */
 export const FUNC_TOKEN_BASE = 0x10000;
+/** Most kfuncs one Vm can register; their slots sit just below FUNC_TOKEN_BASE. */
+export const MAX_KFUNCS = 0x400;
+/** Table slot of the first kfunc. */
+export const KFUNC_SLOT_BASE = FUNC_TOKEN_BASE - MAX_KFUNCS;
 
 // Names a compiled program module imports (all from module "env") and exports.
 export const IMPORT_MODULE = 'env';
@@ -225,6 +229,11 @@ export interface ProgLinks {
   readonly funcTokenBase: number;
   /** Resolved value of each lddw with src != 0, by slot index. */
   readonly ldImm64: ReadonlyMap<number, bigint>;
+  /**
+   * Call-table slot of the kfunc each kfunc call (call src 2) calls, by insn index; a call
+   * without an entry names a weak kfunc the Vm does not have, and fails if it runs.
+   */
+  readonly kfuncSlots: ReadonlyMap<number, number>;
 }
 
 // Maps. A map lives in linear memory as a descriptor (the kernel's struct bpf_map) whose

@@ -46,6 +46,7 @@ export interface CallHost extends MemHost {
   resolveToken(token: bigint): TokenTarget | undefined;
   mapRegions(): MemRegion[];
   callHelper(id: number, args: HelperArgs): bigint;
+  callKfunc(slot: number, args: HelperArgs): bigint;
 }
 
 /** Options of `callBpf`. */
@@ -107,6 +108,7 @@ export function callBpf(
     stackLimit: vm.worker.progStackLimit,
     links: target.links,
     callHelper: (id, args) => vm.callHelper(id, args),
+    callKfunc: (slot, args) => vm.callKfunc(slot, args),
     resolveToken: (t) => vm.resolveToken(t),
     insnBudget: DEFAULT_INSN_BUDGET,
     mayGotoBudget: BPF_MAX_LOOPS,

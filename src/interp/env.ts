@@ -46,6 +46,11 @@ export interface ExecEnv {
    * (or `LinkError`) when no such helper exists.
    */
   readonly callHelper: (id: number, args: HelperArgs) => bigint;
+  /**
+   * Calls the kfunc in call-table slot `slot` (from `links.kfuncSlots`) with r1..r5 and
+   * returns r0. Absent: kfunc calls fail to link.
+   */
+  readonly callKfunc?: (slot: number, args: HelperArgs) => bigint;
   /** The function behind a token, or undefined when the value is not a function token. */
   readonly resolveToken: (token: bigint) => TokenTarget | undefined;
   /** Most instructions one run may execute before it fails with 'insn-budget'. */

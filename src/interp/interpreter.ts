@@ -576,8 +576,30 @@ class Run {
       case BPF_PSEUDO_CALL:
         return this.enter(this.code, this.links, s.target, pc);
       default:
-        throw new LinkError(`kfunc#${s.imm}`, `insn ${pc}: kfunc calls are not supported yet`);
+        this.kfunc(s, pc);
+        return pc + 1;
     }
+  }
+
+  /** A kfunc call: the slot the Vm linked for this insn; a weak kfunc it lacks fails here. */
+  kfunc(s: Slot, pc: number): void {
+    const slot = this.links.kfuncSlots.get(pc);
+    const call = this.env.callKfunc;
+    if (call === undefined)
+      throw new LinkError(`kfunc#${s.imm}`, `insn ${pc}: this machine has no kfuncs`);
+    if (slot === undefined)
+      throw new ExecError(pc, 'call', 'call to a weak kfunc the Vm does not have');
+    const r = this.regs;
+    let v: bigint;
+    try {
+      v = call(slot, [r[1]!, r[2]!, r[3]!, r[4]!, r[5]!]);
+    } catch (e) {
+      if (isBpfError(e)) throw e;
+      const msg = e instanceof Error ? e.message : String(e);
+      throw new ExecError(pc, 'helper', `kfunc threw: ${msg}`, { cause: e });
+    }
+    r[0] = BigInt.asUintN(64, v);
+    this.refresh();
   }
 
   /**

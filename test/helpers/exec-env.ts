@@ -78,6 +78,7 @@ export function makeExecEnv(opts: ExecEnvOptions = {}): TestExecEnv {
     helperBase: 0,
     funcTokenBase: FUNC_TOKEN_BASE,
     ldImm64: opts.ldImm64 ?? new Map(),
+    kfuncSlots: new Map(),
   };
   const helpers = opts.helpers ?? new Map<number, TestHelper>();
   const calls: number[] = [];

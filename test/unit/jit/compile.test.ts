@@ -8,7 +8,12 @@ import { insn } from '../../../src/isa/insn.js';
 import { compileProgram } from '../../../jit/compile.js';
 import { loadBoth, makeTestVm, outcome, runBoth } from '../../helpers/engines.js';
 
-const LINKS = { helperBase: 0, funcTokenBase: 0x10000, ldImm64: new Map<number, bigint>() };
+const LINKS = {
+  helperBase: 0,
+  funcTokenBase: 0x10000,
+  ldImm64: new Map<number, bigint>(),
+  kfuncSlots: new Map<number, number>(),
+};
 const MEMORY = { initial: 1, maximum: 65536, shared: false };
 
 describe('control flow', () => {

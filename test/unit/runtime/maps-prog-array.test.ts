@@ -73,7 +73,9 @@ describe('prog_array maps', () => {
     expect(vm.rt.prog_array_get(0, 0)).toBe(0);
     expect(
       errno(() =>
-        arr.setProg(0, { links: { helperBase: 0, funcTokenBase: 0, ldImm64: new Map() } }),
+        arr.setProg(0, {
+          links: { helperBase: 0, funcTokenBase: 0, ldImm64: new Map(), kfuncSlots: new Map() },
+        }),
       ),
     ).toBe('EINVAL');
     const p = vm.createMap(base);

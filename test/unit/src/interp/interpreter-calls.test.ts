@@ -296,6 +296,7 @@ describe('callx', () => {
       helperBase: 0x100,
       funcTokenBase: FUNC_TOKEN_BASE + 0x100,
       ldImm64: new Map([[0, 0xabcn]]),
+      kfuncSlots: new Map(),
     };
     const main = createProgram([
       ...BPF_LD_IMM64(BPF_REG_2, TOKEN + 0x100n),

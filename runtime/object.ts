@@ -3,13 +3,23 @@
  * creates every map (global data sections become one-element array maps holding their
  * initial image, as libbpf's `.data`/`.rodata`/`.bss` maps), links and loads every program
  * against those maps, and writes the function tokens that global data holds (function
- * pointers in `.rodata`). The result gives programs, maps and global variables by name.
+ * pointers in `.rodata`). The result gives programs, maps and global variables by name, as
+ * bytes or, where the object's BTF gives the layout, as decoded values (`typedMap`,
+ * `globals.get` / `set`; runtime/btf-view.ts).
  */
 
 import { LinkError, MapError, UsageError } from '../src/errors.js';
+import type { Btf } from '../src/loader/btf.js';
+import {
+  decodeBtf,
+  encodeBtf,
+  type BtfDecodeOptions,
+  type BtfValue,
+} from '../src/loader/btf-value.js';
 import { loadObject } from '../src/loader/object.js';
 import type { BpfObject, GlobalVar, MapDef, ObjProgram } from '../src/loader/types.js';
 import { createProgram, subprogIndexOf } from '../src/program.js';
+import { TypedMap, mapBtfTypes } from './btf-view.js';
 import type { Engine, LoadedProgram } from './loaded-program.js';
 import type { BpfMap, MapSpec } from './maps/map.js';
 import { BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PROG_ARRAY } from './maps/map-type.js';
@@ -38,9 +48,12 @@ interface GlobalSlot {
 /** Global variables of an object, by name. */
 export class ObjectGlobals {
   private readonly slots = new Map<string, GlobalSlot>();
+  /** The object's BTF, which types the variables for `get` and `set`. */
+  private readonly btf: Btf | undefined;
 
-  constructor(entries: readonly (readonly [BpfMap, readonly GlobalVar[]])[]) {
+  constructor(entries: readonly (readonly [BpfMap, readonly GlobalVar[]])[], btf?: Btf) {
     for (const [map, vars] of entries) for (const v of vars) this.slots.set(v.name, { map, v });
+    this.btf = btf;
   }
 
   /** Names of every global variable. */
@@ -71,6 +84,46 @@ export class ObjectGlobals {
     let v = 0n;
     for (let k = b.length - 1; k >= 0; k--) v = (v << 8n) | BigInt(b[k] as number);
     return v;
+  }
+
+  /**
+   * Variable `name` decoded by its BTF type (src/loader/btf-value.ts: numbers up to 32 bits,
+   * bigints beyond, objects for structs). `T` only names what the caller expects.
+   *
+   * @example
+   * ```ts
+   * obj.globals.get('max_frame'); // 1514
+   * obj.globals.get<bigint>('total_packets'); // 3n
+   * ```
+   */
+  get<T = BtfValue>(name: string, opts: Omit<BtfDecodeOptions, 'path'> = {}): T {
+    const [btf, typeId] = this.typeOf(name);
+    return decodeBtf(btf, typeId, this.read(name), { ...opts, path: name }) as T;
+  }
+
+  /**
+   * Encodes `value` by the BTF type of variable `name` and writes it (struct members left out
+   * are zero). Throws a UsageError naming the member when a value does not fit.
+   *
+   * @example
+   * ```ts
+   * obj.globals.set('total_packets', 0n);
+   * obj.globals.set('cfg', { rate: 100, flags: { verbose: true } });
+   * ```
+   */
+  set(name: string, value: unknown): void {
+    const [btf, typeId] = this.typeOf(name);
+    this.write(name, encodeBtf(btf, typeId, value, { path: name }));
+  }
+
+  private typeOf(name: string): [Btf, number] {
+    const typeId = this.slot(name).v.typeId;
+    if (this.btf === undefined || typeId === undefined) {
+      throw new UsageError(
+        `global '${name}' has no BTF type (build the object with -g), use read() / write()`,
+      );
+    }
+    return [this.btf, typeId];
   }
 
   private slot(name: string): GlobalSlot {
@@ -130,6 +183,30 @@ export class LoadedObject {
   mapEntries(): [string, BpfMap][] {
     return [...this.maps];
   }
+
+  /**
+   * Map `name` with keys and values decoded by its BTF `__type(key, ...)` and
+   * `__type(value, ...)` (btf-view.ts); percpu maps give an array of per-CPU values. Throws a
+   * UsageError for maps without BTF types (objects built without `-g`, `key_size` /
+   * `value_size` definitions, ring buffers) and for global data (use `globals.get`).
+   *
+   * @example
+   * ```ts
+   * const obj = await vm.loadObject(bytes, { verify: false });
+   * obj.program('xdp_count').run(new Uint8Array(100));
+   * obj.typedMap('pkt_count').lookup(1); // 1n
+   * obj.typedMap<number, bigint>('pkt_count').update(7, 0n);
+   * ```
+   */
+  typedMap<K = BtfValue, V = BtfValue>(
+    name: string,
+    opts: Omit<BtfDecodeOptions, 'path'> = {},
+  ): TypedMap<K, V> {
+    const map = this.map(name);
+    const def = this.object.maps.find((d) => (d.global?.section ?? d.name) === name);
+    if (def === undefined) throw new UsageError(`map '${name}' is not defined by the object`);
+    return new TypedMap<K, V>(map, mapBtfTypes(name, def, this.object.btf, map.typeName), opts);
+  }
 }
 
 /** Loads ELF `bytes` into `vm`. */
@@ -151,10 +228,15 @@ export async function loadObjectInto(
     programs.set(p.name, loaded[k] as LoadedProgram);
   });
   object.maps.forEach((def, k) => writeInitialValues(def, maps[k] as BpfMap, programs, byName));
+  // libbpf freezes read-only global data once the programs are loaded
+  object.maps.forEach((def, k) => {
+    if (def.global?.readonly === true) (maps[k] as BpfMap).freeze();
+  });
   const globals = new ObjectGlobals(
     object.maps.flatMap((def, k) =>
       def.global === undefined ? [] : [[maps[k] as BpfMap, def.global.vars] as const],
     ),
+    object.btf,
   );
   return new LoadedObject(object, programs, byName, globals);
 }

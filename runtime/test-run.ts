@@ -69,6 +69,7 @@ export function testRun(prog: LoadedProgram, opts: TestRunOptions): TestRunResul
 /** Checks a ctx_in against a context of `size` bytes: bytes beyond it must be zero (E2BIG). */
 function ctxBytes(ctxIn: Uint8Array | undefined, size: number): Uint8Array | undefined {
   if (ctxIn === undefined) return undefined;
+  if (ctxIn.length === 0) throw new TestRunError('EINVAL', 'ctx_in is empty (ctx_size_in 0)');
   if (ctxIn.subarray(size).some((b) => b !== 0)) {
     throw new TestRunError('E2BIG', `ctx_in has non-zero bytes beyond the ${size}-byte context`);
   }

@@ -64,6 +64,13 @@ export { parseDataFile, type DataFile } from './asm/data-file.js';
 export { interpret } from './interp/interpreter.js';
 export { FUNC_PROTOS, funcProto, helperName, type FuncProto } from './helper-protos.js';
 export { loadObject } from './loader/object.js';
+export {
+  decodeBtf,
+  encodeBtf,
+  enumName,
+  type BtfValue,
+  type BtfStruct,
+} from './loader/btf-value.js';
 export type {
   BpfObject,
   ObjProgram,
@@ -83,4 +90,6 @@ export {
 export type { HelperProto } from '../runtime/helpers.js';
 export { BpfMap, type MapSpec } from '../runtime/maps/map.js';
 export { LoadedObject, ObjectGlobals, type ObjectOptions } from '../runtime/object.js';
+export { TypedMap } from '../runtime/btf-view.js';
+export type { KfuncProto } from '../runtime/helpers.js';
 export type { TestRunOptions, TestRunResult } from '../runtime/test-run.js';

@@ -37,6 +37,11 @@ import { argS32, type MemHost } from './mem.js';
 
 /** ETH_HLEN: an Ethernet header, the least a packet keeps. */
 export const ETH_HLEN = 14;
+/** Bytes of the page an XDP test-run frame lives in. */
+const XDP_FRAME_PAGE = 4096;
+/** SKB_DATA_ALIGN(sizeof(struct skb_shared_info)): tailroom the kernel keeps at the page end. */
+const XDP_TAILROOM = 320;
+
 /** sizeof(struct xdp_frame) on 64-bit kernels: headroom the kernel keeps for the frame. */
 export const XDP_FRAME_SIZE = 40;
 /** Most metadata bytes (xdp_metalen_invalid). */
@@ -75,7 +80,11 @@ function readBuff(vm: XdpHost, ctxArg: bigint): XdpBuff | undefined {
     dataEnd,
     dataMeta,
     frameEnd: inArea ? start + XDP_FRAME_SIZE : Math.min(data, dataMeta),
-    hardEnd: inArea ? end : dataEnd,
+    // the kernel's test-run frame is one page, less the skb_shared_info tailroom; larger
+    // packets (multi-buffer in the kernel) may shrink but not grow
+    hardEnd: inArea
+      ? Math.min(end, Math.max(start + XDP_FRAME_PAGE - XDP_TAILROOM, dataEnd))
+      : dataEnd,
   };
 }
 

@@ -242,6 +242,35 @@ export class BpfMap {
     host.rt.host_map_init(this.addr);
   }
 
+  /**
+   * Makes the map read-only for the host, as BPF_MAP_FREEZE (libbpf freezes `.rodata` after
+   * load): later host updates and deletes fail with EPERM. BPF programs are unaffected.
+   */
+  freeze(): void {
+    this.frozen = true;
+  }
+
+  /** True after `freeze`. */
+  get isFrozen(): boolean {
+    return this.frozen;
+  }
+
+  private frozen = false;
+
+  private checkWritable(op: string): void {
+    if (this.frozen) throw new MapError(this.name, 'EPERM', `${op} of a frozen map`);
+  }
+
+  /** False for families without keys to iterate (ring buffer, queue, stack, bloom filter). */
+  get hasKeys(): boolean {
+    return (
+      this.type !== BPF_MAP_TYPE_RINGBUF &&
+      this.type !== BPF_MAP_TYPE_QUEUE &&
+      this.type !== BPF_MAP_TYPE_STACK &&
+      this.type !== BPF_MAP_TYPE_BLOOM_FILTER
+    );
+  }
+
   /** Bytes of a value as the host sees it (all CPUs' copies for percpu maps). */
   get hostValueSize(): number {
     return this.percpu ? round8(this.valueSize) * this.host.nCpus : this.valueSize;
@@ -273,6 +302,7 @@ export class BpfMap {
    * entry function tokens (see `setProg`).
    */
   update(key: Uint8Array, value: Uint8Array, flags: number = BPF_ANY): void {
+    this.checkWritable('update');
     this.checkValue(value);
     const k = this.putKey(key);
     const val = this.valueScratch;
@@ -284,6 +314,7 @@ export class BpfMap {
 
   /** Deletes `key`. */
   delete(key: Uint8Array): void {
+    this.checkWritable('delete');
     this.check(this.host.rt.host_delete(this.addr, this.putKey(key)), 'delete');
   }
 
@@ -325,6 +356,7 @@ export class BpfMap {
    * queue.push(new Uint8Array([1, 0, 0, 0]));
    */
   push(value: Uint8Array, flags: number = BPF_ANY): void {
+    this.checkWritable('push');
     this.checkValue(value);
     this.host.u8().set(value, this.valueScratch);
     this.check(this.host.rt.host_push(this.addr, this.valueScratch, BigInt(flags)), 'push');
@@ -332,6 +364,7 @@ export class BpfMap {
 
   /** Queue, stack: removes and returns the front element (oldest / newest); undefined when empty. */
   pop(): Uint8Array | undefined {
+    this.checkWritable('pop');
     return this.takeFront(this.host.rt.host_pop, 'pop');
   }
 
@@ -364,6 +397,7 @@ export class BpfMap {
    * jumps.setProg(0, await vm.load(handler, { verify: false }));
    */
   setProg(index: number, prog: { readonly links: ProgLinks }): void {
+    this.checkWritable('update');
     if (this.type !== BPF_MAP_TYPE_PROG_ARRAY)
       throw new MapError(this.name, 'EINVAL', 'setProg() needs a prog_array');
     const token = prog.links.funcTokenBase;

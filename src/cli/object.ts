@@ -38,8 +38,10 @@ function hex(b: Uint8Array): string {
 /** Every map's entries as [keyhex, valuehex], global data maps named by section. */
 export function dumpMaps(obj: LoadedObject): Record<string, [string, string][]> {
   const out: Record<string, [string, string][]> = {};
-  for (const [name, map] of obj.mapEntries())
-    out[name] = [...map.entries()].map(([k, v]) => [hex(k), hex(v)]);
+  for (const [name, map] of obj.mapEntries()) {
+    // ring buffers, queues, stacks and bloom filters have no keys to iterate: nothing to list
+    out[name] = map.hasKeys ? [...map.entries()].map(([k, v]) => [hex(k), hex(v)]) : [];
+  }
   return out;
 }
 

@@ -44,6 +44,7 @@ import {
   type ProgLinks,
 } from '../src/abi.js';
 import { LinkError } from '../src/errors.js';
+import { BPF_FUNC_tail_call } from '../src/helper-protos.js';
 import { callxReg, ldImm64Value, type Insn } from '../src/isa/insn.js';
 import {
   BPF_MAX_LOOPS,
@@ -63,9 +64,6 @@ import {
   type BinaryenModule,
   type ExpressionRef,
 } from './module.js';
-
-/** Kernel helper id of bpf_tail_call, which the JIT compiles as a Wasm tail call. */
-export const BPF_FUNC_tail_call = 12;
 
 /** How the exported `run(a, b)` builds the entry function's arguments. */
 export type EntryKind = 'mem' | 'xdp';

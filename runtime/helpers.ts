@@ -14,11 +14,6 @@
 import { HELPER_BLOCK_SIZE } from '../src/abi.js';
 import { UsageError } from '../src/errors.js';
 import type { HelperArgs } from '../src/interp/env.js';
-import {
-  BPF_FUNC_map_delete_elem,
-  BPF_FUNC_map_lookup_elem,
-  BPF_FUNC_map_update_elem,
-} from '../src/helper-protos.js';
 import { cpuHelpers } from './helpers/cpu.js';
 import { csumHelpers } from './helpers/csum.js';
 import { loopHelpers } from './helpers/loop.js';
@@ -76,38 +71,6 @@ export interface HelperProto {
   readonly wasm?: (...args: bigint[]) => bigint;
 }
 
-/** Helpers implemented by Wasm functions with the BPF calling convention. */
-export function nativeHelpers(rt: {
-  readonly bpf_map_lookup_elem: (...a: bigint[]) => bigint;
-  readonly bpf_map_update_elem: (...a: bigint[]) => bigint;
-  readonly bpf_map_delete_elem: (...a: bigint[]) => bigint;
-}): HelperProto[] {
-  const wrap =
-    (f: (...a: bigint[]) => bigint) =>
-    (args: HelperArgs): bigint =>
-      BigInt.asUintN(64, f(...args.map((v) => BigInt.asIntN(64, v))));
-  return [
-    {
-      id: BPF_FUNC_map_lookup_elem,
-      name: 'bpf_map_lookup_elem',
-      fn: wrap(rt.bpf_map_lookup_elem),
-      wasm: rt.bpf_map_lookup_elem,
-    },
-    {
-      id: BPF_FUNC_map_update_elem,
-      name: 'bpf_map_update_elem',
-      fn: wrap(rt.bpf_map_update_elem),
-      wasm: rt.bpf_map_update_elem,
-    },
-    {
-      id: BPF_FUNC_map_delete_elem,
-      name: 'bpf_map_delete_elem',
-      fn: wrap(rt.bpf_map_delete_elem),
-      wasm: rt.bpf_map_delete_elem,
-    },
-  ];
-}
-
 /** The helpers that need only the injected host services: clocks, random, CPU id. */
 export function baseHelpers(host: HelperHost): HelperProto[] {
   return [...timeHelpers(host.clock), ...randomHelpers(host.random), ...cpuHelpers(host.cpu)];
@@ -115,7 +78,7 @@ export function baseHelpers(host: HelperHost): HelperProto[] {
 
 /**
  * Every built-in helper implemented in JS (the map helpers 1-3 come from the runtime module,
- * `nativeHelpers`; ringbuf, tail_call and queue/stack helpers from their map families).
+ * `runtimeModuleHelpers` in runtime/maps/helpers.ts).
  * @example
  * const services = new HelperServices(vm, host, opts);
  * for (const h of allHelpers(services)) registry.register(h);

@@ -183,7 +183,8 @@ export class LoadedProgram {
 
   /**
    * Runs the program once per input of `batch` in one call and returns the low 32 bits of each
-   * r0 (a view into Vm memory, valid until the next run or memory growth).
+   * r0: for a prepared Batch a view into Vm memory, valid until its next run or memory growth;
+   * for an array of inputs a copy.
    */
   runBatch(batch: Batch | readonly Uint8Array[]): Uint32Array {
     const b = Array.isArray(batch)
@@ -205,7 +206,9 @@ export class LoadedProgram {
           this.vm.dataView().setUint32(b.resultsAddr + k * 4, Number(r0 & 0xffffffffn), true);
         }
       }
-      return new Uint32Array(this.vm.memory.buffer, b.resultsAddr, b.count).slice();
+      const view = new Uint32Array(this.vm.memory.buffer, b.resultsAddr, b.count);
+      // a temporary batch is freed below: its results must be copied out
+      return Array.isArray(batch) ? view.slice() : view;
     } finally {
       if (Array.isArray(batch)) this.releaseBatch(b);
     }

@@ -49,13 +49,12 @@ import {
   allHelpers,
   HelperRegistry,
   HelperServices,
-  nativeHelpers,
   type HelperHost,
   type HelperOptions,
   type HelperProto,
   type KfuncProto,
 } from './helpers.js';
-import { mapFamilyHelpers } from './maps/helpers.js';
+import { runtimeModuleHelpers } from './maps/helpers.js';
 import { BpfMap, type MapSpec } from './maps/map.js';
 import { instantiateRt, type RtExports } from './rt.js';
 import { loadObjectInto, type LoadedObject, type ObjectOptions } from './object.js';
@@ -185,8 +184,7 @@ export class Vm {
     });
     // generic lookup on a family without one finds nothing; update/delete are refused
     this.rt = instantiateRt(this.memory, 0, (op) => (op === 1 ? 0n : -22n));
-    for (const h of nativeHelpers(this.rt)) this.helpers.register(h);
-    for (const h of mapFamilyHelpers(this.rt)) this.helpers.register(h);
+    for (const h of runtimeModuleHelpers(this.rt)) this.helpers.register(h);
     for (const h of opts.helpers ?? []) this.helpers.register(h);
   }
 

@@ -1,26 +1,27 @@
 /**
  * Helpers implemented by the runtime module's Wasm functions (runtime/wasm/rt.ts), which the
  * JIT's call table holds directly; the interpreter calls the same functions through `fn`:
- * map push/pop/peek (queue, stack, bloom_filter), the ring buffer helpers, and the resolver
- * half of bpf_tail_call (the JIT and interpreter do the jump itself).
- *
- * The Vm registers them beside `nativeHelpers` (runtime/helpers.ts).
+ * map lookup/update/delete and push/pop/peek, the ring buffer helpers, and the resolver half
+ * of bpf_tail_call (the JIT and interpreter do the jump itself).
  */
 
+import {
+  BPF_FUNC_map_delete_elem,
+  BPF_FUNC_map_lookup_elem,
+  BPF_FUNC_map_peek_elem,
+  BPF_FUNC_map_pop_elem,
+  BPF_FUNC_map_push_elem,
+  BPF_FUNC_map_update_elem,
+  BPF_FUNC_ringbuf_discard,
+  BPF_FUNC_ringbuf_output,
+  BPF_FUNC_ringbuf_query,
+  BPF_FUNC_ringbuf_reserve,
+  BPF_FUNC_ringbuf_submit,
+  BPF_FUNC_tail_call,
+} from '../../src/helper-protos.js';
 import type { HelperArgs } from '../../src/interp/env.js';
 import type { HelperProto } from '../helpers.js';
 import type { RtExports } from '../rt.js';
-
-/** Kernel helper ids (uapi `enum bpf_func_id`). */
-export const BPF_FUNC_tail_call = 12;
-export const BPF_FUNC_map_push_elem = 87;
-export const BPF_FUNC_map_pop_elem = 88;
-export const BPF_FUNC_map_peek_elem = 89;
-export const BPF_FUNC_ringbuf_output = 130;
-export const BPF_FUNC_ringbuf_reserve = 131;
-export const BPF_FUNC_ringbuf_submit = 132;
-export const BPF_FUNC_ringbuf_discard = 133;
-export const BPF_FUNC_ringbuf_query = 134;
 
 /** A helper whose implementation is Wasm function `f` with the BPF calling convention. */
 export function nativeHelper(id: number, name: string, f: (...a: bigint[]) => bigint): HelperProto {
@@ -33,9 +34,12 @@ export function nativeHelper(id: number, name: string, f: (...a: bigint[]) => bi
   };
 }
 
-/** The map-family, ring buffer and tail-call helpers of runtime module instance `rt`. */
-export function mapFamilyHelpers(rt: RtExports): HelperProto[] {
+/** The helpers runtime module instance `rt` implements. */
+export function runtimeModuleHelpers(rt: RtExports): HelperProto[] {
   return [
+    nativeHelper(BPF_FUNC_map_lookup_elem, 'bpf_map_lookup_elem', rt.bpf_map_lookup_elem),
+    nativeHelper(BPF_FUNC_map_update_elem, 'bpf_map_update_elem', rt.bpf_map_update_elem),
+    nativeHelper(BPF_FUNC_map_delete_elem, 'bpf_map_delete_elem', rt.bpf_map_delete_elem),
     nativeHelper(BPF_FUNC_tail_call, 'bpf_tail_call', rt.bpf_tail_call),
     nativeHelper(BPF_FUNC_map_push_elem, 'bpf_map_push_elem', rt.bpf_map_push_elem),
     nativeHelper(BPF_FUNC_map_pop_elem, 'bpf_map_pop_elem', rt.bpf_map_pop_elem),

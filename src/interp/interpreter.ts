@@ -24,9 +24,8 @@
  */
 
 import { FUNC_TOKEN_BASE, type ProgLinks } from '../abi.js';
+import { BPF_FUNC_tail_call } from '../helper-protos.js';
 
-/** Kernel helper id of bpf_tail_call. */
-const BPF_FUNC_tail_call = 12;
 import {
   ExecError,
   InternalError,

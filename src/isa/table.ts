@@ -394,6 +394,12 @@ function buildTable(): OpInfo[] {
   return t;
 }
 
+/** Every ALU operation, for exhaustive tests and generators. */
+export const ALU_OP_NAMES: readonly AluOp[] = [...ALU_OPS.map(([op]) => op), 'sdiv', 'smod', 'neg'];
+
+/** Every condition of conditional jumps. */
+export const JMP_COND_NAMES: readonly JmpCond[] = JMP_CONDS.map(([c]) => c);
+
 /** Every valid instruction shape. */
 export const OP_TABLE: readonly OpInfo[] = buildTable();
 

@@ -3,7 +3,7 @@
  * queue/stack/bloom helpers (bpf_map_push/pop/peek_elem) registered.
  */
 import { MapError } from '../../src/errors.js';
-import { mapFamilyHelpers } from '../../runtime/maps/helpers.js';
+import { runtimeModuleHelpers } from '../../runtime/maps/helpers.js';
 import type { MapSpec } from '../../runtime/maps/map.js';
 import type { Vm } from '../../runtime/vm.js';
 import { makeTestVm } from './engines.js';
@@ -33,7 +33,7 @@ export function errno(f: () => unknown): string {
 /** A Vm (JIT output validated by wabt) with the map family helpers registered. */
 export function mapVm(): Vm {
   const vm = makeTestVm();
-  for (const h of mapFamilyHelpers(vm.rt)) if (!vm.helpers.has(h.id)) vm.registerHelper(h);
+  for (const h of runtimeModuleHelpers(vm.rt)) if (!vm.helpers.has(h.id)) vm.registerHelper(h);
   return vm;
 }
 

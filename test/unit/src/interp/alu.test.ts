@@ -56,6 +56,7 @@ import {
   BPF_XOR,
 } from '../../../../src/isa/opcodes.js';
 import type { AluOp, JmpCond, Width } from '../../../../src/isa/table.js';
+import { ALU_OP_NAMES, JMP_COND_NAMES } from '../../../../src/isa/table.js';
 import { interpret } from '../../../../src/interp/interpreter.js';
 import type { Insn } from '../../../../src/isa/insn.js';
 import { createProgram } from '../../../../src/program.js';
@@ -77,37 +78,9 @@ const I32_MIN = 0x8000_0000n;
 const I32_MAX = 0x7fff_ffffn;
 const TWO32 = 0x1_0000_0000n;
 
-const ALU_OPS: readonly AluOp[] = [
-  'add',
-  'sub',
-  'mul',
-  'div',
-  'sdiv',
-  'or',
-  'and',
-  'lsh',
-  'rsh',
-  'neg',
-  'mod',
-  'smod',
-  'xor',
-  'mov',
-  'arsh',
-];
+const ALU_OPS: readonly AluOp[] = ALU_OP_NAMES;
 
-const CONDS: readonly JmpCond[] = [
-  'eq',
-  'ne',
-  'gt',
-  'ge',
-  'lt',
-  'le',
-  'set',
-  'sgt',
-  'sge',
-  'slt',
-  'sle',
-];
+const CONDS: readonly JmpCond[] = JMP_COND_NAMES;
 
 /** Edge values as u64 (negative numbers are written as their two's complement). */
 const EDGES: readonly bigint[] = [

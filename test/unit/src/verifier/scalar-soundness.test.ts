@@ -10,6 +10,7 @@ import { describe, it } from 'vitest';
 import { createPrng, type Prng } from '../../../helpers/prng.js';
 import { aluOp, endian, immU64, jmpCond, movsx } from '../../../../src/interp/alu.js';
 import type { AluOp, JmpCond, Width } from '../../../../src/isa/table.js';
+import { ALU_OP_NAMES, JMP_COND_NAMES } from '../../../../src/isa/table.js';
 import {
   regBoundsSanityCheck,
   scalarByteSwap,
@@ -30,37 +31,9 @@ import { randSample, type Sample } from './scalar-gen.js';
 
 const SEED = Number(process.env['BPF_VERIFIER_SEED'] ?? 0x5ca1ab1e);
 
-const ALU_OPS: readonly AluOp[] = [
-  'add',
-  'sub',
-  'mul',
-  'div',
-  'sdiv',
-  'or',
-  'and',
-  'lsh',
-  'rsh',
-  'neg',
-  'mod',
-  'smod',
-  'xor',
-  'mov',
-  'arsh',
-];
+const ALU_OPS: readonly AluOp[] = ALU_OP_NAMES;
 
-const CONDS: readonly JmpCond[] = [
-  'eq',
-  'gt',
-  'ge',
-  'set',
-  'ne',
-  'sgt',
-  'sge',
-  'lt',
-  'le',
-  'slt',
-  'sle',
-];
+const CONDS: readonly JmpCond[] = JMP_COND_NAMES;
 
 const IMMS: readonly number[] = [
   0, 1, 2, 3, 7, 8, 16, 31, 32, 33, 63, 64, 0xff, 0x7fff, -1, -2, -8, -128, -0x8000_0000,

@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { createPrng } from '../../../helpers/prng.js';
 import { aluOp, immU64 } from '../../../../src/interp/alu.js';
 import type { AluOp, JmpCond, Width } from '../../../../src/isa/table.js';
+import { ALU_OP_NAMES } from '../../../../src/isa/table.js';
 import {
   regBoundsSync,
   S64_MAX,
@@ -203,23 +204,7 @@ describe('adjust_scalar_min_max_vals, operation by operation', () => {
 });
 
 describe('precision the verifier relies on', () => {
-  const OPS: readonly AluOp[] = [
-    'add',
-    'sub',
-    'mul',
-    'div',
-    'sdiv',
-    'or',
-    'and',
-    'lsh',
-    'rsh',
-    'neg',
-    'mod',
-    'smod',
-    'xor',
-    'mov',
-    'arsh',
-  ];
+  const OPS: readonly AluOp[] = ALU_OP_NAMES;
 
   it('keeps constants constant through every operation (6,000 cases)', () => {
     const rng = createPrng(0xc057);

@@ -1,0 +1,122 @@
+/**
+ * One measurement: one corpus program, one engine, one way of running it, timed per
+ * bench/timing.ts. The result is checked against expected.tsv before anything is timed, and
+ * a wrong one throws `WrongResultError`.
+ *
+ * Ways of running (all on packet.bin):
+ * - `runU32`: zero-copy, the packet written once into `prog.input`, `runU32(len)` per run;
+ * - `run`: the same, r0 read back as a bigint (`run(len)`);
+ * - `runU32Copy`: `runU32(packet)`, the packet copied into Wasm memory on every run;
+ * - `runBatch`: `batchSize` copies laid out once with `prepareBatch`, one `runBatch` call per
+ *   batch, reported per run.
+ *
+ * Called inside a fresh worker (bench/isolate.ts), so that V8's type feedback for the run
+ * methods comes from this measurement alone.
+ */
+
+import type { Engine, LoadedProgram } from '../runtime/loaded-program.js';
+import { Vm } from '../runtime/vm.js';
+import {
+  checkResult,
+  loadCorpusProgram,
+  loadExpected,
+  loadPacket,
+  type CorpusCpu,
+  type CorpusEntry,
+  type CorpusName,
+} from './corpus.js';
+import { timeTask, type NsSample, type Task, type TimingPlan } from './timing.js';
+
+/** How each run is started. */
+export type RunMethod = 'runU32' | 'run' | 'runU32Copy' | 'runBatch';
+
+/** What to measure. */
+export interface RunJob {
+  readonly name: CorpusName;
+  readonly entry: CorpusEntry;
+  readonly cpu: CorpusCpu;
+  readonly engine: Engine;
+  readonly method: RunMethod;
+  readonly plan: TimingPlan;
+  /** Inputs per batch, for `runBatch`. */
+  readonly batchSize: number;
+}
+
+/** What was measured: the program's result and ns per run. */
+export interface RunMeasurement {
+  readonly result: number;
+  readonly sample: NsSample;
+}
+
+/** Loads the program into a new Vm, checks its result and times `job.method`. */
+export async function measureRun(job: RunJob): Promise<RunMeasurement> {
+  const vm = Vm.create();
+  try {
+    const packet = loadPacket();
+    const expected = loadExpected().get(job.name) as number;
+    const prog = await vm.load(loadCorpusProgram(job.name, job.entry, job.cpu), {
+      engine: job.engine,
+      verify: false,
+    });
+    prog.input.set(packet);
+    const what = `${job.name} (${job.entry}) on the ${job.engine === 'jit' ? 'JIT' : 'interpreter'}`;
+    const result = checkResult(what, prog.runU32(packet.length), expected);
+    if (job.method !== 'runBatch') {
+      const task = runTask(prog, job.method, packet);
+      checkResult(`${what}, ${job.method}`, task(1), expected);
+      return { result, sample: timeTask(task, job.plan) };
+    }
+    const batch = prog.prepareBatch(new Array<Uint8Array>(job.batchSize).fill(packet));
+    try {
+      for (const r of prog.runBatch(batch)) checkResult(`${what}, runBatch`, r, expected);
+      const perBatch = timeTask((n) => {
+        let acc = 0;
+        for (let k = 0; k < n; k++) acc = (acc + (prog.runBatch(batch)[0] as number)) | 0;
+        return acc;
+      }, job.plan);
+      return { result, sample: scaleSample(perBatch, 1 / job.batchSize) };
+    } finally {
+      prog.releaseBatch(batch);
+    }
+  } finally {
+    vm.close();
+  }
+}
+
+/** A task of `n` runs by `method`; with n = 1 it returns the run's result. */
+function runTask(
+  prog: LoadedProgram,
+  method: Exclude<RunMethod, 'runBatch'>,
+  packet: Uint8Array,
+): Task {
+  const len = packet.length;
+  switch (method) {
+    case 'runU32':
+      return (n) => {
+        let acc = 0;
+        for (let k = 0; k < n; k++) acc = (acc + prog.runU32(len)) | 0;
+        return acc >>> 0;
+      };
+    case 'run':
+      return (n) => {
+        let acc = 0n;
+        for (let k = 0; k < n; k++) acc += prog.run(len);
+        return Number(BigInt.asUintN(32, acc));
+      };
+    case 'runU32Copy':
+      return (n) => {
+        let acc = 0;
+        for (let k = 0; k < n; k++) acc = (acc + prog.runU32(packet)) | 0;
+        return acc >>> 0;
+      };
+    default: {
+      const never: never = method;
+      throw new Error(`unknown run method ${String(never)}`);
+    }
+  }
+}
+
+/** A sample with every figure multiplied by `f` (per batch → per run). */
+function scaleSample(s: NsSample, f: number): NsSample {
+  return { ...s, median: s.median * f, min: s.min * f, max: s.max * f };
+}

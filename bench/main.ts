@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: the performance report of issue #3 item 8. Sections (each optional with
  * `--only`): the benchmark corpus on the JIT, the interpreter and (where it works) the kernel
- * JIT; the per-run overhead of the run methods; compile latency per phase. Tables go to
+ * JIT; the per-run overhead of the run methods; map lookups from BPF; compile latency per phase. Tables go to
  * stdout, progress to stderr, and `--json FILE` writes the same figures as JSON.
  *
  * Every ns figure is a median over timed rounds after a warm-up of at least 100 ms (V8 must
@@ -34,6 +34,7 @@ import { openKernelAnchor, type KernelAnchorState } from './kernel-anchor.js';
 import { benchPlans, parseOptions, USAGE, type BenchOptions, type BenchPlans } from './options.js';
 import { benchOverhead, formatOverhead, type OverheadReport } from './overhead.bench.js';
 import { heading } from './table.js';
+import { benchMaps, formatMaps, type MapsReport } from './maps.bench.js';
 
 /** Where and how the bench ran. */
 interface MachineInfo {
@@ -60,6 +61,7 @@ interface BenchReport {
   readonly coldStart: ColdStart;
   corpus?: CorpusReport;
   overhead?: OverheadReport;
+  maps?: MapsReport;
   compile?: CompileReport;
 }
 
@@ -157,6 +159,10 @@ async function runBench(opts: BenchOptions): Promise<BenchReport> {
     process.stdout.write(
       `${heading('Per-run overhead (JIT)')}\n${formatOverhead(report.overhead)}\n`,
     );
+  }
+  if (opts.sections.has('maps')) {
+    report.maps = await benchMaps(plans.jit, progress);
+    process.stdout.write(`${heading('Map lookups from BPF')}\n${formatMaps(report.maps)}\n`);
   }
   if (opts.sections.has('compile')) {
     report.compile = await benchCompile({

@@ -11,7 +11,7 @@ import { assemble } from '../asm/assembler.js';
 import { parseDataFile } from '../asm/data-file.js';
 import { isBpfError } from '../errors.js';
 import { createProgram } from '../program.js';
-import { Vm } from '../../runtime/vm.js';
+import { Vm, type VmOptions } from '../../runtime/vm.js';
 import type { Engine } from '../../runtime/loaded-program.js';
 
 /** Outcome of one conformance file. */
@@ -38,12 +38,16 @@ export function listDataFiles(dir: string): string[] {
     .map((f) => join(dir, f));
 }
 
-/** Runs one `.data` file on `engine` in a fresh Vm. */
-export async function runConformanceFile(path: string, engine: Engine): Promise<ConformanceResult> {
+/** Runs one `.data` file on `engine` in a fresh Vm (made with `vmOptions`). */
+export async function runConformanceFile(
+  path: string,
+  engine: Engine,
+  vmOptions: VmOptions = {},
+): Promise<ConformanceResult> {
   const name = basename(path, '.data');
   const data = parseDataFile(readFileSync(path, 'utf8'), basename(path));
   if (data.skip !== undefined) return { name, status: 'skip', detail: data.skip };
-  const vm = Vm.create();
+  const vm = Vm.create(vmOptions);
   try {
     const insns = data.raw ?? assemble(data.asm ?? '');
     const prog = createProgram(insns, { name, type: 'mem' });

@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { listDataFiles, runConformanceFile } from '../../src/cli/conformance.js';
+import { validateWasm } from '../../jit/wat.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const dir = process.env['BPF_CONFORMANCE_DIR'] ?? `${root}../shared/conformance`;
@@ -21,7 +22,8 @@ for (const engine of ['interp', 'jit'] as const) {
     for (const f of files) {
       const name = f.slice(f.lastIndexOf('/') + 1);
       it(`passes ${name}`, async () => {
-        const r = await runConformanceFile(f, engine);
+        // wabt, independent of binaryen, reads back and validates every module the JIT emits
+        const r = await runConformanceFile(f, engine, { onCompiled: (wasm) => validateWasm(wasm) });
         expect(r.detail ?? '').toBe('');
         expect(r.status).toBe('pass');
       });

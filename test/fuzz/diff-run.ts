@@ -11,6 +11,7 @@ import { createProgram, type Program } from '../../src/program.js';
 import { insn, type Insn } from '../../src/isa/insn.js';
 import { PROG_STACK_SIZE } from '../../src/abi.js';
 import { Vm } from '../../runtime/vm.js';
+import { validateWasm } from '../../jit/wat.js';
 import type { LoadedProgram } from '../../runtime/loaded-program.js';
 import { createPrng } from '../helpers/prng.js';
 import { generateProgram, INPUT_SIZE, TEST_HELPER_ID } from './prog-gen.js';
@@ -42,6 +43,8 @@ const PROGRAMS_PER_VM = 100;
 
 function makeVm(): Vm {
   return Vm.create({
+    // wabt, independent of binaryen, reads back and validates every module the JIT emits
+    onCompiled: (wasm) => validateWasm(wasm),
     clock: () => 1_000_000n,
     helpers: [
       {

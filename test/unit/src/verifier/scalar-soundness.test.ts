@@ -21,12 +21,8 @@ import {
   scalarMovsx,
   type Scalar,
 } from '../../../../src/verifier/bounds.js';
-import {
-  adjustScalarMinMaxVals,
-  isBranchTaken,
-  maybeForkScalars,
-  regSetMinMax,
-} from '../../../../src/verifier/scalar.js';
+import { adjustScalarMinMaxVals, maybeForkScalars } from '../../../../src/verifier/scalar.js';
+import { isBranchTaken, regSetMinMax } from '../../../../src/verifier/cond.js';
 import { randSample, type Sample } from './scalar-gen.js';
 
 const SEED = Number(process.env['BPF_VERIFIER_SEED'] ?? 0x5ca1ab1e);

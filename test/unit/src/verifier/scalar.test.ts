@@ -25,12 +25,11 @@ import {
 } from '../../../../src/verifier/bounds.js';
 import {
   adjustScalarMinMaxVals,
-  isBranchTaken,
   isRegConst,
   maybeForkScalars,
   regConstValue,
-  regSetMinMax,
 } from '../../../../src/verifier/scalar.js';
+import { isBranchTaken, regSetMinMax } from '../../../../src/verifier/cond.js';
 import { tnumRange } from '../../../../src/verifier/tnum.js';
 import { EDGES, randValue } from './scalar-gen.js';
 

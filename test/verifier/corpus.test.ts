@@ -13,8 +13,14 @@ import { createProgram } from '../../src/program.js';
 import { makeTestVm } from '../helpers/engines.js';
 import type { VerifierCase } from './case.js';
 import { aluCases } from './cases/alu.js';
+import { callCases } from './cases/calls.js';
 import { cfgCases } from './cases/cfg.js';
 import { ctxCases } from './cases/ctx.js';
+import { exitCases } from './cases/exit.js';
+import { helperCases } from './cases/helpers.js';
+import { mapCases } from './cases/map.js';
+import { packetCases } from './cases/packet.js';
+import { refCases } from './cases/refs.js';
 import { stackCases } from './cases/stack.js';
 import { uninitCases } from './cases/uninit.js';
 
@@ -24,6 +30,12 @@ const FILES: Readonly<Record<string, readonly VerifierCase[]>> = {
   alu: aluCases,
   stack: stackCases,
   ctx: ctxCases,
+  map: mapCases,
+  packet: packetCases,
+  helpers: helperCases,
+  refs: refCases,
+  calls: callCases,
+  exit: exitCases,
 };
 
 const ALL: readonly VerifierCase[] = Object.values(FILES).flat();

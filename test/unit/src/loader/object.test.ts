@@ -7,6 +7,7 @@
  * section names, bad relocations).
  */
 
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { encodeInsns, insn, type Insn } from '../../../../src/isa/insn.js';
 import {
@@ -291,7 +292,12 @@ describe.each(listObjects('bench'))('%s', (path) => {
 
   it('gives the same instructions as the flattened .bin files', () => {
     for (const p of obj.programs) {
-      expect(encodeInsns(p.insns)).toEqual(readFixture(`${base}.${p.section}.bin`));
+      // the flattened programs live with the benchmark corpus (bench/corpus/bpf/)
+      const bin = new URL(
+        `../../../../bench/corpus/bpf/${base.replace(/^bench\//, '')}.${p.section}.bin`,
+        import.meta.url,
+      );
+      expect(encodeInsns(p.insns)).toEqual(new Uint8Array(readFileSync(bin)));
     }
   });
 });

@@ -7,6 +7,7 @@
  * Called from: runtime/vm.ts when it fills a program's helper slots.
  */
 
+import type { HelperArgs } from '../src/interp/env.js';
 import { loadBinaryen, validateModule, withModule } from './module.js';
 
 /** Import module name of the adapter's helper imports. */
@@ -28,4 +29,33 @@ export async function compileHelperAdapter(count: number): Promise<Uint8Array> {
     (m) => ({ wasm: m.emitBinary(), text: undefined }),
   );
   return out.wasm;
+}
+
+/**
+ * Wraps JS implementations `(r1..r5 as u64) -> r0` as Wasm functions a call table can hold, in
+ * order. Values cross as i64 (BigInt): the arguments arrive unsigned, r0 goes back as an i64.
+ */
+export async function adaptHelpers(
+  fns: readonly ((args: HelperArgs) => bigint)[],
+): Promise<WebAssembly.ExportValue[]> {
+  if (fns.length === 0) return [];
+  const wasm = await compileHelperAdapter(fns.length);
+  const imports: Record<string, (...a: bigint[]) => bigint> = {};
+  fns.forEach((fn, k) => {
+    imports[`h${k}`] = (r1 = 0n, r2 = 0n, r3 = 0n, r4 = 0n, r5 = 0n) =>
+      BigInt.asIntN(
+        64,
+        fn([
+          BigInt.asUintN(64, r1),
+          BigInt.asUintN(64, r2),
+          BigInt.asUintN(64, r3),
+          BigInt.asUintN(64, r4),
+          BigInt.asUintN(64, r5),
+        ]),
+      );
+  });
+  const inst = await WebAssembly.instantiate(await WebAssembly.compile(wasm), {
+    [ADAPTER_IMPORT_MODULE]: imports,
+  });
+  return fns.map((_, k) => inst.exports[`h${k}`] as WebAssembly.ExportValue);
 }

@@ -11,6 +11,7 @@
  * values, maps without BTF types) or the `MapError` of the underlying map operation.
  */
 
+import { round8 } from '../src/abi.js';
 import { UsageError } from '../src/errors.js';
 import type { Btf } from '../src/loader/btf.js';
 import {
@@ -43,8 +44,6 @@ export interface MapBtfTypes {
   readonly keyTypeId: number;
   readonly valueTypeId: number;
 }
-
-const round8 = (n: number): number => (n + 7) & ~7;
 
 /**
  * A map whose keys and values are BTF-decoded values. `K` and `V` only name what the caller

@@ -42,7 +42,7 @@ import {
 } from '../src/isa/opcodes.js';
 import type { HelperArgs, MemRegion, TokenTarget } from '../src/interp/env.js';
 import { jumpTarget, subprogIndexOf, type Program, type ProgType } from '../src/program.js';
-import { compileHelperAdapter, ADAPTER_IMPORT_MODULE } from '../jit/adapter.js';
+import { adaptHelpers } from '../jit/adapter.js';
 import { compileProgram, type CompiledModule, type CompileTimings } from '../jit/compile.js';
 import { HeapArena } from './heap.js';
 import {
@@ -528,23 +528,8 @@ export class Vm {
     );
     if (todo.length === 0) return;
     const js = todo.filter((k) => k.proto.wasm === undefined);
-    if (js.length > 0) {
-      const wasm = await compileHelperAdapter(js.length);
-      const imports: Record<string, (...a: bigint[]) => bigint> = {};
-      js.forEach((k, n) => {
-        imports[`h${n}`] = (...a) =>
-          BigInt.asIntN(
-            64,
-            k.proto.fn(
-              [0, 1, 2, 3, 4].map((j) => BigInt.asUintN(64, a[j] ?? 0n)) as unknown as HelperArgs,
-            ),
-          );
-      });
-      const inst = await WebAssembly.instantiate(await WebAssembly.compile(wasm), {
-        [ADAPTER_IMPORT_MODULE]: imports,
-      });
-      js.forEach((k, n) => this.table.set(k.slot, inst.exports[`h${n}`]));
-    }
+    const adapted = await adaptHelpers(js.map((k) => k.proto.fn));
+    js.forEach((k, n) => this.table.set(k.slot, adapted[n]));
     for (const k of todo) if (k.proto.wasm !== undefined) this.table.set(k.slot, k.proto.wasm);
     this.kfuncsFilled = this.kfuncs.size;
   }
@@ -552,25 +537,8 @@ export class Vm {
   private async fillHelperSlots(base: number): Promise<void> {
     if (this.adapters === undefined) {
       const protos = this.helpers.all().filter((h) => h.wasm === undefined);
-      const wasm = await compileHelperAdapter(protos.length);
-      const imports: Record<string, (...a: bigint[]) => bigint> = {};
-      protos.forEach((p, k) => {
-        imports[`h${k}`] = (r1, r2, r3, r4, r5) =>
-          BigInt.asIntN(
-            64,
-            p.fn(
-              [r1 ?? 0n, r2 ?? 0n, r3 ?? 0n, r4 ?? 0n, r5 ?? 0n].map((v) =>
-                BigInt.asUintN(64, v),
-              ) as unknown as HelperArgs,
-            ),
-          );
-      });
-      const inst = await WebAssembly.instantiate(await WebAssembly.compile(wasm), {
-        [ADAPTER_IMPORT_MODULE]: imports,
-      });
-      this.adapters = new Map(
-        protos.map((p, k) => [p.id, inst.exports[`h${k}`] as WebAssembly.ExportValue]),
-      );
+      const adapted = await adaptHelpers(protos.map((p) => p.fn));
+      this.adapters = new Map(protos.map((p, k) => [p.id, adapted[k] as WebAssembly.ExportValue]));
     }
     for (const [id, fn] of this.adapters) this.table.set(base + id, fn);
     for (const h of this.helpers.all())

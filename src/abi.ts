@@ -240,6 +240,11 @@ export interface ProgLinks {
 // address is what lddw with BPF_PSEUDO_MAP_FD/IDX loads; its storage follows in the heap.
 // runtime/wasm/abi.ts repeats these numbers for the AssemblyScript runtime module, and a test
 // checks that both agree.
+/** `n` rounded up to a multiple of 8: map values, percpu copies and elements are 8-byte aligned. */
+export function round8(n: number): number {
+  return (n + 7) & ~7;
+}
+
 /** Bytes of a map descriptor. */
 export const MAP_DESC_SIZE = 128;
 /** u32 fields of a map descriptor (byte offsets). */

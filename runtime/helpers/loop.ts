@@ -47,7 +47,8 @@ import {
 import type { RtExports } from '../rt.js';
 import type { CallBpfOptions, CallHost } from './call-bpf.js';
 import { mapFromPtr, type MapHost } from './map-ptr.js';
-import { argU32, round8 } from './mem.js';
+import { round8 } from '../../src/abi.js';
+import { argU32 } from './mem.js';
 
 /** What the iterator helpers need from the Vm. */
 export interface LoopHost extends CallHost, MapHost {

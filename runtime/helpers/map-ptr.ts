@@ -11,7 +11,8 @@
 import { HTAB_ELEM_HEADER, MAP_DESC, MAP_DESC_SIZE, MAP_MAGIC } from '../../src/abi.js';
 import type { BpfMap } from '../maps/map.js';
 import { BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_LRU_HASH } from '../maps/map-type.js';
-import { memAddr, round8, type MemHost } from './mem.js';
+import { round8 } from '../../src/abi.js';
+import { memAddr, type MemHost } from './mem.js';
 
 /** What map resolution needs from the Vm. */
 export interface MapHost extends MemHost {

@@ -54,8 +54,3 @@ export function readCString(
   }
   return { bytes: u8.slice(addr, end), terminated: false };
 }
-
-/** Round `n` up to a multiple of 8 (the kernel's `round_up(n, 8)`). */
-export function round8(n: number): number {
-  return (n + 7) & ~7;
-}

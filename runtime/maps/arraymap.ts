@@ -3,10 +3,9 @@
  * (runtime/wasm/arraymap.ts), shared by BPF programs and the host.
  */
 
+import { round8 } from '../../src/abi.js';
 import { MapError } from '../../src/errors.js';
 import type { MapSpec, MapStorage } from './map.js';
-
-const round8 = (n: number): number => (n + 7) & ~7;
 
 /** Checks an array map's spec and sizes its storage. */
 export function arrayStorage(spec: MapSpec, nCpus: number, percpu: boolean): MapStorage {

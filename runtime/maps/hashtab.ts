@@ -3,11 +3,9 @@
  * preallocated elements). The operations are Wasm (runtime/wasm/hashtab.ts).
  */
 
-import { HTAB_ELEM_HEADER } from '../../src/abi.js';
+import { HTAB_ELEM_HEADER, round8 } from '../../src/abi.js';
 import { MapError } from '../../src/errors.js';
 import type { MapSpec, MapStorage } from './map.js';
-
-const round8 = (n: number): number => (n + 7) & ~7;
 
 /** Sizes a hash map's storage: n_buckets is max_entries rounded up to a power of two. */
 export function htabStorage(spec: MapSpec, nCpus: number, percpu: boolean): MapStorage {

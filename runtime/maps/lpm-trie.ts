@@ -8,7 +8,7 @@
  * preallocated anyway: max_entries prefix nodes and up to max_entries - 1 intermediate ones.
  */
 
-import { LPM_NODE_HEADER } from '../../src/abi.js';
+import { LPM_NODE_HEADER, round8 } from '../../src/abi.js';
 import { MapError } from '../../src/errors.js';
 import type { MapSpec, MapStorage } from './map.js';
 import {
@@ -17,8 +17,6 @@ import {
   BPF_F_NUMA_NODE,
   checkMapFlags,
 } from './map-type.js';
-
-const round8 = (n: number): number => (n + 7) & ~7;
 
 /** Bytes of key data an LPM trie key may carry. */
 export const LPM_DATA_SIZE_MIN = 1;

@@ -13,7 +13,7 @@
  * in, ids out); prog_array values are function tokens.
  */
 
-import { MAP_DESC, MAP_DESC_SIZE, MAP_MAGIC, type ProgLinks } from '../../src/abi.js';
+import { MAP_DESC, MAP_DESC_SIZE, MAP_MAGIC, type ProgLinks, round8 } from '../../src/abi.js';
 import { MapError, type ErrnoCode } from '../../src/errors.js';
 import type { MemRegion } from '../../src/interp/env.js';
 import type { HeapArena } from '../heap.js';
@@ -113,8 +113,6 @@ const ERRNO: ReadonlyMap<bigint, ErrnoCode> = new Map([
   [-28n, 'ENOSPC'],
   [-95n, 'ENOTSUPP'],
 ]);
-
-const round8 = (n: number): number => (n + 7) & ~7;
 
 const u32Bytes = (n: number): Uint8Array => {
   const b = new Uint8Array(4);

@@ -5,11 +5,10 @@
  * ring.
  */
 
+import { round8 } from '../../src/abi.js';
 import { MapError } from '../../src/errors.js';
 import type { MapSpec, MapStorage } from './map.js';
 import { BPF_F_ACCESS_MASK, BPF_F_NUMA_NODE, checkMapFlags } from './map-type.js';
-
-const round8 = (n: number): number => (n + 7) & ~7;
 
 /** Checks a queue or stack spec (no key, any flags but access and NUMA ones refused) and sizes its ring. */
 export function queueStackStorage(spec: MapSpec): MapStorage {

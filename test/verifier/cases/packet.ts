@@ -6,18 +6,21 @@
  */
 import { pair, type VerifierCase } from '../case.js';
 
-export const packetCases: readonly VerifierCase[] = [
-  ...pair({
-    rule: 'verifier_xdp_direct_packet_access.c: a packet read before the data_end check is out of range (off=0 size=1, R2(id=0,off=0,r=0))',
-    progType: 'xdp',
-    accept: `mov %r0, 0
+/** The accepted form shared by several rules: one byte read after `data + 1 > data_end` is ruled out. */
+const CHECKED_BYTE_READ = `mov %r0, 0
       ldxw %r2, [%r1+0]
       ldxw %r3, [%r1+4]
       mov %r4, %r2
       add %r4, 1
       jgt %r4, %r3, +1
       ldxb %r0, [%r2+0]
-      exit`,
+      exit`;
+
+export const packetCases: readonly VerifierCase[] = [
+  ...pair({
+    rule: 'verifier_xdp_direct_packet_access.c: a packet read before the data_end check is out of range (off=0 size=1, R2(id=0,off=0,r=0))',
+    progType: 'xdp',
+    accept: CHECKED_BYTE_READ,
     input: [0x2a],
     retval: 0x2an,
     reject: `mov %r0, 0
@@ -78,14 +81,7 @@ export const packetCases: readonly VerifierCase[] = [
   ...pair({
     rule: 'verifier/direct_packet_access.c: a negative offset from data is before the packet (off=-1 size=1)',
     progType: 'xdp',
-    accept: `mov %r0, 0
-      ldxw %r2, [%r1+0]
-      ldxw %r3, [%r1+4]
-      mov %r4, %r2
-      add %r4, 1
-      jgt %r4, %r3, +1
-      ldxb %r0, [%r2+0]
-      exit`,
+    accept: CHECKED_BYTE_READ,
     input: [7],
     retval: 7n,
     reject: `mov %r0, 0
@@ -101,14 +97,7 @@ export const packetCases: readonly VerifierCase[] = [
   ...pair({
     rule: 'verifier/direct_packet_access.c: comparing against a packet pointer instead of data_end proves no range',
     progType: 'xdp',
-    accept: `mov %r0, 0
-      ldxw %r2, [%r1+0]
-      ldxw %r3, [%r1+4]
-      mov %r4, %r2
-      add %r4, 1
-      jgt %r4, %r3, +1
-      ldxb %r0, [%r2+0]
-      exit`,
+    accept: CHECKED_BYTE_READ,
     input: [5],
     retval: 5n,
     reject: `mov %r0, 0
@@ -124,14 +113,7 @@ export const packetCases: readonly VerifierCase[] = [
   ...pair({
     rule: 'verifier/direct_packet_access.c: the fall-through of a pkt < pkt_end test proves no range',
     progType: 'xdp',
-    accept: `mov %r0, 0
-      ldxw %r2, [%r1+0]
-      ldxw %r3, [%r1+4]
-      mov %r4, %r2
-      add %r4, 1
-      jgt %r4, %r3, +1
-      ldxb %r0, [%r2+0]
-      exit`,
+    accept: CHECKED_BYTE_READ,
     input: [6],
     retval: 6n,
     reject: `mov %r0, 0
@@ -147,14 +129,7 @@ export const packetCases: readonly VerifierCase[] = [
   ...pair({
     rule: 'verifier/direct_packet_access.c: pointer arithmetic on pkt_end is prohibited',
     progType: 'xdp',
-    accept: `mov %r0, 0
-      ldxw %r2, [%r1+0]
-      ldxw %r3, [%r1+4]
-      mov %r4, %r2
-      add %r4, 1
-      jgt %r4, %r3, +1
-      ldxb %r0, [%r2+0]
-      exit`,
+    accept: CHECKED_BYTE_READ,
     input: [8],
     retval: 8n,
     reject: `mov %r0, 0
@@ -170,14 +145,7 @@ export const packetCases: readonly VerifierCase[] = [
   ...pair({
     rule: "verifier/direct_packet_access.c: data_end may be compared but not dereferenced (R3 invalid mem access 'pkt_end')",
     progType: 'xdp',
-    accept: `mov %r0, 0
-      ldxw %r2, [%r1+0]
-      ldxw %r3, [%r1+4]
-      mov %r4, %r2
-      add %r4, 1
-      jgt %r4, %r3, +1
-      ldxb %r0, [%r2+0]
-      exit`,
+    accept: CHECKED_BYTE_READ,
     input: [9],
     retval: 9n,
     reject: `mov %r0, 0

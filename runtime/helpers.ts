@@ -11,6 +11,7 @@
  * ExecError, propagates).
  */
 
+import type { KfuncSig } from '../src/verifier/verifier.js';
 import { HELPER_BLOCK_SIZE } from '../src/abi.js';
 import { UsageError } from '../src/errors.js';
 import type { HelperArgs } from '../src/interp/env.js';
@@ -56,6 +57,11 @@ export interface KfuncProto {
   readonly fn: (args: HelperArgs) => bigint;
   /** A Wasm function with the BPF calling convention implementing it (the JIT calls it directly). */
   readonly wasm?: (...args: bigint[]) => bigint;
+  /**
+   * What the verifier checks at its calls; without it every argument must be initialised and
+   * r0 is an unknown scalar.
+   */
+  readonly sig?: KfuncSig;
 }
 
 /** A helper: its kernel id and name, and its implementation. */

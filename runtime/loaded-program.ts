@@ -8,6 +8,7 @@
  * `struct xdp_md` over the packet and passes its address.
  */
 
+import type { VerifiedProgram } from '../src/verifier/verified-program.js';
 import {
   CTRL_R0,
   EXPORT_RUN,
@@ -58,6 +59,8 @@ export interface LoadedProgramInit {
   readonly compileMs: number;
   readonly compiled: CompiledModule | undefined;
   readonly insnBudget: number | undefined;
+  /** The verifier's result; undefined when loaded with `verify: false`. */
+  readonly verified: VerifiedProgram | undefined;
 }
 
 type RunFn = (a: number, b: number) => number;
@@ -78,6 +81,8 @@ export class LoadedProgram {
   readonly compileMs: number;
   /** The compiled module, when loaded with `annotate`. */
   readonly compiled: CompiledModule | undefined;
+  /** What the verifier proved and learned; undefined when loaded with `verify: false`. */
+  readonly verified: VerifiedProgram | undefined;
   private readonly runFn: RunFn | undefined;
   private readonly batchFn: BatchFn | undefined;
   private readonly runCtxFn: RunCtxFn | undefined;
@@ -94,6 +99,7 @@ export class LoadedProgram {
     this.timings = init.timings;
     this.compileMs = init.compileMs;
     this.compiled = init.compiled;
+    this.verified = init.verified;
     this.runFn = init.exports?.[EXPORT_RUN] as RunFn | undefined;
     this.batchFn = init.exports?.[EXPORT_RUN_BATCH] as BatchFn | undefined;
     this.runCtxFn = init.exports?.[EXPORT_RUN_CTX] as RunCtxFn | undefined;
@@ -151,7 +157,13 @@ export class LoadedProgram {
   withEngine(engine: Engine): Promise<LoadedProgram> {
     if (engine === this.engine) return Promise.resolve(this);
     return this.vm.prepare(
-      { id: this.id, prog: this.program, type: this.type, links: this.links },
+      {
+        id: this.id,
+        prog: this.program,
+        type: this.type,
+        links: this.links,
+        verified: this.verified,
+      },
       engine,
       { insnBudget: this.insnBudget },
     );

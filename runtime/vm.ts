@@ -56,6 +56,9 @@ import {
 } from './helpers.js';
 import { runtimeModuleHelpers } from './maps/helpers.js';
 import { BpfMap, type MapSpec } from './maps/map.js';
+import type { MapInfo } from '../src/verifier/reg-state.js';
+import { verifyProgram, type KfuncSig, type LdMap } from '../src/verifier/verifier.js';
+import type { VerifiedProgram } from '../src/verifier/verified-program.js';
 import { instantiateRt, type RtExports } from './rt.js';
 import { loadObjectInto, type LoadedObject, type ObjectOptions } from './object.js';
 import { LoadedProgram, type Engine } from './loaded-program.js';
@@ -84,11 +87,16 @@ export interface LoadOptions {
   /** Program type when `prog` is not already a Program with one. */
   readonly type?: ProgType;
   /**
-   * Verify before running. The verifier is not built yet: `true` is refused with a UsageError
-   * so that nobody believes an unverified program was checked; `false` runs it unverified,
-   * with every memory access checked against the null guard.
+   * Verify before running (the default). `false` is the explicit opt-out: the program runs
+   * unverified, the JIT checking every memory access against the null guard instead.
    */
   readonly verify?: boolean;
+  /** Verifier log level (`BPF_LOG_LEVEL1 | BPF_LOG_LEVEL2 | BPF_LOG_STATS`); 0 by default. */
+  readonly logLevel?: number;
+  /** Verifier log size, as the kernel's `log_size`. */
+  readonly logSize?: number;
+  /** C source lines for the verifier log, by insn index (from BTF.ext line info). */
+  readonly lineInfo?: (insnIdx: number) => string | undefined;
   /**
    * The maps a program's BPF_PSEUDO_MAP_IDX / _IDX_VALUE loads index (an object's maps, in
    * order). BPF_PSEUDO_MAP_FD / _VALUE loads name maps by their Vm id instead.
@@ -288,11 +296,6 @@ export class Vm {
   /** Links and prepares `prog` to run on engine `opts.engine` ('jit' by default). */
   async load(prog: Program, opts: LoadOptions = {}): Promise<LoadedProgram> {
     if (this.closed) throw new UsageError('the Vm is closed');
-    if (opts.verify === true) {
-      throw new UsageError(
-        'the verifier is not available yet: load with { verify: false } to run unverified',
-      );
-    }
     const engine = opts.engine ?? 'jit';
     if (engine !== 'jit' && engine !== 'interp')
       throw new UsageError(`unknown engine '${String(engine)}'`);
@@ -302,6 +305,7 @@ export class Vm {
         `program type '${type}' cannot run yet (supported: ${RUNNABLE_TYPES.join(', ')})`,
       );
     }
+    const verified = opts.verify === false ? undefined : this.verify(prog, { ...opts, type });
     const links = this.link(
       prog,
       opts.maps ?? [],
@@ -312,7 +316,47 @@ export class Vm {
     prog.subprogs.forEach((_, k) =>
       this.tokens.set(links.funcTokenBase + k, { prog, links, subprog: k }),
     );
-    return this.prepare({ id, prog, type, links }, engine, opts);
+    return this.prepare({ id, prog, type, links, verified }, engine, opts);
+  }
+
+  /**
+   * Verifies `prog` against this Vm's maps, helpers and kfuncs without loading it (what `load`
+   * does first). Throws `VerifierError` with the kernel-format log when it is unsafe.
+   * @example
+   * const v = vm.verify(program, { type: 'xdp', logLevel: 1 });
+   * v.processedInsns
+   */
+  verify(
+    prog: Program,
+    opts: Pick<LoadOptions, 'type' | 'maps' | 'kfuncs' | 'logLevel' | 'logSize' | 'lineInfo'> = {},
+  ): VerifiedProgram {
+    const objMaps = opts.maps ?? [];
+    const maps = new Map<number, LdMap>();
+    prog.insns.forEach((i, idx) => {
+      if (!isLdImm64(i) || prog.ops[idx] === undefined) return;
+      if (i.src === 0 || i.src === BPF_PSEUDO_FUNC || i.src === BPF_PSEUDO_BTF_ID) return;
+      const map = this.resolveMapLoad(prog, idx, objMaps);
+      maps.set(idx, map);
+    });
+    const kfuncs = new Map<number, KfuncSig>();
+    for (const [idx, k] of opts.kfuncs ?? []) {
+      const known = this.kfuncs.get(k.name);
+      const sig = known?.proto.sig;
+      // A registered kfunc without a signature: initialised arguments, an unknown scalar back.
+      kfuncs.set(
+        idx,
+        sig ?? { name: k.name, args: [], ret: { kind: 'scalar' }, missing: known === undefined },
+      );
+    }
+    return verifyProgram(prog, {
+      type: opts.type ?? prog.type,
+      maps,
+      kfuncs,
+      hasHelper: (h) => this.helpers.has(h),
+      ...(opts.logLevel !== undefined ? { logLevel: opts.logLevel } : {}),
+      ...(opts.logSize !== undefined ? { logSize: opts.logSize } : {}),
+      ...(opts.lineInfo !== undefined ? { lineInfo: opts.lineInfo } : {}),
+    });
   }
 
   /**
@@ -326,6 +370,8 @@ export class Vm {
       readonly prog: Program;
       readonly type: ProgType;
       readonly links: ProgLinks;
+      /** The verifier's result; undefined for a program loaded with `verify: false`. */
+      readonly verified: VerifiedProgram | undefined;
     },
     engine: Engine,
     opts: LoadOptions = {},
@@ -340,7 +386,9 @@ export class Vm {
       const compiled = await compileProgram(prog, {
         links,
         memory: { initial: 1, maximum: MAX_PAGES, shared: false },
-        memCheck: true,
+        // A verified program's accesses are proven in bounds; an unverified one is guarded.
+        memCheck: linked.verified === undefined,
+        ...(linked.verified !== undefined ? { verified: linked.verified } : {}),
         entry: type === 'xdp' ? 'xdp' : 'mem',
         hasHelper: (h) => this.helpers.has(h),
         debugNames: opts.debugNames ?? false,
@@ -471,13 +519,19 @@ export class Vm {
         ldImm64.set(idx, v);
         return;
       }
-      ldImm64.set(idx, BigInt(this.resolveMapLoad(prog, idx, objMaps)));
+      ldImm64.set(idx, BigInt(this.mapLoadAddr(prog, idx, objMaps)));
     });
     return { helperBase, funcTokenBase, ldImm64, kfuncSlots };
   }
 
-  /** The address a map pseudo lddw at `idx` loads. */
-  private resolveMapLoad(prog: Program, idx: number, objMaps: readonly BpfMap[]): number {
+  /** The map (and value offset) a map pseudo lddw at `idx` loads. */
+  private resolveMapLoad(
+    prog: Program,
+    idx: number,
+    objMaps: readonly BpfMap[],
+  ): LdMap & {
+    readonly bpfMap: BpfMap;
+  } {
     const i = prog.insns[idx] as Insn;
     const next = prog.insns[idx + 1] as Insn;
     const byFd = i.src === BPF_PSEUDO_MAP_FD || i.src === BPF_PSEUDO_MAP_VALUE;
@@ -495,7 +549,17 @@ export class Vm {
         `insn ${idx}: ${byFd ? `fd ${i.imm} is not a map of this Vm` : `map index ${i.imm} is out of range (${objMaps.length} maps)`}`,
       );
     }
-    if (i.src === BPF_PSEUDO_MAP_FD || i.src === BPF_PSEUDO_MAP_IDX) return map.addr;
+    const info: MapInfo = {
+      keySize: map.keySize,
+      valueSize: map.valueSize,
+      maxEntries: map.maxEntries,
+      type: map.type,
+      id: map.id,
+      name: map.name,
+    };
+    if (i.src === BPF_PSEUDO_MAP_FD || i.src === BPF_PSEUDO_MAP_IDX) {
+      return { map: info, value: false, off: 0, bpfMap: map };
+    }
     const off = next.imm;
     if (off < 0 || off >= map.valueSize) {
       throw new LinkError(
@@ -503,7 +567,13 @@ export class Vm {
         `insn ${idx}: offset ${off} is outside the value of map '${map.name}' (${map.valueSize} bytes)`,
       );
     }
-    return map.valueAddr(0) + off;
+    return { map: info, value: true, off, bpfMap: map };
+  }
+
+  /** The address a map pseudo lddw at `idx` loads. */
+  private mapLoadAddr(prog: Program, idx: number, objMaps: readonly BpfMap[]): number {
+    const { bpfMap, value, off } = this.resolveMapLoad(prog, idx, objMaps);
+    return value ? bpfMap.valueAddr(0) + off : bpfMap.addr;
   }
 
   private async instantiate(wasm: Uint8Array): Promise<WebAssembly.Exports> {

@@ -350,10 +350,45 @@ export function regBoundOffset(r: RegBounds): void {
  * ranges, ranges from the tnum again.
  */
 export function regBoundsSync(r: RegBounds): void {
+  if (r.varOff.mask === 0n) {
+    const v = r.varOff.value;
+    const sv = toS64(v);
+    const lo = lowU32(v);
+    const slo = lowS32(v);
+    if (
+      r.umin <= v &&
+      v <= r.umax &&
+      r.smin <= sv &&
+      sv <= r.smax &&
+      r.u32Min <= lo &&
+      lo <= r.u32Max &&
+      r.s32Min <= slo &&
+      slo <= r.s32Max
+    ) {
+      // A constant inside its ranges: every range is the value, as the full sync finds.
+      markRegKnown(r, v);
+      return;
+    }
+  }
   updateRegBounds(r);
-  regDeduceBounds(r);
-  regDeduceBounds(r);
-  regDeduceBounds(r);
+  // The kernel runs three rounds; a round that changes nothing makes the rest no-ops.
+  for (let round = 0; round < 3; round++) {
+    const { umin, umax, smin, smax, u32Min, u32Max, s32Min, s32Max, varOff } = r;
+    regDeduceBounds(r);
+    if (
+      r.umin === umin &&
+      r.umax === umax &&
+      r.smin === smin &&
+      r.smax === smax &&
+      r.u32Min === u32Min &&
+      r.u32Max === u32Max &&
+      r.s32Min === s32Min &&
+      r.s32Max === s32Max &&
+      r.varOff === varOff
+    ) {
+      break;
+    }
+  }
   regBoundOffset(r);
   updateRegBounds(r);
 }

@@ -353,3 +353,35 @@ export function regSetMinMax(
   const [trueDst, trueSrc] = refinedPair(dst, src, cond, width);
   return { trueDst, trueSrc, falseDst, falseSrc };
 }
+
+/**
+ * `isBranchTaken` and `regSetMinMax` in one pass, for the verifier's conditional jumps: the
+ * refined ranges of both sides are computed once and a side whose ranges cross is dead.
+ */
+export function condJmpOutcome(
+  dst: Scalar,
+  src: Scalar,
+  cond: JmpCond,
+  width: Width,
+  sameReg = false,
+): { readonly taken: BranchTaken; readonly states: BranchStates | undefined } {
+  if (sameReg) {
+    return { taken: isBranchTaken(dst, src, cond, width, true), states: undefined };
+  }
+  const byBounds = scalarBranchTakenByBounds(dst, src, cond, width);
+  if (byBounds !== -1) return { taken: byBounds, states: undefined };
+  const [falseDst, falseSrc] = refinedPair(dst, src, REV[cond], width);
+  const [trueDst, trueSrc] = refinedPair(dst, src, cond, width);
+  const states = { trueDst, trueSrc, falseDst, falseSrc };
+  // The kernel gives up on set without a constant operand before simulating.
+  if (cond === 'set' && !isRegConst(dst, width) && !isRegConst(src, width)) {
+    return { taken: -1, states };
+  }
+  if (rangeBoundsViolation(falseDst) || rangeBoundsViolation(falseSrc)) {
+    return { taken: 1, states: undefined };
+  }
+  if (rangeBoundsViolation(trueDst) || rangeBoundsViolation(trueSrc)) {
+    return { taken: 0, states: undefined };
+  }
+  return { taken: -1, states };
+}

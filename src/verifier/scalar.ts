@@ -581,6 +581,14 @@ export function adjustScalarMinMaxVals(dst: Scalar, src: Scalar, op: AluOp, widt
     regBoundsSync(r);
     return r;
   }
+  // Constants fold exactly (the common case in unrolled loops); shifts out of range aside.
+  if (isRegConst(dst, width) && (op === 'neg' || isRegConst(src, width))) {
+    const b = op === 'neg' ? 0n : regConstValue(src, width);
+    const shift = op === 'lsh' || op === 'rsh' || op === 'arsh';
+    if (!shift || b < BigInt(width)) {
+      return scalarKnown(aluOp(op, width, regConstValue(dst, width), b));
+    }
+  }
   if (!isSafeToComputeDstRegRange(op, width, src)) return SCALAR_UNKNOWN;
   if ((op === 'mod' || op === 'smod') && isRegConst(dst, width)) {
     // Deviation: the kernel keeps only [0, c-1] for const % const; we fold it.

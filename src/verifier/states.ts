@@ -209,7 +209,13 @@ export function verifierStateStr(s: VerifierState, frameno = s.curframe): string
 }
 
 /** How strictly states are compared (kernel `enum exact_level`). */
-export type ExactLevel = 'NOT_EXACT' | 'EXACT' | 'RANGE_WITHIN';
+export type ExactLevel = 'NOT_EXACT' | 'EXACT' | 'RANGE_WITHIN' | 'PRECISE';
+
+/**
+ * Levels that prune as the kernel's NOT_EXACT: `PRECISE` is NOT_EXACT with every scalar
+ * treated as precise (bpfwasm's rule in place of precision backtracking, do-check.ts).
+ */
+const loose = (e: ExactLevel): boolean => e === 'NOT_EXACT' || e === 'PRECISE';
 
 /**
  * The old→cur id correspondence built during one comparison (kernel `struct bpf_idmap`).
@@ -312,8 +318,10 @@ export function regsafe(
   idmap: IdMap,
   exact: ExactLevel = 'NOT_EXACT',
 ): boolean {
+  // The same record without ids is trivially safe (records are shared between states).
+  if (old === cur && old.id === 0 && old.refObjId === 0) return true;
   if (exact === 'EXACT') return regsExact(old, cur, idmap);
-  if (old.type === 'NOT_INIT' && (exact === 'NOT_EXACT' || cur.type === 'NOT_INIT')) return true;
+  if (old.type === 'NOT_INIT' && (loose(exact) || cur.type === 'NOT_INIT')) return true;
   if (
     old.type !== cur.type ||
     old.maybeNull !== cur.maybeNull ||
@@ -399,9 +407,14 @@ export function stacksafe(
     const j = i % BPF_REG_SIZE;
     const os = stackSlot(old.stack, spi);
     const cs = stackSlot(cur.stack, spi);
+    if (j === 0 && os === cs && os.spilledPtr.id === 0 && os.spilledPtr.refObjId === 0) {
+      // The same slot record: equal bytes, and a spill without ids to pair.
+      i += BPF_REG_SIZE - 1;
+      continue;
+    }
     const ot = os.slotType[j];
     const ct = cs.slotType[j];
-    if (exact !== 'NOT_EXACT' && (i >= curAllocated || ot !== ct)) return false;
+    if (!loose(exact) && (i >= curAllocated || ot !== ct)) return false;
     if (ot === 'STACK_INVALID') continue;
     if (allowUninit && ot === 'STACK_MISC') continue;
     if (i >= curAllocated) return false;
@@ -562,11 +575,25 @@ export class ExploredStates {
     return undefined;
   }
 
-  /** Remembers `state` at `insnIdx`; false when the per-insn cap is reached. */
+  /**
+   * Remembers `state` at `insnIdx`; at the per-insn cap a completed state that pruned least
+   * makes room, and when every kept state is still being explored nothing is added (false).
+   */
   add(insnIdx: number, state: VerifierState): boolean {
     let list = this.lists.get(insnIdx);
     if (list === undefined) this.lists.set(insnIdx, (list = []));
-    if (list.length >= this.cap) return false;
+    if (list.length >= this.cap) {
+      // Full: make room by dropping the completed state that pruned least, if any.
+      let victim = -1;
+      for (let i = 0; i < list.length; i++) {
+        const e = list[i] as ExploredEntry;
+        if (e.state.branches > 0) continue;
+        if (victim < 0 || e.hitCnt < (list[victim] as ExploredEntry).hitCnt) victim = i;
+      }
+      if (victim < 0) return false;
+      list.splice(victim, 1);
+      this.size--;
+    }
     list.push({ state, hitCnt: 0, missCnt: 0 });
     this.totalStates++;
     this.size++;

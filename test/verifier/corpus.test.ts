@@ -4,7 +4,8 @@
  * reject has an accepted twin that differs only in the checked point, and every accepted case
  * with a `retval` runs to it on both engines (verify: false).
  *
- * The verifier runner will check `result`/`msg` against `verify()` once it exists (issue #5).
+ * Then the verifier runs on every case: an accepted case verifies, a rejected one fails with
+ * `msg` in its reason.
  */
 import { describe, expect, it } from 'vitest';
 import { assemble } from '../../src/asm/assembler.js';
@@ -12,6 +13,9 @@ import { isBpfError } from '../../src/errors.js';
 import { createProgram } from '../../src/program.js';
 import { makeTestVm } from '../helpers/engines.js';
 import type { VerifierCase } from './case.js';
+import { isLdImm64 } from '../../src/isa/insn.js';
+import { BPF_PSEUDO_MAP_FD } from '../../src/isa/opcodes.js';
+import { verifyProgram, type LdMap } from '../../src/verifier/verifier.js';
 import { aluCases } from './cases/alu.js';
 import { callCases } from './cases/calls.js';
 import { cfgCases } from './cases/cfg.js';
@@ -119,6 +123,42 @@ describe.each(Object.entries(FILES))('verifier cases in %s.ts', (_file, cases) =
         }
       } finally {
         vm.close();
+      }
+    },
+  );
+});
+
+/** The LdMap of every `lddw map_fd N` of a case (fd N = the N-th map of `maps`). */
+function caseMaps(c: VerifierCase, insns: ReturnType<typeof assemble>): Map<number, LdMap> {
+  const out = new Map<number, LdMap>();
+  insns.forEach((i, idx) => {
+    if (!isLdImm64(i) || i.src !== BPF_PSEUDO_MAP_FD) return;
+    const m = c.maps?.[i.imm - 1];
+    if (m === undefined) return;
+    out.set(idx, { map: { ...m, id: i.imm }, value: false, off: 0 });
+  });
+  return out;
+}
+
+describe.each(Object.entries(FILES))('the verifier on %s.ts', (_file, cases) => {
+  it.each(cases.filter((c) => c.structural !== true).map((c) => [c.desc, c] as const))(
+    '%s',
+    (_desc, c) => {
+      const insns = assemble(c.asm);
+      const prog = createProgram(insns, { type: c.progType });
+      let err: unknown;
+      try {
+        verifyProgram(prog, { maps: caseMaps(c, insns) });
+      } catch (e) {
+        err = e;
+      }
+      if (c.result === 'accept') {
+        expect(err === undefined ? 'accepted' : String((err as { log?: string }).log ?? err)).toBe(
+          'accepted',
+        );
+      } else {
+        expect(isBpfError(err) && err.name === 'VerifierError', String(err)).toBe(true);
+        expect((err as { reason: string }).reason).toContain(c.msg ?? '');
       }
     },
   );

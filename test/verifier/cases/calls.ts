@@ -212,6 +212,7 @@ export const callCases: readonly VerifierCase[] = [
       exit`,
     retval: 3n,
     reject: `mov %r1, 3
+      lddw %r6, func cb
       mov %r2, 0
       mov %r3, 0
       mov %r4, 0

@@ -94,12 +94,12 @@ export const cfgCases: readonly VerifierCase[] = [
   ...pair({
     rule: 'verifier/ld_imm64.c: a jump into the second slot of lddw is refused',
     progType: 'socket_filter',
-    accept: `ja +2
+    accept: `jeq %r1, 0, +2
       lddw %r0, 0x100000001
       mov %r0, 7
       exit`,
     retval: 7n,
-    reject: `ja +1
+    reject: `jeq %r1, 0, +1
       lddw %r0, 0x100000001
       mov %r0, 7
       exit`,

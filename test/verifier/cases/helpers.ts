@@ -131,7 +131,7 @@ export const helperCases: readonly VerifierCase[] = [
       lddw %r1, map_fd 1
       call 130
       exit`,
-    msg: 'R3 min value is negative, either use unsigned index or do a if (index >=0) check.',
+    msg: "R3 min value is negative, either use unsigned or 'var &= const'",
   }),
   ...pair({
     rule: 'verifier/helper_access_var_len.c: a constant size larger than the stack buffer reaches past the frame',

@@ -252,6 +252,7 @@ export const mapCases: readonly VerifierCase[] = [
       add %r2, -8
       lddw %r1, map_fd 1
       call 1
+      mov %r0, 0
       exit`,
     retval: 0n,
     reject: `stw [%r10-8], 0
@@ -259,6 +260,7 @@ export const mapCases: readonly VerifierCase[] = [
       add %r2, -8
       lddw %r1, map_fd 1
       call 1
+      mov %r0, 0
       exit`,
     msg: 'invalid indirect read from stack R2 off -8+4 size 8',
   }),

@@ -82,6 +82,7 @@ const fpWrites: VerifierCase[] = [
     rule: `verifier_stack_ptr.c: the frame pointer is read only (${bad.split(' ')[0] ?? ''} r10, case ${k + 1})`,
     progType: 'socket_filter',
     accept: `mov %r0, 0
+        mov %r2, 1
         ${bad.replace('%r10', '%r2')}
         exit`,
     retval: 0n,
@@ -212,7 +213,7 @@ export const stackCases: readonly VerifierCase[] = [
     msg: 'invalid variable-offset read from stack R3',
   }),
   ...pair({
-    rule: 'verifier_stack_ptr.c: a write through an unbounded index off the stack pointer is refused',
+    rule: 'verifier_stack_ptr.c: a write through an unbounded (8-aligned) index off the stack pointer is refused',
     progType: 'socket_filter',
     accept: `ldxw %r2, [%r1+0]
       and %r2, 0
@@ -223,6 +224,7 @@ export const stackCases: readonly VerifierCase[] = [
       exit`,
     retval: 1n,
     reject: `ldxw %r2, [%r1+0]
+      lsh %r2, 3
       mov %r3, %r10
       add %r3, %r2
       stdw [%r3-8], 1

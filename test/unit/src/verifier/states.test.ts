@@ -290,7 +290,13 @@ describe('ExploredStates', () => {
     const ctx = withReg(0, regPtr('PTR_TO_CTX'));
     ctx.branches = 0;
     expect(explored.add(1, ctx)).toBe(true);
+    // At the cap, a completed state makes room for the new one...
+    const next = withReg(0, regPtr('PTR_TO_CTX'));
+    expect(explored.add(1, next)).toBe(true);
+    expect(explored.get(1).map((e) => e.state)).toEqual([next]);
+    // ...but a state still being explored is kept.
     expect(explored.add(1, initVerifierState())).toBe(false);
+    next.branches = 0;
     for (let i = 0; i < 4; i++) explored.find(1, withReg(0, regConst(i)));
     expect(explored.get(1).length).toBe(0);
     expect(explored.size).toBe(0);

@@ -1,0 +1,62 @@
+/**
+ * What the verifier hands the backends (issue #5 §5): a `Program` proven safe, with the facts
+ * it learned along the way — which slots run, what kind of value each register holds before
+ * each instruction, the stack each function uses and the registers that are the same constant
+ * on every path.
+ *
+ * Called from: `verifyProgram` (src/verifier/verifier.ts) builds it; the Vm passes it to the
+ * JIT (jit/compile.ts) and the CLI prints its counters.
+ *
+ * Invariants: facts are a join over every state the verifier explored at a slot. A state
+ * pruned at slot X is covered by an explored state at X (states.ts `statesEqual`), so the facts
+ * of the slots after X hold for the pruned path too: a register read after X has the class the
+ * explored path saw (a register NOT_INIT in the explored state is never read after X).
+ */
+
+import type { Program, ProgType } from '../program.js';
+
+/** Register class bits, OR-ed over the states seen at a slot. */
+export const REG_CLASS_NONE = 0;
+/** A scalar (any 64-bit value). */
+export const REG_CLASS_SCALAR = 1;
+/**
+ * A pointer of any type (ctx, stack, map, map value or null, packet, packet end, mem, func
+ * token, ...): its value is a linear-memory address or token below 2^32, or 0 for a null
+ * `_or_null` pointer, so the upper 32 bits are always 0.
+ */
+export const REG_CLASS_PTR = 2;
+/** Not initialised on some path (never read there). */
+export const REG_CLASS_UNINIT = 4;
+
+/** Facts about one instruction slot, valid before it executes. */
+export interface InsnFacts {
+  /** `REG_CLASS_*` bits for R0..R10, OR-ed over every explored state at this slot. */
+  readonly regClass: Uint8Array;
+  /**
+   * Registers that hold the same 64-bit constant in every explored state here (scalars only),
+   * by register number.
+   */
+  readonly constants: ReadonlyMap<number, bigint>;
+}
+
+/** A verified program with the facts the JIT uses. */
+export interface VerifiedProgram {
+  readonly prog: Program;
+  /** The program type it was verified as (ctx layout, helpers, return range). */
+  readonly type: ProgType;
+  /** Slot index → explored (false for dead code and second lddw slots). */
+  readonly reachable: readonly boolean[];
+  /** Facts per reachable slot (undefined for unreachable slots and second lddw slots). */
+  readonly facts: readonly (InsnFacts | undefined)[];
+  /** Bytes of stack each subprog uses (kernel `stack_depth`), by subprog index. */
+  readonly stackDepth: readonly number[];
+  /** Instructions processed (`insn_processed`). */
+  readonly processedInsns: number;
+  /** Explored states kept (`total_states`) and the most at one slot. */
+  readonly totalStates: number;
+  readonly maxStatesPerInsn: number;
+  /** The verifier log (level and size as asked; empty when logging was off). */
+  readonly log: string;
+  /** Wall time of the verification, in milliseconds. */
+  readonly verifyMs: number;
+}

@@ -1,0 +1,127 @@
+/**
+ * The verifier's entry point (kernel `bpf_check`): checks the control flow (cfg.ts), then
+ * explores every path of the program (do-check.ts) and returns the `VerifiedProgram` with the
+ * facts the JIT uses, or throws a `VerifierError` carrying the kernel-format log.
+ *
+ * Called from: the Vm's `load` (runtime/vm.ts, on by default), the CLI's `verify` command and
+ * the tests.
+ */
+
+import { isBpfError, VerifierError } from '../errors.js';
+import type { Program, ProgType } from '../program.js';
+import { checkCfg } from './cfg.js';
+import { DoCheck } from './do-check.js';
+import { computeLiveRegs } from './liveness.js';
+import { VerifierEnv, VerifierReject } from './verifier-env.js';
+import type { MapInfo } from './reg-state.js';
+import type { VerifiedProgram } from './verified-program.js';
+
+/** The map (or map value) an lddw with a map pseudo source loads (kernel `insn_aux_data`). */
+export interface LdMap {
+  readonly map: MapInfo;
+  /** BPF_PSEUDO_MAP_VALUE / _IDX_VALUE: the register gets a map value pointer at `off`. */
+  readonly value: boolean;
+  readonly off: number;
+}
+
+/** A kfunc's signature as the verifier sees it (from BTF or from the host's registration). */
+export interface KfuncSig {
+  readonly name: string;
+  /**
+   * Argument kinds of r1.. : a scalar, any initialised value, memory of `size` bytes the kfunc
+   * reads or writes, or a reference it releases (`KF_RELEASE`).
+   */
+  readonly args: readonly KfuncArg[];
+  /** What r0 holds after the call. */
+  readonly ret: KfuncRet;
+  /** The Vm has no kfunc of this name: calls to it are rejected. */
+  readonly missing?: boolean;
+}
+
+/** One kfunc argument. */
+export type KfuncArg =
+  | { readonly kind: 'scalar' }
+  | { readonly kind: 'any' }
+  | { readonly kind: 'mem'; readonly size: number }
+  | { readonly kind: 'release' };
+
+/** A kfunc's return value. */
+export type KfuncRet =
+  | { readonly kind: 'void' }
+  | { readonly kind: 'scalar' }
+  /** Memory of `size` bytes, maybe NULL; `acquire` makes it a reference to release. */
+  | { readonly kind: 'mem'; readonly size: number; readonly acquire: boolean };
+
+/** Options of `verifyProgram`. */
+export interface VerifyOptions {
+  /** Program type (ctx layout, helpers, return range); `prog.type` by default. */
+  readonly type?: ProgType;
+  /** `BPF_LOG_LEVEL1 | BPF_LOG_LEVEL2 | BPF_LOG_STATS` bits (log.ts); 0 by default. */
+  readonly logLevel?: number;
+  /** Log buffer size, as the kernel's `log_size`. */
+  readonly logSize?: number;
+  /** The map each map-loading lddw slot refers to, by slot index. */
+  readonly maps?: ReadonlyMap<number, LdMap>;
+  /** Whether a helper id is available at run time (all helpers with a prototype by default). */
+  readonly hasHelper?: (id: number) => boolean;
+  /** Kfunc signatures by the insn index of the kfunc call. */
+  readonly kfuncs?: ReadonlyMap<number, KfuncSig>;
+  /** `mem` programs: bytes R1 points to (R2 holds the length); the packet capacity by default. */
+  readonly memSize?: number;
+  /** The C source line of a slot, from BTF.ext line info, printed as `; line` in the log. */
+  readonly lineInfo?: (insnIdx: number) => string | undefined;
+}
+
+/**
+ * Verifies `prog` and returns it with its facts; throws `VerifierError` when it is unsafe.
+ *
+ * @example
+ * const v = verifyProgram(createProgram(assemble('mov %r0, 0\nexit'), { type: 'xdp' }));
+ * v.processedInsns // 2
+ */
+export function verifyProgram(prog: Program, opts: VerifyOptions = {}): VerifiedProgram {
+  const t0 = performance.now();
+  const env = new VerifierEnv(prog, opts);
+  try {
+    try {
+      env.cfg = checkCfg(prog, env.log);
+    } catch (e) {
+      if (isBpfError(e) && e instanceof VerifierError) throw new VerifierReject(e);
+      throw e;
+    }
+    env.liveBefore = computeLiveRegs(prog);
+    new DoCheck(env).run();
+  } catch (e) {
+    if (e instanceof VerifierReject) {
+      printStats(env, t0);
+      throw env.log.withLog(e.err);
+    }
+    throw e;
+  }
+  printStats(env, t0);
+  return {
+    prog,
+    type: env.type,
+    reachable: env.facts().map((f) => f !== undefined),
+    facts: env.facts(),
+    stackDepth: env.stackDepth.slice(),
+    processedInsns: env.insnProcessed,
+    totalStates: env.explored.totalStates,
+    maxStatesPerInsn: env.explored.maxStatesPerInsn,
+    log: env.log.text(),
+    verifyMs: performance.now() - t0,
+  };
+}
+
+/** The final stats line (`print_verification_stats`). */
+function printStats(env: VerifierEnv, t0: number): void {
+  env.log.stats({
+    insnProcessed: env.insnProcessed,
+    maxStatesPerInsn: env.explored.maxStatesPerInsn,
+    totalStates: env.explored.totalStates,
+    peakStates: env.explored.peakStates,
+    markRead: 0,
+    verificationTimeUsec: (performance.now() - t0) * 1000,
+    stackDepths: env.stackDepth,
+  });
+}

@@ -9,6 +9,9 @@
  * Targets (issue #3): geometric mean over p2–p6 ≤ 1.2× the kernel's, none above 2×; the JIT at
  * least 20× faster than the interpreter on every program.
  *
+ * Then the JIT with the verifier's facts against the JIT without them (corpus-facts.ts), or a
+ * line saying why that comparison was skipped.
+ *
  * Called from bench/main.ts.
  */
 
@@ -19,6 +22,7 @@ import {
   type CorpusName,
   type ReferenceFigures,
 } from './corpus.js';
+import { benchFacts, formatFacts, type FactsReport } from './corpus-facts.js';
 import {
   mergeKernelRuns,
   type KernelAnchorState,
@@ -89,6 +93,8 @@ export interface CorpusReport {
   readonly kernelAnchor: { readonly available: boolean; readonly reason: string | undefined };
   readonly rows: readonly CorpusRow[];
   readonly summary: CorpusSummary;
+  /** The JIT with verifier facts against the JIT without, or why it was skipped. */
+  readonly facts: FactsReport;
 }
 
 /** What the corpus section needs. */
@@ -112,6 +118,7 @@ export interface CorpusBenchInput {
 export async function benchCorpus(input: CorpusBenchInput): Promise<CorpusReport> {
   const rows: CorpusRow[] = [];
   for (const name of input.programs) rows.push(await benchProgram(input, name));
+  const facts = await benchFacts(input);
   return {
     cpu: input.cpu,
     entry: 'xdp',
@@ -123,6 +130,7 @@ export async function benchCorpus(input: CorpusBenchInput): Promise<CorpusReport
     },
     rows,
     summary: summarise(rows),
+    facts,
   };
 }
 
@@ -223,6 +231,8 @@ export function formatCorpus(report: CorpusReport): string {
       .map((r) => `kernel error on ${r.name}: ${r.kernelError ?? ''}`),
     '',
     ...summaryLines(report.summary),
+    '',
+    formatFacts(report.facts),
     '',
     'Reference figures from bench/corpus/README.md (another run, another machine; NOT measured here), ns/run:',
     '',

@@ -7,6 +7,12 @@
  * When no nesting exists (an irreducible CFG: a jump into the middle of a loop), `planNesting`
  * returns undefined and the caller falls back to the Relooper.
  *
+ * With verifier facts, `buildCfg` takes the set of reachable slots and builds the CFG of those
+ * only: unreachable slots are absent, a conditional jump one of whose successors is
+ * unreachable becomes the unconditional edge to the other (the verifier proved the condition
+ * constant there, as the kernel's `opt_hard_wire_dead_code_branches`), and an edge into
+ * unreachable code becomes a `dead` terminator (the JIT emits `unreachable`).
+ *
  * Pure data: no binaryen here.
  */
 
@@ -20,7 +26,8 @@ export type Terminator =
   | { readonly kind: 'jump'; readonly target: number } // unconditional (ja, ja32)
   | { readonly kind: 'cond'; readonly idx: number; readonly target: number } // jmp or may_goto at idx
   | { readonly kind: 'gotox'; readonly idx: number; readonly targets: readonly number[] }
-  | { readonly kind: 'exit'; readonly idx: number };
+  | { readonly kind: 'exit'; readonly idx: number }
+  | { readonly kind: 'dead' }; // control never gets past the block (proven by the verifier)
 
 /** A straight run of slots `[start, end)` with one entry and one terminator. */
 export interface BasicBlock {
@@ -53,13 +60,26 @@ export function gotoxTargets(prog: Program, sp: Subprog, idx: number): readonly 
   return all;
 }
 
-/** Splits function `sp` of `prog` into basic blocks. */
-export function buildCfg(prog: Program, sp: Subprog): FuncCfg {
+/**
+ * Splits function `sp` of `prog` into basic blocks. With `live` (a slot → reachable test, for
+ * slots that start an instruction), only reachable slots are in blocks.
+ */
+export function buildCfg(prog: Program, sp: Subprog, live?: (idx: number) => boolean): FuncCfg {
   const { insns, ops } = prog;
+  const isLive = (idx: number): boolean =>
+    idx >= sp.start && idx < sp.end && ops[idx] !== undefined && (live?.(idx) ?? true);
+  if (!isLive(sp.start)) return { blocks: [], blockAt: new Map() };
   const leaders = new Set<number>([sp.start]);
+  let afterDead = false;
   for (let idx = sp.start; idx < sp.end; idx++) {
     const info = ops[idx];
     if (info === undefined) continue;
+    if (!isLive(idx)) {
+      afterDead = true;
+      continue;
+    }
+    if (afterDead) leaders.add(idx);
+    afterDead = false;
     const i = insns[idx] as Insn;
     switch (info.kind) {
       case 'jmp':
@@ -80,14 +100,51 @@ export function buildCfg(prog: Program, sp: Subprog): FuncCfg {
         break;
     }
   }
-  const starts = [...leaders].filter((s) => s < sp.end).sort((a, b) => a - b);
+  const starts = [...leaders].filter(isLive).sort((a, b) => a - b);
   const blockAt = new Map<number, number>();
   starts.forEach((s, k) => blockAt.set(s, k));
   const blocks = starts.map((start, id): BasicBlock => {
-    const end = starts[id + 1] ?? sp.end;
-    return { id, start, end, term: terminatorOf(prog, sp, start, end) };
+    let end = start + 1;
+    const next = starts[id + 1] ?? sp.end;
+    while (end < next && (ops[end] === undefined || isLive(end))) end++;
+    const term = terminatorOf(prog, sp, start, end);
+    return {
+      id,
+      start,
+      end,
+      term: live === undefined ? term : pruneTerminator(term, end, sp.end, isLive),
+    };
   });
   return { blocks, blockAt };
+}
+
+/** A terminator without its edges into unreachable slots (see the file comment). */
+function pruneTerminator(
+  t: Terminator,
+  end: number,
+  fnEnd: number,
+  isLive: (idx: number) => boolean,
+): Terminator {
+  switch (t.kind) {
+    case 'fall': // falling off the function's end stays a fall (the JIT reports it)
+      return end >= fnEnd || isLive(end) ? t : { kind: 'dead' };
+    case 'jump':
+      return isLive(t.target) ? t : { kind: 'dead' };
+    case 'cond': {
+      const taken = isLive(t.target);
+      const fall = isLive(end);
+      if (taken && fall) return t;
+      if (taken) return { kind: 'jump', target: t.target };
+      return fall ? { kind: 'fall' } : { kind: 'dead' };
+    }
+    case 'gotox': {
+      const targets = t.targets.filter(isLive);
+      return targets.length > 0 ? { ...t, targets } : { kind: 'dead' };
+    }
+    case 'exit':
+    case 'dead':
+      return t;
+  }
 }
 
 function terminatorOf(prog: Program, sp: Subprog, start: number, end: number): Terminator {
@@ -128,6 +185,7 @@ export function successors(cfg: FuncCfg, b: BasicBlock): number[] {
     case 'gotox':
       return b.term.targets.map(at);
     case 'exit':
+    case 'dead':
       return [];
   }
 }

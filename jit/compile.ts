@@ -13,6 +13,13 @@
  * Errors in generated code (unverified programs only) store an `EXEC_CODE` and the insn index
  * in the worker's control slot and trap; the runtime turns that into an `ExecError`.
  *
+ * With the verifier's facts (`CompileOptions.verified`, issue #5 §5): unreachable slots are not
+ * emitted (jit/cfg.ts), values the facts prove to be pointers live in i32 locals so that
+ * address arithmetic, loads, stores and pointer compares need no wrap or extend
+ * (jit/reg-repr.ts decides which, and argues why it is sound), and the Vm turns `memCheck` off
+ * because every access was proven in bounds. A function the verifier never entered is compiled
+ * as unverified code (all of it, i64 registers, guards on). r10 is always the i32 `fp` local.
+ *
  * Called from: runtime/ (Vm.load) with the links the Vm fixed.
  */
 
@@ -23,13 +30,9 @@ import {
   CTRL_MAY_GOTO,
   CTRL_PKT_ADDR,
   CTRL_PKT_LEN,
-  CTRL_R0,
   CTRL_TAIL_CALL_CNT,
   EXEC_CODE,
   EXPORT_FUNC_PREFIX,
-  EXPORT_RUN,
-  EXPORT_RUN_BATCH,
-  EXPORT_RUN_CTX,
   FUNC_TOKEN_BASE,
   HELPER_BLOCK_SIZE,
   IMPORT_CTRL,
@@ -40,14 +43,12 @@ import {
   IMPORT_STACK_LIMIT,
   IMPORT_TABLE,
   NULL_GUARD_END,
-  XDP_MD,
   type ProgLinks,
 } from '../src/abi.js';
-import { LinkError } from '../src/errors.js';
+import { InternalError, LinkError } from '../src/errors.js';
 import { BPF_FUNC_tail_call } from '../src/helper-protos.js';
 import { callxReg, ldImm64Value, type Insn } from '../src/isa/insn.js';
 import {
-  BPF_MAX_LOOPS,
   MAX_TAIL_CALL_CNT,
   BPF_PSEUDO_CALL,
   BPF_PSEUDO_KFUNC_CALL,
@@ -55,7 +56,9 @@ import {
 } from '../src/isa/opcodes.js';
 import type { AluOp, JmpCond, OpInfo } from '../src/isa/table.js';
 import { jumpTarget, type Program, type Subprog } from '../src/program.js';
+import type { VerifiedProgram } from '../src/verifier/verified-program.js';
 import { buildCfg, planNesting, type BasicBlock, type FuncCfg } from './cfg.js';
+import { addEntryFunctions, entryNeeds, funcName, type EntryKind } from './entry.js';
 import {
   loadBinaryen,
   validateModule,
@@ -64,17 +67,26 @@ import {
   type BinaryenModule,
   type ExpressionRef,
 } from './module.js';
+import { ALL_I64, planRegRepr, type RegLoc, type RegRepr, type WebCount } from './reg-repr.js';
 
-/** How the exported `run(a, b)` builds the entry function's arguments. */
-export type EntryKind = 'mem' | 'xdp';
+export type { EntryKind } from './entry.js';
 
 /** Options of `compileProgram`. */
 export interface CompileOptions {
   readonly links: ProgLinks;
   /** Limits of the Vm memory the module imports. */
   readonly memory: { readonly initial: number; readonly maximum: number; readonly shared: boolean };
-  /** Check every memory access against the null guard (for programs that were not verified). */
+  /**
+   * Check every memory access against the null guard (for programs that were not verified).
+   * The Vm passes false with `verified`: a verified program's accesses are proven in bounds.
+   */
   readonly memCheck: boolean;
+  /**
+   * The verifier's facts about `prog` (the same slots): unreachable code is dropped and
+   * pointer values are kept in i32 locals (jit/reg-repr.ts). Without them every register is an
+   * i64 local and every slot is compiled.
+   */
+  readonly verified?: VerifiedProgram;
   readonly entry: EntryKind;
   /** Helper ids the Vm provides; a call to another id fails at run time with 'call'. */
   readonly hasHelper: (id: number) => boolean;
@@ -104,6 +116,11 @@ export interface CompiledModule {
   readonly reloopered: readonly number[];
   /** With `annotate`: per function, the insn index of each `nop` marker in code order. */
   readonly markers: readonly (readonly number[])[];
+  /**
+   * With `verified`: per function and register r0..r9, how many webs (live ranges) live in
+   * i32 and in i64 locals (jit/reg-repr.ts); all zero without facts.
+   */
+  readonly webs: readonly (readonly WebCount[])[];
   readonly timings: CompileTimings;
 }
 
@@ -115,6 +132,8 @@ const T32 = 13;
 const FP = 14;
 const LABEL = 15;
 const VAR_TYPES_I64 = 7; // r0, r6..r10, T64A, T64B → 8 i64 vars (indices 5..12)
+/** With facts: the i32 local of register r (r0..r9) is W32 + r. */
+const W32 = 16;
 
 function regLocal(r: number): number {
   return r === 0 ? R0 : r <= 5 ? r - 1 : r;
@@ -122,6 +141,12 @@ function regLocal(r: number): number {
 
 /** Compiles a structurally checked program into a Wasm module. */
 export async function compileProgram(prog: Program, opts: CompileOptions): Promise<CompiledModule> {
+  const v = opts.verified;
+  if (v !== undefined && v.prog.insns.length !== prog.insns.length) {
+    throw new InternalError(
+      `bug: facts for ${v.prog.insns.length} slots, a program of ${prog.insns.length}`,
+    );
+  }
   const t0 = performance.now();
   const b = await loadBinaryen();
   const t1 = performance.now();
@@ -151,6 +176,7 @@ export async function compileProgram(prog: Program, opts: CompileOptions): Promi
     text: out.text,
     reloopered: out.built.reloopered,
     markers: out.built.markers,
+    webs: out.built.webs,
     timings: { load: t1 - t0, build: t2 - t1, emit: t3 - t2 },
   };
 }
@@ -160,7 +186,7 @@ function buildModule(
   m: BinaryenModule,
   prog: Program,
   opts: CompileOptions,
-): { reloopered: number[]; markers: number[][] } {
+): { reloopered: number[]; markers: number[][]; webs: (readonly WebCount[])[] } {
   // setMemory first: called after the import, it would replace it with a module-own memory.
   m.setMemory(opts.memory.initial, opts.memory.maximum, null, [], opts.memory.shared);
   m.addMemoryImport('0', IMPORT_MODULE, IMPORT_MEMORY, opts.memory.shared);
@@ -174,25 +200,24 @@ function buildModule(
   addFailFunction(b, m);
   const reloopered: number[] = [];
   const markers: number[][] = [];
+  const webs: (readonly WebCount[])[] = [];
+  const w32 = opts.verified === undefined ? [] : new Array<number>(10).fill(b.i32);
   prog.subprogs.forEach((sp, k) => {
     const fc = new FuncCompiler(b, m, prog, sp, opts);
     const body = fc.compile();
     if (fc.usedRelooper) reloopered.push(k);
     markers.push(fc.markers);
-    const vars = [...new Array<number>(VAR_TYPES_I64 + 1).fill(b.i64), b.i32, b.i32, b.i32];
+    webs.push(fc.repr.webs);
+    const vars = [...new Array<number>(VAR_TYPES_I64 + 1).fill(b.i64), b.i32, b.i32, b.i32, ...w32];
     const f = m.addFunction(funcName(k), i64x5, b.i64, vars, body);
-    if (opts.debugNames === true || opts.annotate === true) nameLocals(b, f);
+    if (opts.debugNames === true || opts.annotate === true) nameLocals(b, f, w32.length > 0);
     m.addFunctionExport(funcName(k), EXPORT_FUNC_PREFIX + k);
   });
   addEntryFunctions(b, m, opts.entry, entryNeeds(prog));
-  return { reloopered, markers };
+  return { reloopered, markers, webs };
 }
 
-function funcName(k: number): string {
-  return `bpf_func_${k}`;
-}
-
-function nameLocals(b: BinaryenApi, f: number): void {
+function nameLocals(b: BinaryenApi, f: number, withW32: boolean): void {
   const names = [
     'r1',
     'r2',
@@ -210,6 +235,7 @@ function nameLocals(b: BinaryenApi, f: number): void {
     't32',
     'fp',
     'label',
+    ...(withW32 ? Array.from({ length: 10 }, (_, r) => `r${r}_i32`) : []),
   ];
   // binaryen.js has Function.setLocalName on the namespace (its d.ts puts it on Module).
   const fn = (b as unknown as { Function: { setLocalName(f: number, i: number, n: string): void } })
@@ -234,165 +260,23 @@ function addFailFunction(b: BinaryenApi, m: BinaryenModule): void {
   );
 }
 
-/** What the entry points must set up per run, from the instructions the program uses. */
-interface EntryNeeds {
-  /** The program has may_goto: reset its budget every run. */
-  readonly mayGoto: boolean;
-  /** The program has ld_abs/ld_ind: record the packet every run. */
-  readonly ldAbs: boolean;
-  /** The program may tail-call: reset the tail call count every run. */
-  readonly tailCall: boolean;
-}
-
-function entryNeeds(prog: Program): EntryNeeds {
-  const kinds = new Set(prog.ops.map((o) => o?.kind));
-  const tailCall = prog.insns.some(
-    (i, idx) => prog.ops[idx]?.kind === 'call' && i.src === 0 && i.imm === BPF_FUNC_tail_call,
-  );
-  return {
-    mayGoto: kinds.has('may_goto'),
-    ldAbs: kinds.has('ldabs') || kinds.has('ldind'),
-    tailCall,
-  };
-}
-
 /**
- * Exports `run(a, b) -> i32` and `run_batch(desc, count, results) -> i32`. Both set the
- * constant context fields once and then, per run, only what changes: the packet pointers,
- * and the may_goto budget and ld_abs packet when the program uses them.
+ * The unsigned condition deciding `cond` for two operands in [0, 2^32): on them signed and
+ * unsigned 64-bit compares agree, and so do unsigned compares of their low halves.
  */
-function addEntryFunctions(
-  b: BinaryenApi,
-  m: BinaryenModule,
-  entry: EntryKind,
-  needs: EntryNeeds,
-): void {
-  const i32 = b.i32;
-  const ctx = (): ExpressionRef => m.global.get('ctx', i32);
-  const ctrl = (): ExpressionRef => m.global.get('ctrl', i32);
-  const u64 = (e: ExpressionRef): ExpressionRef => m.i64.extend_u(e);
-  const zero = (): ExpressionRef => m.i64.const(0);
-  const once = (): ExpressionRef[] =>
-    entry === 'xdp'
-      ? [
-          m.i32.store(XDP_MD.ingress_ifindex, 4, ctx(), m.i32.const(1)),
-          m.i32.store(XDP_MD.rx_queue_index, 4, ctx(), m.i32.const(0)),
-          m.i32.store(XDP_MD.egress_ifindex, 4, ctx(), m.i32.const(0)),
-        ]
-      : [];
-  /** Per-run setup and the call of the entry function, for packet local `pa` of length `pl`. */
-  const perRun = (pa: number, pl: number): { setup: ExpressionRef[]; call: ExpressionRef } => {
-    const a = (): ExpressionRef => m.local.get(pa, i32);
-    const len = (): ExpressionRef => m.local.get(pl, i32);
-    const setup: ExpressionRef[] = [];
-    if (needs.mayGoto)
-      setup.push(m.i64.store(CTRL_MAY_GOTO, 8, ctrl(), m.i64.const(BPF_MAX_LOOPS)));
-    if (needs.tailCall) setup.push(m.i32.store(CTRL_TAIL_CALL_CNT, 4, ctrl(), m.i32.const(0)));
-    if (needs.ldAbs) {
-      setup.push(m.i32.store(PKT_ADDR, 4, ctrl(), a()), m.i32.store(PKT_LEN, 4, ctrl(), len()));
-    }
-    if (entry === 'xdp') {
-      setup.push(
-        m.i32.store(XDP_MD.data, 4, ctx(), a()),
-        m.i32.store(XDP_MD.data_end, 4, ctx(), m.i32.add(a(), len())),
-        m.i32.store(XDP_MD.data_meta, 4, ctx(), a()),
-      );
-      return {
-        setup,
-        call: m.call(funcName(0), [u64(ctx()), zero(), zero(), zero(), zero()], b.i64),
-      };
-    }
-    return {
-      setup,
-      call: m.call(funcName(0), [u64(a()), u64(len()), zero(), zero(), zero()], b.i64),
-    };
-  };
-  const one = perRun(0, 1);
-  m.addFunction(
-    EXPORT_RUN,
-    b.createType([i32, i32]),
-    i32,
-    [b.i64],
-    m.block(
-      null,
-      [
-        ...once(),
-        ...one.setup,
-        m.local.set(2, one.call),
-        m.i64.store(CTRL_R0, 8, ctrl(), m.local.get(2, b.i64)),
-        m.i32.wrap(m.local.get(2, b.i64)),
-      ],
-      i32,
-    ),
-  );
-  m.addFunctionExport(EXPORT_RUN, EXPORT_RUN);
-  // run_batch(desc, count, results); locals: 3 = i, 4 = packet, 5 = length
-  const i = (): ExpressionRef => m.local.get(3, i32);
-  const desc = (): ExpressionRef => m.i32.add(m.local.get(0, i32), m.i32.shl(i(), m.i32.const(3)));
-  const each = perRun(4, 5);
-  m.addFunction(
-    EXPORT_RUN_BATCH,
-    b.createType([i32, i32, i32]),
-    i32,
-    [i32, i32, i32],
-    m.block(
-      null,
-      [
-        ...once(),
-        m.local.set(3, m.i32.const(0)),
-        m.block('done', [
-          m.br('done', m.i32.ge_u(i(), m.local.get(1, i32))),
-          m.loop(
-            'next',
-            m.block(null, [
-              m.local.set(4, m.i32.load(0, 4, desc())),
-              m.local.set(5, m.i32.load(4, 4, desc())),
-              ...each.setup,
-              m.i32.store(
-                0,
-                4,
-                m.i32.add(m.local.get(2, i32), m.i32.shl(i(), m.i32.const(2))),
-                m.i32.wrap(each.call),
-              ),
-              m.local.set(3, m.i32.add(i(), m.i32.const(1))),
-              m.br('next', m.i32.lt_u(i(), m.local.get(1, i32))),
-            ]),
-          ),
-        ]),
-        m.local.get(1, i32),
-      ],
-      i32,
-    ),
-  );
-  m.addFunctionExport(EXPORT_RUN_BATCH, EXPORT_RUN_BATCH);
-  // run_ctx(ctx, pkt, len): r1 = a context the host built; pkt/len are what ld_abs reads.
-  m.addFunction(
-    EXPORT_RUN_CTX,
-    b.createType([i32, i32, i32]),
-    i32,
-    [b.i64],
-    m.block(
-      null,
-      [
-        m.i64.store(CTRL_MAY_GOTO, 8, ctrl(), m.i64.const(BPF_MAX_LOOPS)),
-        m.i32.store(CTRL_TAIL_CALL_CNT, 4, ctrl(), m.i32.const(0)),
-        m.i32.store(PKT_ADDR, 4, ctrl(), m.local.get(1, i32)),
-        m.i32.store(PKT_LEN, 4, ctrl(), m.local.get(2, i32)),
-        m.local.set(
-          3,
-          m.call(funcName(0), [u64(m.local.get(0, i32)), zero(), zero(), zero(), zero()], b.i64),
-        ),
-        m.i64.store(CTRL_R0, 8, ctrl(), m.local.get(3, b.i64)),
-        m.i32.wrap(m.local.get(3, b.i64)),
-      ],
-      i32,
-    ),
-  );
-  m.addFunctionExport(EXPORT_RUN_CTX, EXPORT_RUN_CTX);
-}
-
-const PKT_ADDR = CTRL_PKT_ADDR;
-const PKT_LEN = CTRL_PKT_LEN;
+const UNSIGNED: Readonly<Record<JmpCond, JmpCond>> = {
+  eq: 'eq',
+  ne: 'ne',
+  gt: 'gt',
+  ge: 'ge',
+  lt: 'lt',
+  le: 'le',
+  set: 'set',
+  sgt: 'gt',
+  sge: 'ge',
+  slt: 'lt',
+  sle: 'le',
+};
 
 /** Translates one BPF function. */
 class FuncCompiler {
@@ -402,10 +286,16 @@ class FuncCompiler {
   readonly sp: Subprog;
   readonly opts: CompileOptions;
   readonly cfg: FuncCfg;
+  /** Which local (i64 or i32) each read and write of r0..r9 uses. */
+  readonly repr: RegRepr;
+  /** Guard every memory access (unverified code, or a function the verifier never entered). */
+  readonly memCheck: boolean;
   readonly hasFrame: boolean;
   usedRelooper = false;
   /** Insn index of each annotation marker, in code order (annotate only). */
   readonly markers: number[] = [];
+  /** The slot whose code is being built: register reads and writes are planned per slot. */
+  private at = 0;
 
   constructor(b: BinaryenApi, m: BinaryenModule, prog: Program, sp: Subprog, opts: CompileOptions) {
     this.b = b;
@@ -413,20 +303,37 @@ class FuncCompiler {
     this.prog = prog;
     this.sp = sp;
     this.opts = opts;
-    this.cfg = buildCfg(prog, sp);
+    const v = opts.verified;
+    if (v !== undefined && v.reachable[sp.start] === true) {
+      this.cfg = buildCfg(prog, sp, (idx) => v.reachable[idx] === true);
+      this.repr = planRegRepr(prog, sp, this.cfg, v);
+      this.memCheck = opts.memCheck;
+    } else {
+      // Without facts, or a function the verifier never entered (no path from the entry
+      // calls it, but the host or a token might): compiled as unverified code, guards on.
+      this.cfg = buildCfg(prog, sp);
+      this.repr = ALL_I64;
+      this.memCheck = opts.memCheck || v !== undefined;
+    }
     this.hasFrame = this.needsFrame();
   }
 
   /** The function body. */
   compile(): ExpressionRef {
     const m = this.m;
+    const b = this.b;
     const prologue: ExpressionRef[] = [];
     if (this.hasFrame) {
       prologue.push(
-        m.local.set(FP, m.global.get('sp', this.b.i32)),
-        m.local.set(10, m.i64.extend_u(m.local.get(FP, this.b.i32))),
-        m.global.set('sp', m.i32.sub(m.local.get(FP, this.b.i32), m.i32.const(MAX_BPF_STACK))),
+        m.local.set(FP, m.global.get('sp', b.i32)),
+        m.global.set('sp', m.i32.sub(m.local.get(FP, b.i32), m.i32.const(MAX_BPF_STACK))),
       );
+    }
+    // incoming arguments kept as i32 (the i32 locals of other registers start at 0, as r0/r6-r9)
+    for (let r = 1; r <= 5; r++) {
+      if (this.repr.entry(r) === 'i32') {
+        prologue.push(m.local.set(W32 + r, m.i32.wrap(m.local.get(regLocal(r), b.i64))));
+      }
     }
     const plan = planNesting(this.cfg);
     const body = plan === undefined ? [this.relooper()] : this.structured(plan);
@@ -481,7 +388,8 @@ class FuncCompiler {
   private branchCode(bid: number): ExpressionRef[] {
     const blk = this.cfg.blocks[bid] as BasicBlock;
     const t = blk.term;
-    if (t.kind === 'fall' || (t.kind === 'jump' && t.target === blk.end))
+    const next = this.cfg.blocks[bid + 1]?.start;
+    if (t.kind === 'fall' || t.kind === 'dead' || (t.kind === 'jump' && t.target === next))
       return this.branchCodeOf(bid);
     return [...this.mark(t.kind === 'jump' ? blk.end - 1 : t.idx), ...this.branchCodeOf(bid)];
   }
@@ -497,7 +405,8 @@ class FuncCompiler {
     const m = this.m;
     const blk = this.cfg.blocks[bid] as BasicBlock;
     const t = blk.term;
-    const nextSlot = blk.end;
+    // the block laid out next (with facts, unreachable slots may lie between the two)
+    const nextSlot = this.cfg.blocks[bid + 1]?.start;
     switch (t.kind) {
       case 'fall':
         return bid + 1 < this.cfg.blocks.length ? [] : [this.fail('fall-off', blk.end - 1)];
@@ -509,7 +418,9 @@ class FuncCompiler {
         return [...pre, m.br(this.label(bid, t.target), cond)];
       }
       case 'exit':
-        return [this.exitCode()];
+        return [this.exitCode(t.idx)];
+      case 'dead':
+        return [m.unreachable()];
       case 'gotox': {
         const { pre, index, min, count } = this.gotoxIndex(t.idx, t.targets);
         const labels: string[] = [];
@@ -544,7 +455,9 @@ class FuncCompiler {
         ids.push(rl.addBlock(m.block(null, [...code, ...c.pre])));
         this.conds.set(blk.id, c.cond);
       } else if (t.kind === 'exit') {
-        ids.push(rl.addBlock(m.block(null, [...code, this.exitCode()])));
+        ids.push(rl.addBlock(m.block(null, [...code, this.exitCode(t.idx)])));
+      } else if (t.kind === 'dead') {
+        ids.push(rl.addBlock(m.block(null, [...code, m.unreachable()])));
       } else if (t.kind === 'fall' && blk.id + 1 >= this.cfg.blocks.length) {
         ids.push(rl.addBlock(m.block(null, [...code, this.fail('fall-off', blk.end - 1)])));
       } else {
@@ -573,19 +486,71 @@ class FuncCompiler {
 
   private readonly conds = new Map<number, ExpressionRef>();
 
-  // ---- instructions ----
+  // ---- registers (reads and writes at slot `this.at`, in the local jit/reg-repr.ts chose) ----
 
+  /** All 64 bits of register r. */
   private get64(r: number): ExpressionRef {
-    return this.m.local.get(regLocal(r), this.b.i64);
+    const loc = this.readLoc(r);
+    if (loc === 'i32' && r !== 10 && !this.repr.isFull(this.at, r)) {
+      throw new InternalError(
+        `bug: insn ${this.at}: r${r} widened where only its low half is planned`,
+      );
+    }
+    return this.raw64(r, loc);
   }
 
+  /** The low 32 bits of register r. */
+  private get32(r: number): ExpressionRef {
+    const loc = this.readLoc(r);
+    if (r === 10) return this.m.local.get(FP, this.b.i32);
+    if (loc === 'i32') return this.m.local.get(W32 + r, this.b.i32);
+    return this.m.i32.wrap(this.m.local.get(regLocal(r), this.b.i64));
+  }
+
+  /**
+   * Register r as an i64 whatever the plan says about its upper half: the value of an i64
+   * local, the zero-extended i32 local otherwise. For guards on the accessed address, which
+   * is exactly the low half of base + off when the base lives in an i32 local.
+   */
+  private raw64(r: number, loc: RegLoc = this.readLoc(r)): ExpressionRef {
+    const m = this.m;
+    if (r === 10) return m.i64.extend_u(m.local.get(FP, this.b.i32));
+    if (loc === 'i32') return m.i64.extend_u(m.local.get(W32 + r, this.b.i32));
+    return m.local.get(regLocal(r), this.b.i64);
+  }
+
+  private readLoc(r: number): RegLoc {
+    if (r === 10) return 'i32';
+    const loc = this.repr.use(this.at, r);
+    if (loc === 'none') throw new InternalError(`bug: insn ${this.at}: r${r} read but unplanned`);
+    return loc;
+  }
+
+  /** Call arguments r1..r5; an argument no path initialised is passed as 0. */
+  private args(): ExpressionRef[] {
+    return [1, 2, 3, 4, 5].map((r) =>
+      this.repr.use(this.at, r) === 'none' ? this.m.i64.const(0) : this.get64(r),
+    );
+  }
+
+  /** Writes the 64-bit value v to register r (its low half when r lives in i32 here). */
   private set64(r: number, v: ExpressionRef): ExpressionRef {
+    if (this.repr.def(this.at, r) === 'i32') return this.m.local.set(W32 + r, this.m.i32.wrap(v));
     return this.m.local.set(regLocal(r), v);
   }
 
-  private get32(r: number): ExpressionRef {
-    return this.m.i32.wrap(this.get64(r));
+  /** Writes the zero-extended i32 v to register r. */
+  private setZext(r: number, v: ExpressionRef): ExpressionRef {
+    if (this.repr.def(this.at, r) === 'i32') return this.m.local.set(W32 + r, v);
+    return this.m.local.set(regLocal(r), this.m.i64.extend_u(v));
   }
+
+  /** Whether the write of r at this slot goes to its i32 local. */
+  private defIs32(r: number): boolean {
+    return this.repr.def(this.at, r) === 'i32';
+  }
+
+  // ---- instructions ----
 
   private fail(kind: keyof typeof EXEC_CODE, idx: number, aux?: ExpressionRef): ExpressionRef {
     const m = this.m;
@@ -599,9 +564,16 @@ class FuncCompiler {
     ]);
   }
 
-  private exitCode(): ExpressionRef {
+  /** The exit at `idx`: returns r0. */
+  private exitCode(idx: number): ExpressionRef {
+    this.at = idx;
+    return this.ret(this.get64(0));
+  }
+
+  /** Releases the frame and returns the i64 `v`. */
+  private ret(v: ExpressionRef): ExpressionRef {
     const m = this.m;
-    const ret = m.return(this.get64(0));
+    const ret = m.return(v);
     if (!this.hasFrame) return ret;
     return m.block(null, [m.global.set('sp', m.local.get(FP, this.b.i32)), ret]);
   }
@@ -630,12 +602,13 @@ class FuncCompiler {
   private insnCode(idx: number, info: OpInfo): ExpressionRef[] {
     const i = this.prog.insns[idx] as Insn;
     const m = this.m;
+    this.at = idx;
     switch (info.kind) {
       case 'alu':
         return this.alu(i, info.op, info.width, info.source === 'imm');
       case 'movsx': {
-        const src = this.get64(i.src);
         if (info.width === 64) {
+          const src = this.get64(i.src);
           const v =
             info.bits === 8
               ? m.i64.extend8_s(src)
@@ -644,25 +617,25 @@ class FuncCompiler {
                 : m.i64.extend32_s(src);
           return [this.set64(i.dst, v)];
         }
-        const w = m.i32.wrap(src);
-        return [
-          this.set64(
-            i.dst,
-            m.i64.extend_u(info.bits === 8 ? m.i32.extend8_s(w) : m.i32.extend16_s(w)),
-          ),
-        ];
+        const w = this.get32(i.src);
+        return [this.setZext(i.dst, info.bits === 8 ? m.i32.extend8_s(w) : m.i32.extend16_s(w))];
       }
       case 'end':
-        return [this.set64(i.dst, this.endian(info.order, info.bits, this.get64(i.dst)))];
-      case 'lddw':
-        return [this.set64(i.dst, m.i64.const(this.ldImm64(idx, i)))];
+        return this.endian(info.order, info.bits, i.dst);
+      case 'lddw': {
+        const v = this.ldImm64(idx, i);
+        if (this.defIs32(i.dst)) {
+          return [m.local.set(W32 + i.dst, m.i32.const(Number(BigInt.asIntN(32, v))))];
+        }
+        return [this.set64(i.dst, m.i64.const(v))];
+      }
       case 'ldx':
       case 'ldxsx':
         return this.load(idx, i, info.size, info.kind === 'ldxsx');
       case 'st':
-        return this.store(idx, i.dst, i.off, info.size, m.i64.const(BigInt(i.imm)));
+        return this.store(idx, i.dst, i.off, info.size, { imm: i.imm });
       case 'stx':
-        return this.store(idx, i.dst, i.off, info.size, this.get64(i.src));
+        return this.store(idx, i.dst, i.off, info.size, { reg: i.src });
       case 'atomic':
         return this.atomic(idx, i, info);
       case 'ldabs':
@@ -697,6 +670,8 @@ class FuncCompiler {
 
   private alu64(i: Insn, op: AluOp, isImm: boolean): ExpressionRef[] {
     const m = this.m;
+    const low = this.defIs32(i.dst) ? this.aluLow(i, op, isImm) : undefined;
+    if (low !== undefined) return [m.local.set(W32 + i.dst, low)];
     const d = (): ExpressionRef => this.get64(i.dst);
     const s = (): ExpressionRef => (isImm ? m.i64.const(i.imm) : this.get64(i.src));
     const set = (v: ExpressionRef): ExpressionRef[] => [this.set64(i.dst, v)];
@@ -728,6 +703,36 @@ class FuncCompiler {
       case 'sdiv':
       case 'smod':
         return this.divmod64(i, op, isImm);
+    }
+  }
+
+  /**
+   * The low half of a 64-bit `dst op= src` for the ops that are exact modulo 2^32 (add, sub,
+   * mul, and, or, xor, neg, mov), computed on the operands' low halves; undefined for others.
+   */
+  private aluLow(i: Insn, op: AluOp, isImm: boolean): ExpressionRef | undefined {
+    const m = this.m;
+    const d = (): ExpressionRef => this.get32(i.dst);
+    const s = (): ExpressionRef => (isImm ? m.i32.const(i.imm) : this.get32(i.src));
+    switch (op) {
+      case 'add':
+        return m.i32.add(d(), s());
+      case 'sub':
+        return m.i32.sub(d(), s());
+      case 'mul':
+        return m.i32.mul(d(), s());
+      case 'or':
+        return m.i32.or(d(), s());
+      case 'and':
+        return m.i32.and(d(), s());
+      case 'xor':
+        return m.i32.xor(d(), s());
+      case 'neg':
+        return m.i32.sub(m.i32.const(0), d());
+      case 'mov':
+        return s();
+      default:
+        return undefined;
     }
   }
 
@@ -772,7 +777,7 @@ class FuncCompiler {
     const m = this.m;
     const d = (): ExpressionRef => this.get32(i.dst);
     const s = (): ExpressionRef => (isImm ? m.i32.const(i.imm) : this.get32(i.src));
-    const set = (v: ExpressionRef): ExpressionRef[] => [this.set64(i.dst, m.i64.extend_u(v))];
+    const set = (v: ExpressionRef): ExpressionRef[] => [this.setZext(i.dst, v)];
     switch (op) {
       case 'add':
         return set(m.i32.add(d(), s()));
@@ -795,7 +800,9 @@ class FuncCompiler {
       case 'neg':
         return set(m.i32.sub(m.i32.const(0), d()));
       case 'mov':
-        return isImm ? [this.set64(i.dst, m.i64.const(BigInt(i.imm >>> 0)))] : set(s());
+        return isImm && !this.defIs32(i.dst)
+          ? [this.set64(i.dst, m.i64.const(BigInt(i.imm >>> 0)))]
+          : set(s());
       case 'div':
       case 'mod':
       case 'sdiv':
@@ -807,7 +814,7 @@ class FuncCompiler {
   private divmod32(i: Insn, op: 'div' | 'mod' | 'sdiv' | 'smod', isImm: boolean): ExpressionRef[] {
     const m = this.m;
     const d = (): ExpressionRef => this.get32(i.dst);
-    const set = (v: ExpressionRef): ExpressionRef => this.set64(i.dst, m.i64.extend_u(v));
+    const set = (v: ExpressionRef): ExpressionRef => this.setZext(i.dst, v);
     const op2 = (a: ExpressionRef, s: ExpressionRef): ExpressionRef =>
       op === 'div'
         ? m.i32.div_u(a, s)
@@ -836,35 +843,34 @@ class FuncCompiler {
     return [m.local.set(T32, this.get32(i.src)), m.if(m.i32.eqz(s()), onZero(), nonzero)];
   }
 
-  private endian(order: 'le' | 'be' | 'swap', bits: 16 | 32 | 64, v: ExpressionRef): ExpressionRef {
+  /** `dst = le|be|bswap<bits> dst`: 16- and 32-bit forms read and write only the low half. */
+  private endian(order: 'le' | 'be' | 'swap', bits: 16 | 32 | 64, dst: number): ExpressionRef[] {
     const m = this.m;
+    if (bits === 64) {
+      const v = this.get64(dst);
+      return [this.set64(dst, order === 'le' ? v : this.bswap64(v))];
+    }
+    const v = this.get32(dst);
     if (order === 'le') {
-      if (bits === 64) return v;
-      return m.i64.and(v, m.i64.const(bits === 16 ? 0xffff : 0xffffffff));
+      return [this.setZext(dst, bits === 16 ? m.i32.and(v, m.i32.const(0xffff)) : v)];
     }
-    if (bits === 16) {
-      const x = (): ExpressionRef => m.local.get(T32, this.b.i32);
-      return m.block(
-        null,
-        [
-          m.local.set(T32, m.i32.wrap(v)),
-          m.i64.extend_u(
-            m.i32.or(
-              m.i32.and(m.i32.shl(x(), m.i32.const(8)), m.i32.const(0xff00)),
-              m.i32.and(m.i32.shr_u(x(), m.i32.const(8)), m.i32.const(0xff)),
-            ),
-          ),
-        ],
-        this.b.i64,
-      );
-    }
-    if (bits === 32) {
-      return m.block(
-        null,
-        [m.local.set(T32, m.i32.wrap(v)), m.i64.extend_u(this.bswap32())],
-        this.b.i64,
-      );
-    }
+    if (bits === 32) return [m.local.set(T32, v), this.setZext(dst, this.bswap32())];
+    const x = (): ExpressionRef => m.local.get(T32, this.b.i32);
+    return [
+      m.local.set(T32, v),
+      this.setZext(
+        dst,
+        m.i32.or(
+          m.i32.and(m.i32.shl(x(), m.i32.const(8)), m.i32.const(0xff00)),
+          m.i32.and(m.i32.shr_u(x(), m.i32.const(8)), m.i32.const(0xff)),
+        ),
+      ),
+    ];
+  }
+
+  /** Byte swap of the i64 v. */
+  private bswap64(v: ExpressionRef): ExpressionRef {
+    const m = this.m;
     const t = (): ExpressionRef => m.local.get(T64B, this.b.i64);
     return m.block(
       null,
@@ -913,13 +919,13 @@ class FuncCompiler {
     align: boolean,
   ): { pre: ExpressionRef[]; ptr: ExpressionRef; offset: number } {
     const m = this.m;
-    if (!this.opts.memCheck && !align) {
+    if (!this.memCheck && !align) {
       if (off >= 0) return { pre: [], ptr: this.get32(reg), offset: off };
       return { pre: [], ptr: m.i32.add(this.get32(reg), m.i32.const(off)), offset: 0 };
     }
     const a = (): ExpressionRef => m.local.get(T64A, this.b.i64);
-    const pre: ExpressionRef[] = [m.local.set(T64A, m.i64.add(this.get64(reg), m.i64.const(off)))];
-    if (this.opts.memCheck) {
+    const pre: ExpressionRef[] = [m.local.set(T64A, m.i64.add(this.raw64(reg), m.i64.const(off)))];
+    if (this.memCheck) {
       pre.push(
         m.if(
           m.i64.ge_u(
@@ -944,6 +950,20 @@ class FuncCompiler {
   private load(idx: number, i: Insn, size: 1 | 2 | 4 | 8, signed: boolean): ExpressionRef[] {
     const m = this.m;
     const { pre, ptr, offset } = this.address(idx, i.src, i.off, size, false);
+    if (this.defIs32(i.dst)) {
+      // the low half of the loaded value (little endian: the first 4 bytes of an 8-byte load)
+      const v =
+        size === 1
+          ? signed
+            ? m.i32.load8_s(offset, 1, ptr)
+            : m.i32.load8_u(offset, 1, ptr)
+          : size === 2
+            ? signed
+              ? m.i32.load16_s(offset, 1, ptr)
+              : m.i32.load16_u(offset, 1, ptr)
+            : m.i32.load(offset, 1, ptr);
+      return [...pre, m.local.set(W32 + i.dst, v)];
+    }
     let v: ExpressionRef;
     switch (size) {
       case 1:
@@ -962,15 +982,27 @@ class FuncCompiler {
     return [...pre, this.set64(i.dst, v)];
   }
 
+  /** `*(size *)(base + off) = imm | reg`: a 1/2/4-byte store of an i32 local stays i32. */
   private store(
     idx: number,
-    reg: number,
+    base: number,
     off: number,
     size: 1 | 2 | 4 | 8,
-    value: ExpressionRef,
+    src: { readonly imm: number } | { readonly reg: number },
   ): ExpressionRef[] {
     const m = this.m;
-    const { pre, ptr, offset } = this.address(idx, reg, off, size, false);
+    const { pre, ptr, offset } = this.address(idx, base, off, size, false);
+    if ('reg' in src && size < 8 && this.readLoc(src.reg) === 'i32') {
+      const v = this.get32(src.reg);
+      const st32 =
+        size === 1
+          ? m.i32.store8(offset, 1, ptr, v)
+          : size === 2
+            ? m.i32.store16(offset, 1, ptr, v)
+            : m.i32.store(offset, 1, ptr, v);
+      return [...pre, st32];
+    }
+    const value = 'reg' in src ? this.get64(src.reg) : m.i64.const(BigInt(src.imm));
     const st =
       size === 1
         ? m.i64.store8(offset, 1, ptr, value)
@@ -1006,17 +1038,17 @@ class FuncCompiler {
     const pre = [
       m.local.set(
         T64A,
-        m.i64.add(ind ? m.i64.extend32_s(this.get64(i.src)) : m.i64.const(0), m.i64.const(i.imm)),
+        m.i64.add(ind ? m.i64.extend_s(this.get32(i.src)) : m.i64.const(0), m.i64.const(i.imm)),
       ),
       // out of [0, len - size]: the program returns 0
       m.if(
         m.i64.gt_u(
           m.i64.add(off(), m.i64.const(size)),
-          m.i64.extend_u(m.i32.load(PKT_LEN, 4, ctrl())),
+          m.i64.extend_u(m.i32.load(CTRL_PKT_LEN, 4, ctrl())),
         ),
-        m.block(null, [this.set64(0, m.i64.const(0)), this.exitCode()]),
+        this.ret(m.i64.const(0)),
       ),
-      m.local.set(T32, m.i32.add(m.i32.load(PKT_ADDR, 4, ctrl()), m.i32.wrap(off()))),
+      m.local.set(T32, m.i32.add(m.i32.load(CTRL_PKT_ADDR, 4, ctrl()), m.i32.wrap(off()))),
     ];
     const p = (): ExpressionRef => m.local.get(T32, b.i32);
     let v: ExpressionRef;
@@ -1039,18 +1071,20 @@ class FuncCompiler {
   private call(idx: number, i: Insn): ExpressionRef[] {
     const m = this.m;
     const b = this.b;
-    const args = (): ExpressionRef[] => [1, 2, 3, 4, 5].map((r) => this.get64(r));
     if (i.src === BPF_PSEUDO_CALL) {
       const target = jumpTarget(i, idx, this.prog.ops[idx] as OpInfo);
       const k = this.prog.subprogs.findIndex((s) => s.start === target);
-      return [this.depthCheck(idx), this.set64(0, m.call(funcName(k), args(), b.i64))];
+      return [this.depthCheck(idx), this.set64(0, m.call(funcName(k), this.args(), b.i64))];
     }
     if (i.src === BPF_PSEUDO_KFUNC_CALL) {
       const slot = this.opts.links.kfuncSlots.get(idx);
       // a weak kfunc the Vm does not have: linked, but fails if it ever runs
       if (slot === undefined) return [this.fail('call', idx, m.i64.const(i.imm))];
       return [
-        this.set64(0, m.call_indirect('table', m.i32.const(slot), args(), this.i64x5(), b.i64)),
+        this.set64(
+          0,
+          m.call_indirect('table', m.i32.const(slot), this.args(), this.i64x5(), b.i64),
+        ),
       ];
     }
     if (i.imm < 0 || i.imm >= HELPER_BLOCK_SIZE || !this.opts.hasHelper(i.imm)) {
@@ -1058,7 +1092,7 @@ class FuncCompiler {
     }
     if (i.imm === BPF_FUNC_tail_call) return this.tailCall();
     const slot = m.i32.const(this.opts.links.helperBase + i.imm);
-    return [this.set64(0, m.call_indirect('table', slot, args(), this.i64x5(), b.i64))];
+    return [this.set64(0, m.call_indirect('table', slot, this.args(), this.i64x5(), b.i64))];
   }
 
   /**
@@ -1071,7 +1105,6 @@ class FuncCompiler {
     const m = this.m;
     const b = this.b;
     const ctrl = (): ExpressionRef => m.global.get('ctrl', b.i32);
-    const args = (): ExpressionRef[] => [1, 2, 3, 4, 5].map((r) => this.get64(r));
     const token = (): ExpressionRef => m.local.get(T64A, b.i64);
     const slot = m.i32.const(this.opts.links.helperBase + BPF_FUNC_tail_call);
     const count = (): ExpressionRef => m.i32.load(CTRL_TAIL_CALL_CNT, 4, ctrl());
@@ -1079,12 +1112,14 @@ class FuncCompiler {
       m.i32.store(CTRL_TAIL_CALL_CNT, 4, ctrl(), m.i32.add(count(), m.i32.const(1))),
     ];
     if (this.hasFrame) jump.push(m.global.set('sp', m.local.get(FP, b.i32)));
-    jump.push(m.return_call_indirect('table', m.i32.wrap(token()), args(), this.i64x5(), b.i64));
+    jump.push(
+      m.return_call_indirect('table', m.i32.wrap(token()), this.args(), this.i64x5(), b.i64),
+    );
     return [
       m.if(
         m.i32.lt_u(count(), m.i32.const(MAX_TAIL_CALL_CNT)),
         m.block(null, [
-          m.local.set(T64A, m.call_indirect('table', slot, args(), this.i64x5(), b.i64)),
+          m.local.set(T64A, m.call_indirect('table', slot, this.args(), this.i64x5(), b.i64)),
           m.if(m.i32.eqz(m.i64.eqz(token())), m.block(null, jump)),
         ]),
       ),
@@ -1113,7 +1148,6 @@ class FuncCompiler {
     const m = this.m;
     const b = this.b;
     const v = (): ExpressionRef => m.local.get(T64A, b.i64);
-    const args = (): ExpressionRef[] => [1, 2, 3, 4, 5].map((r) => this.get64(r));
     const helper = m.block(null, [
       m.if(m.i64.ge_u(v(), m.i64.const(HELPER_BLOCK_SIZE)), this.fail('call', idx, v())),
       this.set64(
@@ -1121,7 +1155,7 @@ class FuncCompiler {
         m.call_indirect(
           'table',
           m.i32.add(m.i32.wrap(v()), m.i32.const(this.opts.links.helperBase)),
-          args(),
+          this.args(),
           this.i64x5(),
           b.i64,
         ),
@@ -1130,7 +1164,7 @@ class FuncCompiler {
     const func = m.block(null, [
       m.if(m.i64.ge_u(v(), m.i64.const(0x1_0000_0000)), this.fail('call', idx, v())),
       this.depthCheck(idx),
-      this.set64(0, m.call_indirect('table', m.i32.wrap(v()), args(), this.i64x5(), b.i64)),
+      this.set64(0, m.call_indirect('table', m.i32.wrap(v()), this.args(), this.i64x5(), b.i64)),
     ]);
     return [
       m.local.set(T64A, this.get64(reg)),
@@ -1159,7 +1193,16 @@ class FuncCompiler {
       };
     }
     if (info.kind !== 'jmp') return { pre: [], cond: m.i32.const(1) };
+    this.at = idx;
     const w = info.width;
+    const imm = info.source === 'imm';
+    const below4g = (r: number): boolean => this.repr.upperZero(idx, r);
+    if (w === 64 && below4g(i.dst) && (imm ? i.imm >= 0 : below4g(i.src))) {
+      // both operands are below 2^32 (pointers, a non-negative immediate): signed and unsigned
+      // 64-bit compares agree on them, and so does the unsigned compare of their low halves
+      const s = imm ? m.i32.const(i.imm) : this.get32(i.src);
+      return { pre: [], cond: this.compare(UNSIGNED[info.cond], 32, this.get32(i.dst), s) };
+    }
     const a = w === 64 ? this.get64(i.dst) : this.get32(i.dst);
     const s =
       info.source === 'imm'
@@ -1213,6 +1256,7 @@ class FuncCompiler {
     const min = targets[0] ?? 0;
     const max = targets[targets.length - 1] ?? 0;
     const v = (): ExpressionRef => m.local.get(T64A, this.b.i64);
+    this.at = idx;
     return {
       pre: [
         m.local.set(T64A, this.get64(i.dst)),

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
- * The `bpfwasm` command line: asm, disasm, run, jit, conformance. Every command has `--help`;
- * bad usage prints a message and exits with status 2; a BpfError exits with status 1 and its
- * message, never a stack trace.
+ * The `bpfwasm` command line: asm, disasm, run, test-run, verify, maps, jit, conformance. Every
+ * command has `--help`; bad usage prints a message and exits with status 2; a BpfError exits
+ * with status 1 and its message, never a stack trace.
  */
 
 import { realpathSync, writeFileSync } from 'node:fs';
@@ -10,12 +10,14 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { disassemble } from '../asm/disassembler.js';
 import { encodeInsns } from '../isa/insn.js';
-import { isBpfError, UsageError } from '../errors.js';
+import { isBpfError, isVerifierError, UsageError } from '../errors.js';
 import { helperName } from '../helper-protos.js';
 import { PROG_TYPES, type ProgType } from '../program.js';
+import { BPF_LOG_LEVEL1, BPF_LOG_LEVEL2 } from '../verifier/log.js';
 import { Vm } from '../../runtime/vm.js';
 import type { Engine } from '../../runtime/loaded-program.js';
 import { runConformance } from './conformance.js';
+import { formatVerdicts, verifyFile } from './verify.js';
 import { parseHex, readInputFile, readInsns, readProgram } from './input.js';
 import { wasmToWat } from '../../jit/wat.js';
 import { loadObject } from '../loader/object.js';
@@ -38,10 +40,15 @@ commands:
   disasm <file> [--syntax asm|llvm|kernel]
                                        disassemble raw bytecode, .s or .data
   run <file> [--mem <hex>|--mem-file <path>] [--engine jit|interp] [--type mem|xdp]
-             [--repeat N] [--json]     run a program; prints r0 (hex and decimal)
-  run <obj.o> --program <name> [--packet <file>] [--repeat N] [--json] [--dump-maps]
+             [--repeat N] [--json] [--no-verify]
+                                       verify and run a program; prints r0 (hex and decimal)
+  run <obj.o> --program <name> [--packet <file>] [--repeat N] [--json] [--dump-maps] [--no-verify]
   test-run <obj.o> --program <name> [--data-in <file|hex>] [--ctx-in <file|hex>] [--repeat N]
-             [--map-update <map>:<keyhex>:<valuehex|@prog>]... [--global <section>=<hex>]... --json
+             [--map-update <map>:<keyhex>:<valuehex|@prog>]... [--global <section>=<hex>]...
+             [--no-verify] --json
+  verify <file> [--program <name>] [--type <type>] [--map fd=N,type=T,key=K,value=V,max=M]...
+             [--log-level 1|2] [--json]
+                                       run the verifier; prints the verdict, exit 1 on reject
   maps <obj.o>                         list the maps an object declares
   jit <file> --wat [--type mem|xdp]    print the generated WebAssembly text
   conformance <dir> [--engine jit|interp]
@@ -54,14 +61,28 @@ const HELP: Record<string, string> = {
   asm: 'usage: bpfwasm asm <file.s> -o <out.bin>\nAssembles conformance-syntax assembly into raw bytecode.',
   disasm:
     'usage: bpfwasm disasm <file> [--syntax asm|llvm|kernel]\nDisassembles raw bytecode (or .s/.data). Default syntax: asm.',
-  run: `usage: bpfwasm run <file> [--mem <hex>|--mem-file <path>] [--engine jit|interp] [--type mem|xdp] [--repeat N] [--json]
-       bpfwasm run <obj.o> --program <name> [--packet <file>|--mem <hex>|--mem-file <path>] [--engine jit|interp] [--repeat N] [--json] [--dump-maps]
-Runs a program unverified (the verifier is not built yet). mem programs get r1 = input, r2 = its length;
+  run: `usage: bpfwasm run <file> [--mem <hex>|--mem-file <path>] [--engine jit|interp] [--type mem|xdp] [--repeat N] [--json] [--no-verify]
+       bpfwasm run <obj.o> --program <name> [--packet <file>|--mem <hex>|--mem-file <path>] [--engine jit|interp] [--repeat N] [--json] [--dump-maps] [--no-verify]
+Verifies the program, as the kernel's bpf() does, then runs it; --no-verify runs it unverified, every
+memory access checked at run time. mem programs get r1 = input, r2 = its length;
 xdp programs get struct xdp_md over the input as packet. With --repeat N it reports the median ns per
 run; with --json it prints {"r0": "<decimal u64>", "ns_per_run": <number|null>, "engine": "..."}.`,
   'test-run': `usage: bpfwasm test-run <obj.o> --program <name> [--data-in <file|hex>] [--ctx-in <file|hex>] [--repeat N]
-       [--map-update <map>:<keyhex>:<valuehex> | <map>:<keyhex>:@<program>]... [--global <section>=<hex>]... [--pid-tgid <u64>] [--engine jit|interp] --json
-BPF_PROG_TEST_RUN with the kernel's semantics. Prints {"retval", "data_out", "data_size_out", "ctx_out", "duration_ns", "maps"}.`,
+       [--map-update <map>:<keyhex>:<valuehex> | <map>:<keyhex>:@<program>]... [--global <section>=<hex>]... [--pid-tgid <u64>] [--engine jit|interp] [--no-verify] --json
+BPF_PROG_TEST_RUN with the kernel's semantics, on programs the verifier accepted (--no-verify: unverified).
+Prints {"retval", "data_out", "data_size_out", "ctx_out", "duration_ns", "maps"}.`,
+  verify: `usage: bpfwasm verify <obj.o|file.s|file.bin> [--program <name>] [--type <type>]
+       [--map fd=N,type=T,key=K,value=V,max=M[,flags=F][,name=S]]... [--log-level 1|2] [--json]
+Runs the verifier without loading the program and prints the verdict:
+  verified: accept (N insns processed, T ms)    or    rejected at insn K: <message>
+exit 1 when rejected. Objects: every program (or --program's), each against the object's maps,
+with its kfuncs and C source lines. Raw bytecode: --map creates the map that lddw with src 1
+(BPF_PSEUDO_MAP_FD) names by its imm, as the kernel's bpf() takes map fds; T is a kernel map type
+name (hash, array, percpu_array, lru_hash, ringbuf, ...) or its number. --type defaults to the
+section's type, or mem (xdp for *.xdp.bin). --log-level 1 prints the trace of the failing path,
+2 every insn with its state. --json prints
+{"verdict": "accept"|"reject", "insn": <index|null>, "message": "...", "processed_insns": <N|null>}
+(plus "log" with --log-level; an array with each "program" for an object's several programs).`,
   maps: 'usage: bpfwasm maps <obj.o>\nLists the maps an ELF object declares, global data sections included.',
   jit: 'usage: bpfwasm jit <file> --wat [--type mem|xdp]\nPrints the Wasm module the JIT generates, as text (wabt wasm2wat, folded).',
   conformance:
@@ -87,6 +108,9 @@ const OPTIONS: ParseArgsConfig['options'] = {
   'map-update': { type: 'string', multiple: true },
   global: { type: 'string', multiple: true },
   'pid-tgid': { type: 'string' },
+  'no-verify': { type: 'boolean' },
+  map: { type: 'string', multiple: true },
+  'log-level': { type: 'string' },
 };
 
 type Values = Record<string, string | boolean | string[] | undefined>;
@@ -124,6 +148,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (e instanceof UsageError) return usage(e.message, help);
     if (isBpfError(e)) {
       console.error(`bpfwasm: ${e.name}: ${e.message}`);
+      if (isVerifierError(e)) {
+        if (e.hint !== undefined) console.error(`bpfwasm: hint: ${e.hint}`);
+        console.error(
+          `bpfwasm: 'bpfwasm verify <file> --log-level 1' prints the verifier log; --no-verify runs unverified`,
+        );
+      }
       return 1;
     }
     throw e;
@@ -192,6 +222,18 @@ async function dispatch(cmd: string, pos: string[], v: Values): Promise<number> 
       console.log(JSON.stringify(result));
       return 0;
     }
+    case 'verify': {
+      const logLevel = logLevelOf(v);
+      const type = typeOf(v);
+      const verdicts = verifyFile(one(pos, 'program file'), {
+        ...(typeof v['program'] === 'string' ? { program: v['program'] } : {}),
+        ...(type === undefined ? {} : { type }),
+        maps: Array.isArray(v['map']) ? v['map'] : [],
+        logLevel,
+      });
+      process.stdout.write(formatVerdicts(verdicts, { json: v['json'] === true, logLevel }));
+      return verdicts.every((d) => d.accepted) ? 0 : 1;
+    }
     case 'maps': {
       const raw = new Uint8Array(readInputFile(one(pos, 'object file')));
       if (!isElf(raw)) throw new UsageError('maps takes an ELF object');
@@ -228,6 +270,14 @@ async function dispatch(cmd: string, pos: string[], v: Values): Promise<number> 
   }
 }
 
+function logLevelOf(v: Values): number {
+  const l = v['log-level'];
+  if (l === undefined) return 0;
+  if (l === '1') return BPF_LOG_LEVEL1;
+  if (l === '2') return BPF_LOG_LEVEL2;
+  throw new UsageError(`--log-level must be 1 or 2, not '${String(l)}'`);
+}
+
 function repeatOf(v: Values): number {
   const text = v['repeat'];
   const repeat = text === undefined ? 0 : Number(text);
@@ -258,6 +308,7 @@ function objectRunOptions(v: Values): ObjectRunOptions {
     ...(task === undefined ? {} : { pidTgid: task }),
     program,
     engine: engineOf(v),
+    verify: v['no-verify'] !== true,
     repeat: repeatOf(v),
     mapUpdates: list('map-update'),
     globals: list('global'),
@@ -301,7 +352,7 @@ async function runCommand(path: string, v: Values): Promise<number> {
   if (!Number.isInteger(repeat) || repeat < 0)
     throw new UsageError('--repeat takes a whole number');
   const vm = Vm.create();
-  const prog = await vm.load(program, { engine, verify: false });
+  const prog = await vm.load(program, { engine, verify: v['no-verify'] !== true });
   const r0 = prog.run(input);
   let ns: number | null = null;
   if (repeat > 0) ns = medianNsPerRun(() => prog.runU32(input?.length ?? 0), repeat);

@@ -49,6 +49,8 @@ export function dumpMaps(obj: LoadedObject): Record<string, [string, string][]> 
 export interface ObjectRunOptions {
   readonly program: string;
   readonly engine: Engine;
+  /** Verify each program before it runs (true by default; `--no-verify` clears it). */
+  readonly verify?: boolean;
   readonly dataIn?: Uint8Array;
   readonly ctxIn?: Uint8Array;
   readonly repeat?: number;
@@ -80,7 +82,11 @@ export async function loadForRun(
     if (eq <= 0) throw new UsageError(`--global takes <section>=<hex>, not '${g}'`);
     images[g.slice(0, eq)] = parseHex(g.slice(eq + 1));
   }
-  const obj = await vm.loadObject(bytes, { engine: o.engine, verify: false, globals: images });
+  const obj = await vm.loadObject(bytes, {
+    engine: o.engine,
+    verify: o.verify ?? true,
+    globals: images,
+  });
   for (const u of o.mapUpdates ?? []) applyMapUpdate(obj, u);
   return obj;
 }

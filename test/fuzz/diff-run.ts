@@ -104,13 +104,15 @@ export async function compareOne(
 }
 
 /**
- * Shrinks a mismatching program: replaces instructions by `ja +0` while the engines still
- * disagree, so that the report shows only what matters.
+ * Shrinks a failing program: replaces instructions (exits, jumps and pseudo lddw aside) by
+ * `ja +0`, one at a time, keeping each replacement while `stillFails` holds for the result.
+ * Shared by the differential and the verifier soundness fuzzers.
  */
-export async function minimize(insns: readonly Insn[], input: Uint8Array): Promise<Insn[]> {
+export async function shrinkInsns(
+  insns: readonly Insn[],
+  stillFails: (trial: Insn[]) => Promise<boolean>,
+): Promise<Insn[]> {
   let cur = [...insns];
-  let vm = makeVm();
-  let loads = 0;
   for (let idx = 0; idx < cur.length; idx++) {
     const i = cur[idx] as Insn;
     if (i.code === 0x95 || i.code === 0x05 || i.code === 0 || (i.code === 0x18 && i.src !== 0))
@@ -118,11 +120,24 @@ export async function minimize(insns: readonly Insn[], input: Uint8Array): Promi
     const trial = [...cur];
     trial[idx] = insn(0x05, 0, 0, 0, 0);
     if (i.code === 0x18) trial[idx + 1] = insn(0x05, 0, 0, 0, 0);
+    if (await stillFails(trial)) cur = trial;
+  }
+  return cur;
+}
+
+/**
+ * Shrinks a mismatching program: replaces instructions by `ja +0` while the engines still
+ * disagree, so that the report shows only what matters.
+ */
+export async function minimize(insns: readonly Insn[], input: Uint8Array): Promise<Insn[]> {
+  let vm = makeVm();
+  let loads = 0;
+  const cur = await shrinkInsns(insns, async (trial) => {
     let prog: Program;
     try {
       prog = createProgram(trial);
     } catch {
-      continue;
+      return false;
     }
     if (++loads > 100) {
       vm.close();
@@ -130,8 +145,8 @@ export async function minimize(insns: readonly Insn[], input: Uint8Array): Promi
       loads = 0;
     }
     const d = await compareOne(vm, prog, input);
-    if (d !== undefined && d.what !== '') cur = trial;
-  }
+    return d !== undefined && d.what !== '';
+  });
   vm.close();
   return cur;
 }

@@ -46,8 +46,12 @@ export const INPUT_SIZE = 64;
 /** A helper the differential harness registers: a deterministic mix of r1..r5. */
 export const TEST_HELPER_ID = 200;
 
-const EDGE_IMMS = [0, 1, -1, 2, 7, 31, 32, 63, 64, 0x7fffffff, -0x80000000, 0xff, 0xffff, -2, 3, 5];
-const EDGE_U64 = [
+/** Edge-case s32 immediates (shared with the verifier fuzz generator). */
+export const EDGE_IMMS = [
+  0, 1, -1, 2, 7, 31, 32, 63, 64, 0x7fffffff, -0x80000000, 0xff, 0xffff, -2, 3, 5,
+];
+/** Edge-case 64-bit values (shared with the verifier fuzz generator). */
+export const EDGE_U64 = [
   0n,
   1n,
   0xffffffffffffffffn,

@@ -13,6 +13,8 @@
 
 import { writeFileSync } from 'node:fs';
 import { cpus, loadavg, release } from 'node:os';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Vm } from '../runtime/vm.js';
 import {
   benchCompile,
@@ -21,6 +23,7 @@ import {
   type CompileReport,
 } from './compile.bench.js';
 import { benchCorpus, formatCorpus, type CorpusReport } from './corpus.bench.js';
+import { benchVerify, formatVerify, type VerifyReport } from './verify.bench.js';
 import {
   corpusBinPath,
   loadCorpusProgram,
@@ -63,6 +66,7 @@ interface BenchReport {
   overhead?: OverheadReport;
   maps?: MapsReport;
   compile?: CompileReport;
+  verify?: VerifyReport;
 }
 
 function progress(line: string): void {
@@ -171,6 +175,11 @@ async function runBench(opts: BenchOptions): Promise<BenchReport> {
       progress,
     });
     process.stdout.write(`${heading('Compile latency')}\n${formatCompile(report.compile)}\n`);
+  }
+  if (opts.sections.has('verify')) {
+    const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+    report.verify = benchVerify(root, opts.cpu, opts.quick ? 3 : 9, progress);
+    process.stdout.write(`${heading('Verification time')}\n${formatVerify(report.verify)}\n`);
   }
   machine.loadavgEnd = loadavg();
   const end = [

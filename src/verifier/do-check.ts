@@ -80,6 +80,18 @@ const RETURN_RANGE: Readonly<Partial<Record<string, readonly [bigint, bigint]>>>
   cgroup_skb: [0n, 1n],
 };
 
+/** Insns that count as jumps for the checkpoint heuristic (`jmps_processed`). */
+const JMP_KINDS: ReadonlySet<string> = new Set([
+  'jmp',
+  'ja',
+  'ja32',
+  'may_goto',
+  'gotox',
+  'call',
+  'callx',
+  'exit',
+]);
+
 /** Most rounds of a callback fixpoint before the caller's state is widened to unknowns. */
 const CALLBACK_ROUNDS = 8;
 
@@ -99,6 +111,9 @@ class Exploration {
   private readonly stack: Work[] = [];
   /** Exit states of the callback frame (sync callbacks only). */
   readonly exits: VerifierState[] = [];
+  /** Jumps and insns processed when the last checkpoint was kept. */
+  private cpJmps = -Infinity;
+  private cpInsns = -Infinity;
 
   private readonly check: DoCheck;
   private readonly explored: ExploredStates;
@@ -145,9 +160,13 @@ class Exploration {
     const env = this.check.env;
     const liveRegs = env.liveBefore[idx] ?? 0x7ff;
     const op = env.ops[idx];
-    // The nearest checkpoint of this path at the same insn (an iteration ago).
-    let anc = st.parent;
-    while (anc !== undefined && anc.insnIdx !== idx) anc = anc.parent;
+    // The nearest checkpoint of this path at the same insn (an iteration ago). Every cycle
+    // passes through a loop head, so only loop heads and may_goto need the search.
+    let anc: VerifierState | undefined;
+    if (op?.kind === 'may_goto' || env.cfg.loopHeads.has(idx)) {
+      anc = st.parent;
+      while (anc !== undefined && anc.insnIdx !== idx) anc = anc.parent;
+    }
     if (anc !== undefined && anc.curframe === st.curframe) {
       const within = statesEqual(anc, st, { exact: 'RANGE_WITHIN', liveRegs });
       if (within) {
@@ -158,6 +177,14 @@ class Exploration {
       }
     }
     if (this.explored.find(idx, st, { liveRegs, exact: 'PRECISE' }) !== undefined) return true;
+    // Like the kernel, keep a new checkpoint only every few jumps (or where one is forced):
+    // fewer copies and comparisons, the same pruning for everything but tight loops.
+    const force = env.cfg.forceCheckpoint[idx] === true;
+    if (!force && (env.jmpsProcessed - this.cpJmps < 2 || env.insnProcessed - this.cpInsns < 8)) {
+      return false;
+    }
+    this.cpJmps = env.jmpsProcessed;
+    this.cpInsns = env.insnProcessed;
     const cp = copyState(st);
     cp.branches = 1;
     cp.insnIdx = idx;
@@ -210,6 +237,7 @@ class Exploration {
         log.insn(idx, insns);
       }
       env.recordFacts(idx, st);
+      if (JMP_KINDS.has(op.kind)) env.jmpsProcessed++;
       prevIdx = idx;
       const next = this.step(st, idx, insn);
       if (next === undefined) {

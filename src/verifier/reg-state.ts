@@ -162,12 +162,14 @@ export function regNotInit(): RegState {
  * regStateStr(regUnknownScalar()) // 'scalar()'
  */
 export function regUnknownScalar(): RegState {
-  return Object.freeze({ ...REG_NOT_INIT, type: 'SCALAR_VALUE' });
+  return UNKNOWN_SCALAR;
 }
+
+const UNKNOWN_SCALAR: RegState = Object.freeze({ ...REG_NOT_INIT, type: 'SCALAR_VALUE' });
 
 /** A scalar with value `scalar` (and no id, not precise). */
 export function regScalar(scalar: Scalar): RegState {
-  return Object.freeze({ ...REG_NOT_INIT, type: 'SCALAR_VALUE', scalar });
+  return regWith(UNKNOWN_SCALAR, { scalar });
 }
 
 /**
@@ -187,12 +189,35 @@ export function regConst(v: bigint | number): RegState {
  * regStr(10, regPtr('PTR_TO_STACK')) // 'R10=fp0'
  */
 export function regPtr(type: RegType, fields: RegPtrFields = {}): RegState {
-  return Object.freeze({ ...REG_NOT_INIT, scalar: ZERO, ...fields, type });
+  return regWith(ZERO_PTR, { ...fields, type });
 }
 
-/** `reg` with some fields replaced. */
-export function regWith(reg: RegState, fields: RegPtrFields & { type?: RegType }): RegState {
-  return Object.freeze({ ...reg, ...fields });
+const ZERO_PTR: RegState = Object.freeze({ ...REG_NOT_INIT, scalar: ZERO });
+
+/**
+ * `reg` with some fields replaced. Records are built field by field so that every register
+ * has one shape (the verifier's hottest allocation); they are not frozen, but no code
+ * mutates one (the fields are readonly).
+ */
+export function regWith(reg: RegState, f: RegPtrFields & { type?: RegType }): RegState {
+  return {
+    type: f.type ?? reg.type,
+    maybeNull: f.maybeNull ?? reg.maybeNull,
+    memRdonly: f.memRdonly ?? reg.memRdonly,
+    memRingbuf: f.memRingbuf ?? reg.memRingbuf,
+    off: f.off ?? reg.off,
+    scalar: f.scalar ?? reg.scalar,
+    id: f.id ?? reg.id,
+    refObjId: f.refObjId ?? reg.refObjId,
+    map: 'map' in f ? f.map : reg.map,
+    range: f.range ?? reg.range,
+    memSize: f.memSize ?? reg.memSize,
+    frameno: f.frameno ?? reg.frameno,
+    subprog: f.subprog ?? reg.subprog,
+    btfName: f.btfName ?? reg.btfName,
+    precise: f.precise ?? reg.precise,
+    live: f.live ?? reg.live,
+  };
 }
 
 /**
@@ -200,8 +225,7 @@ export function regWith(reg: RegState, fields: RegPtrFields & { type?: RegType }
  * (kernel `__mark_reg_known_zero`, as used for R1=ctx and R10).
  */
 export function markRegKnownZero(reg: RegState): RegState {
-  return Object.freeze({
-    ...reg,
+  return regWith(reg, {
     off: 0,
     range: 0,
     memSize: 0,
@@ -246,7 +270,7 @@ export function regWidth(reg: RegState): number {
  */
 export function markPtrNotNull(reg: RegState): RegState {
   if (!reg.maybeNull) return reg;
-  return Object.freeze({ ...reg, maybeNull: false });
+  return regWith(reg, { maybeNull: false });
 }
 
 /**
@@ -263,10 +287,10 @@ export function markPtrOrNull(
 ): RegState {
   if (!reg.maybeNull || reg.id !== id || id === 0) return reg;
   if (isNull) {
-    return Object.freeze({ ...regConst(0), live: reg.live });
+    return regWith(regConst(0), { live: reg.live });
   }
   const r = markPtrNotNull(reg);
-  return keepId ? r : Object.freeze({ ...r, id: 0 });
+  return keepId ? r : regWith(r, { id: 0 });
 }
 
 /**

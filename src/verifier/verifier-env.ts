@@ -67,6 +67,8 @@ export class VerifierEnv {
   liveBefore!: Uint16Array;
   /** `insn_processed`. */
   insnProcessed = 0;
+  /** `jmps_processed`. */
+  jmpsProcessed = 0;
   /** Bytes of stack each subprog uses. */
   readonly stackDepth: number[];
   private idGen = 0;

@@ -17,7 +17,13 @@ import {
   type BtfValue,
 } from '../src/loader/btf-value.js';
 import { loadObject } from '../src/loader/object.js';
-import type { BpfObject, GlobalVar, MapDef, ObjProgram } from '../src/loader/types.js';
+import {
+  sourceLines,
+  type BpfObject,
+  type GlobalVar,
+  type MapDef,
+  type ObjProgram,
+} from '../src/loader/types.js';
 import { createProgram, subprogIndexOf } from '../src/program.js';
 import { TypedMap, mapBtfTypes } from './btf-view.js';
 import type { Engine, LoadedProgram } from './loaded-program.js';
@@ -28,8 +34,10 @@ import type { Vm } from './vm.js';
 /** Options of `Vm.loadObject`. */
 export interface ObjectOptions {
   readonly engine?: Engine;
-  /** Run unverified (the verifier is not built yet: `true` is refused). */
+  /** Verify each program before it runs (the default); `false` runs them unverified. */
   readonly verify?: boolean;
+  /** Verifier log level for each program (its `VerifierError` carries the log). */
+  readonly logLevel?: number;
   /**
    * Initial images of global-data sections by section name (`.rodata`, `.data`, `.bss`), as
    * a skeleton sets them before load. Shorter images leave the rest as the object has it.
@@ -332,9 +340,11 @@ async function loadObjectProgram(
   return vm.load(prog, {
     engine: opts.engine ?? 'jit',
     ...(opts.verify === undefined ? {} : { verify: opts.verify }),
+    ...(opts.logLevel === undefined ? {} : { logLevel: opts.logLevel }),
     maps,
     ksyms,
     kfuncs,
+    lineInfo: sourceLines(p),
   });
 }
 

@@ -12,12 +12,11 @@
  * (unreadable ELF, bad assembly, a bug) propagates to main's error handling.
  */
 
-import { basename } from 'node:path';
 import { MapError, UsageError, VerifierError, isVerifierError } from '../errors.js';
 import { isLdImm64, type Insn } from '../isa/insn.js';
 import { BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE } from '../isa/opcodes.js';
 import { loadObject } from '../loader/object.js';
-import type { BpfObject, MapDef, ObjProgram } from '../loader/types.js';
+import { sourceLines, type BpfObject, type MapDef, type ObjProgram } from '../loader/types.js';
 import { createProgram, type Program, type ProgType } from '../program.js';
 import { BPF_LOG_STATS } from '../verifier/log.js';
 import { BPF_MAP_TYPE_ARRAY, MAP_TYPE_NAMES } from '../../runtime/maps/map-type.js';
@@ -249,16 +248,11 @@ function verifyObjectProgram(
   const kfuncs = new Map<number, { name: string; weak: boolean }>();
   for (const r of p.relocs)
     if (r.kind === 'kfunc') kfuncs.set(r.insnIdx, { name: r.name, weak: r.weak });
-  // BTF.ext line info, printed as the kernel's verbose_linfo does: `; source @ file:line`
-  const lines = new Map<number, string>();
-  for (const l of p.lineInfo) {
-    const source = l.source.trim();
-    if (source !== '') lines.set(l.insnIdx, `${source} @ ${basename(l.file)}:${l.line}`);
-  }
   return verifyOne(
     vm,
     prog,
-    { maps, kfuncs, lineInfo: (idx) => lines.get(idx) },
+    // BTF.ext line info, printed as the kernel's verbose_linfo does.
+    { maps, kfuncs, lineInfo: sourceLines(p) },
     o.logLevel ?? 0,
     p.name,
   );

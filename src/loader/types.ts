@@ -172,3 +172,20 @@ export interface ObjProgram {
   readonly funcInfo: readonly ObjFuncInfo[];
   readonly lineInfo: readonly ObjLineInfo[];
 }
+
+/**
+ * The C source line of each insn that has one, as the kernel's `verbose_linfo` prints it in
+ * the verifier log: `source @ file:line` (the file's base name).
+ */
+export function sourceLines(
+  p: Pick<ObjProgram, 'lineInfo'>,
+): (insnIdx: number) => string | undefined {
+  const lines = new Map<number, string>();
+  for (const l of p.lineInfo) {
+    const source = l.source.trim();
+    if (source === '') continue;
+    const file = l.file.slice(l.file.lastIndexOf('/') + 1);
+    lines.set(l.insnIdx, `${source} @ ${file}:${l.line}`);
+  }
+  return (insnIdx) => lines.get(insnIdx);
+}

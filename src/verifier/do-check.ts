@@ -45,6 +45,7 @@ import {
   regNotInit,
   regPtr,
   regScalar,
+  regStr,
   regTypeStr,
   regUnknownScalar,
   type RegState,
@@ -64,6 +65,7 @@ import { checkMemAccess, loadedScalar } from './check-mem.js';
 import { checkCondJmp } from './check-jmp.js';
 import { checkHelperCall, checkKfuncCall, type CallbackRequest } from './check-call.js';
 import { joinStates } from './state-join.js';
+import { stackStr, type StackSlot } from './stack.js';
 import { STATES_PER_INSN, type VerifierEnv } from './verifier-env.js';
 
 /** A path waiting to be explored (kernel `struct bpf_verifier_stack_elem`). */
@@ -98,6 +100,37 @@ const CALLBACK_ROUNDS = 8;
 /** A timer callback to verify after the main program. */
 interface AsyncCallback {
   readonly req: CallbackRequest;
+}
+
+/** The registers and stack of the current frame before an insn, for the level-2 comment. */
+interface Snapshot {
+  readonly frameno: number;
+  readonly regs: readonly RegState[];
+  readonly stack: readonly StackSlot[];
+}
+
+function snapshot(st: VerifierState): Snapshot {
+  const f = st.frames[st.curframe];
+  return { frameno: st.curframe, regs: f?.regs.slice() ?? [], stack: f?.stack.slice() ?? [] };
+}
+
+/**
+ * What an insn changed, as the kernel's level-2 comment prints it (`; R2_w=fp-4 fp-8=0000????`):
+ * the registers it wrote and, when it wrote the stack, the stack; after a call or return the
+ * whole state of the new frame.
+ */
+function changedStr(before: Snapshot, st: VerifierState): string {
+  const f = st.frames[st.curframe];
+  if (f === undefined) return '';
+  if (st.curframe !== before.frameno) return verifierStateStr(st);
+  let out = '';
+  f.regs.forEach((r, i) => {
+    if (r !== before.regs[i] && r.type !== 'NOT_INIT') out += ` ${regStr(i, r, true, f.frameno)}`;
+  });
+  if (f.stack.length !== before.stack.length || f.stack.some((x, i) => x !== before.stack[i])) {
+    out += stackStr(f.stack, f.frameno);
+  }
+  return out;
 }
 
 /** `verbose_invalid_scalar`'s description of a scalar. */
@@ -144,8 +177,8 @@ class Exploration {
       if (!first && (env.log.level & BPF_LOG_LEVEL) !== 0) {
         env.log.verbose(`from ${w.prevIdx} to ${w.idx}:${verifierStateStr(w.st)}\n`);
       }
+      this.walk(w.st, w.idx, first);
       first = false;
-      this.walk(w.st, w.idx);
     }
   }
 
@@ -199,13 +232,13 @@ class Exploration {
   }
 
   /** Walks one path from `idx` until it exits or is pruned. */
-  private walk(st: VerifierState, start: number): void {
+  private walk(st: VerifierState, start: number, printEntry: boolean): void {
     const env = this.check.env;
     const { insns, ops, cfg, log } = env;
     let idx = start;
     let prevIdx = -1;
     for (;;) {
-      if (++env.insnProcessed > BPF_COMPLEXITY_LIMIT_INSNS) {
+      if (++env.insnProcessed > (env.opts.insnLimit ?? BPF_COMPLEXITY_LIMIT_INSNS)) {
         throw env.fail(
           idx,
           `BPF program is too large. Processed ${env.insnProcessed} insn`,
@@ -230,7 +263,8 @@ class Exploration {
           return;
         }
       }
-      if ((log.level & BPF_LOG_LEVEL2) !== 0) log.verbose(`${idx}:${verifierStateStr(st)}\n`);
+      const level2 = (log.level & BPF_LOG_LEVEL2) !== 0;
+      if (level2 && printEntry && prevIdx < 0) log.verbose(`${idx}:${verifierStateStr(st)}\n`);
       if ((log.level & BPF_LOG_LEVEL) !== 0) {
         const line = env.opts.lineInfo?.(idx);
         if (line !== undefined) log.verbose(`; ${line}\n`);
@@ -239,10 +273,15 @@ class Exploration {
       env.recordFacts(idx, st);
       if (JMP_KINDS.has(op.kind)) env.jmpsProcessed++;
       prevIdx = idx;
+      const before = level2 ? snapshot(st) : undefined;
       const next = this.step(st, idx, insn);
       if (next === undefined) {
         this.endPath(st);
         return;
+      }
+      if (before !== undefined) {
+        const changed = changedStr(before, st);
+        if (changed !== '') log.insnState(idx, changed);
       }
       idx = next;
     }

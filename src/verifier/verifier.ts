@@ -68,6 +68,11 @@ export interface VerifyOptions {
   readonly kfuncs?: ReadonlyMap<number, KfuncSig>;
   /** `mem` programs: bytes R1 points to (R2 holds the length); the packet capacity by default. */
   readonly memSize?: number;
+  /**
+   * Processed-insn limit (`BPF_COMPLEXITY_LIMIT_INSNS`, 1,000,000 by default); tools and fuzz
+   * tests lower it to bound their time.
+   */
+  readonly insnLimit?: number;
   /** The C source line of a slot, from BTF.ext line info, printed as `; line` in the log. */
   readonly lineInfo?: (insnIdx: number) => string | undefined;
 }

@@ -2,7 +2,8 @@
  * Seeded fuzzing of the decoder, the program checks, the disassembler and the assembler.
  *
  * Oracles:
- * 1. Nothing but a `BpfError` escapes decodeInsns / checkInsns / createProgram / assemble.
+ * 1. Nothing but a `BpfError` escapes decodeInsns / checkInsns / createProgram / verifyProgram /
+ *    assemble.
  * 2. `disassembleBytes` never throws at all, in any syntax.
  * 3. Round trip: for any whole number of slots, `assemble(disassembleBytes(bytes))` gives the
  *    same bytes back, and so does `assemble(disassemble(assemble(text)))` for any text that
@@ -23,6 +24,8 @@ import { isBpfError } from '../../src/errors.js';
 import { checkInsns, decodeInsns, encodeInsns, insn, type Insn } from '../../src/isa/insn.js';
 import { OP_TABLE, type OpInfo } from '../../src/isa/table.js';
 import { createProgram } from '../../src/program.js';
+import { BPF_LOG_LEVEL2 } from '../../src/verifier/log.js';
+import { verifyProgram } from '../../src/verifier/verifier.js';
 import { conformanceDir, listDataFiles } from '../helpers/conformance.js';
 import { createPrng, type Prng } from '../helpers/prng.js';
 
@@ -255,10 +258,15 @@ function checkBytes(bytes: Uint8Array): void {
     if (!sameBytes(back, bytes))
       throw new Error(`asm round trip changed the bytes to ${hexOf(back)}`);
   }
-  onlyBpfErrors('decode/check/createProgram', () => {
+  onlyBpfErrors('decode/check/createProgram/verifyProgram', () => {
     const insns = decodeInsns(bytes);
     checkInsns(insns);
-    createProgram(insns);
+    const prog = createProgram(insns);
+    // The verifier on arbitrary programs: a verdict or a BpfError, never a crash; the log
+    // printers run at level 2. A low insn limit bounds the time of looping programs.
+    for (const type of ['xdp', 'mem', 'socket_filter'] as const) {
+      verifyProgram(prog, { type, logLevel: BPF_LOG_LEVEL2, insnLimit: 5000 });
+    }
   });
 }
 

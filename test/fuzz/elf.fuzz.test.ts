@@ -19,6 +19,8 @@ import { isBpfError } from '../../src/errors.js';
 import { parseElf, type ElfFile } from '../../src/loader/elf.js';
 import { loadObject } from '../../src/loader/object.js';
 import { createProgram } from '../../src/program.js';
+import { sourceLines } from '../../src/loader/types.js';
+import { verifyProgram } from '../../src/verifier/verifier.js';
 import { createPrng, type Prng } from '../helpers/prng.js';
 import { FIXTURE_DIR, readFixture } from '../unit/src/loader/fixtures.js';
 
@@ -168,12 +170,15 @@ function runCase(bytes: Uint8Array): 'loaded' | 'rejected' {
     const obj = loadObject(bytes);
     for (const p of obj.programs) {
       try {
-        createProgram(p.insns, {
+        const prog = createProgram(p.insns, {
           name: p.name,
           type: p.type,
           funcNames: p.funcNames,
           gotoxTargets: p.gotoxTargets,
         });
+        // Mutated objects through the verifier (no maps: map loads are rejected): a verdict
+        // or a BpfError, never a crash.
+        verifyProgram(prog, { insnLimit: 200, lineInfo: sourceLines(p) });
       } catch (e) {
         if (!isBpfError(e)) throw e;
       }

@@ -134,6 +134,13 @@ function checkBounds(off: number, size: number, what: string, regno: number): st
 
 /** Spills `reg` into slot `spi` over `size` bytes (kernel `save_register_state`). */
 function saveRegisterState(stack: Stack, spi: number, reg: RegState, size: number): void {
+  const live = size === BPF_REG_SIZE ? reg.live | REG_LIVE_WRITTEN : reg.live;
+  const spilledPtr = reg.live === live ? reg : regWith(reg, { live });
+  if (size === BPF_REG_SIZE) {
+    // The common full spill: every byte STACK_SPILL, one shared type array.
+    stack[spi] = { slotType: ALL_SPILL, spilledPtr };
+    return;
+  }
   const old = stackSlot(stack, spi);
   const types = old.slotType.slice();
   for (let i = BPF_REG_SIZE; i > 0; i--) {
@@ -142,12 +149,12 @@ function saveRegisterState(stack: Stack, spi: number, reg: RegState, size: numbe
       types[i - 1] = 'STACK_MISC'; // mark_stack_slot_misc
     }
   }
-  const live = size === BPF_REG_SIZE ? reg.live | REG_LIVE_WRITTEN : reg.live;
-  stack[spi] = Object.freeze({
-    slotType: Object.freeze(types),
-    spilledPtr: regWith(reg, { live }),
-  });
+  stack[spi] = { slotType: Object.freeze(types), spilledPtr };
 }
+
+const ALL_SPILL: readonly SlotType[] = Object.freeze(
+  new Array<SlotType>(BPF_REG_SIZE).fill('STACK_SPILL'),
+);
 
 /**
  * Writes `size` bytes at `off` (negative, from fp) into the stack (kernel
@@ -268,7 +275,9 @@ export function readStack(
     let spillSize = 1;
     for (let i = BPF_REG_SIZE - 1; i > 0 && s.slotType[i - 1] === 'STACK_SPILL'; i--) spillSize++;
     if (size === BPF_REG_SIZE && spillSize === BPF_REG_SIZE) {
-      return { reg: regWith(reg, { live: REG_LIVE_WRITTEN }) };
+      return {
+        reg: reg.live === REG_LIVE_WRITTEN ? reg : regWith(reg, { live: REG_LIVE_WRITTEN }),
+      };
     }
     if (reg.type !== 'SCALAR_VALUE') return { error: 'invalid size of register fill' };
     if (size <= spillSize && off % BPF_REG_SIZE === 0) {

@@ -112,10 +112,25 @@ export function scalarCopy(s: Scalar): RegBounds {
  * scalarStr(scalarKnown(-1n)) // '-1'
  */
 export function scalarKnown(imm: bigint): Scalar {
+  const v = toU64(imm);
+  if (v < SMALL_KNOWN_COUNT) {
+    const i = Number(v);
+    let c = SMALL_KNOWN[i];
+    if (c === undefined) {
+      const r = scalarCopy(SCALAR_UNKNOWN);
+      markRegKnown(r, v);
+      SMALL_KNOWN[i] = c = Object.freeze(r);
+    }
+    return c;
+  }
   const r = scalarCopy(SCALAR_UNKNOWN);
-  markRegKnown(r, imm);
+  markRegKnown(r, v);
   return r;
 }
+
+/** Shared records of the small constants (loop counters, offsets, flags): fewer allocations. */
+const SMALL_KNOWN_COUNT = 1024n;
+const SMALL_KNOWN: (Scalar | undefined)[] = [];
 
 /** A scalar that may hold any value (kernel `__mark_reg_unknown`). */
 export const SCALAR_UNKNOWN: Scalar = Object.freeze({

@@ -82,17 +82,22 @@ const RETURN_RANGE: Readonly<Partial<Record<string, readonly [bigint, bigint]>>>
   cgroup_skb: [0n, 1n],
 };
 
-/** Insns that count as jumps for the checkpoint heuristic (`jmps_processed`). */
-const JMP_KINDS: ReadonlySet<string> = new Set([
-  'jmp',
-  'ja',
-  'ja32',
-  'may_goto',
-  'gotox',
-  'call',
-  'callx',
-  'exit',
-]);
+/** Whether an insn counts as a jump for the checkpoint heuristic (`jmps_processed`). */
+function isJmpKind(kind: string): boolean {
+  switch (kind) {
+    case 'jmp':
+    case 'ja':
+    case 'ja32':
+    case 'may_goto':
+    case 'gotox':
+    case 'call':
+    case 'callx':
+    case 'exit':
+      return true;
+    default:
+      return false;
+  }
+}
 
 /** Most rounds of a callback fixpoint before the caller's state is widened to unknowns. */
 const CALLBACK_ROUNDS = 8;
@@ -271,7 +276,7 @@ class Exploration {
         log.insn(idx, insns);
       }
       env.recordFacts(idx, st);
-      if (JMP_KINDS.has(op.kind)) env.jmpsProcessed++;
+      if (isJmpKind(op.kind)) env.jmpsProcessed++;
       prevIdx = idx;
       const before = level2 ? snapshot(st) : undefined;
       const next = this.step(st, idx, insn);

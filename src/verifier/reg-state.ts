@@ -169,8 +169,19 @@ const UNKNOWN_SCALAR: RegState = Object.freeze({ ...REG_NOT_INIT, type: 'SCALAR_
 
 /** A scalar with value `scalar` (and no id, not precise). */
 export function regScalar(scalar: Scalar): RegState {
+  if (scalar.varOff.mask === 0n && scalar.varOff.value < 1024n) {
+    // The shared register of a shared small constant (bounds.ts scalarKnown).
+    const i = Number(scalar.varOff.value);
+    const c = CONST_REGS[i];
+    if (c !== undefined && c.scalar === scalar) return c;
+    if (c === undefined && scalar === scalarKnown(scalar.varOff.value)) {
+      return (CONST_REGS[i] = regWith(UNKNOWN_SCALAR, { scalar }));
+    }
+  }
   return regWith(UNKNOWN_SCALAR, { scalar });
 }
+
+const CONST_REGS: (RegState | undefined)[] = [];
 
 /**
  * A known constant scalar (kernel `__mark_reg_known` on a SCALAR_VALUE); `v` is taken mod 2^64.

@@ -23,7 +23,6 @@ import type { Program, ProgType } from '../program.js';
 import { PACKET_CAPACITY } from '../abi.js';
 import type { CfgInfo } from './cfg.js';
 import { VerifierLog } from './log.js';
-import { tnumIsConst } from './tnum.js';
 import { ExploredStates, MAX_BPF_REG, type VerifierState } from './states.js';
 import type { RegState } from './reg-state.js';
 import {
@@ -73,7 +72,8 @@ export class VerifierEnv {
   readonly stackDepth: number[];
   private idGen = 0;
   private readonly regClass: (Uint8Array | undefined)[];
-  private readonly consts: (Map<number, bigint> | undefined)[];
+  /** Per slot, per register: the constant every state agreed on so far. */
+  private readonly consts: ((bigint | undefined)[] | undefined)[];
 
   constructor(prog: Program, opts: VerifyOptions) {
     this.prog = prog;
@@ -88,7 +88,7 @@ export class VerifierEnv {
     this.memSize = opts.memSize ?? PACKET_CAPACITY;
     this.stackDepth = prog.subprogs.map(() => 0);
     this.regClass = new Array<Uint8Array | undefined>(prog.insns.length);
-    this.consts = new Array<Map<number, bigint> | undefined>(prog.insns.length);
+    this.consts = new Array<(bigint | undefined)[] | undefined>(prog.insns.length);
   }
 
   /** A fresh id for a pointer, a reference or a scalar link (`++env->id_gen`). */
@@ -127,30 +127,43 @@ export class VerifierEnv {
     const f = st.frames[st.curframe];
     if (f === undefined) return;
     let cls = this.regClass[idx];
-    const fresh = cls === undefined;
-    if (cls === undefined) this.regClass[idx] = cls = new Uint8Array(MAX_BPF_REG);
     let consts = this.consts[idx];
+    if (cls === undefined) {
+      this.regClass[idx] = cls = new Uint8Array(MAX_BPF_REG);
+      this.consts[idx] = consts = new Array<bigint | undefined>(MAX_BPF_REG);
+      for (let r = 0; r < MAX_BPF_REG; r++) {
+        const reg = f.regs[r] as RegState;
+        cls[r] = regClassOf(reg);
+        consts[r] = constOf(reg);
+      }
+      return;
+    }
     for (let r = 0; r < MAX_BPF_REG; r++) {
       const reg = f.regs[r] as RegState;
       cls[r] = (cls[r] as number) | regClassOf(reg);
-      const c =
-        reg.type === 'SCALAR_VALUE' && tnumIsConst(reg.scalar.varOff)
-          ? reg.scalar.varOff.value
-          : undefined;
-      if (fresh) {
-        if (c !== undefined) (consts ??= this.consts[idx] = new Map()).set(r, c);
-      } else if (consts !== undefined && consts.get(r) !== c) {
-        consts.delete(r);
-      }
+      const c = (consts as (bigint | undefined)[])[r];
+      if (c !== undefined && constOf(reg) !== c) (consts as (bigint | undefined)[])[r] = undefined;
     }
   }
 
   /** The facts per slot, for `VerifiedProgram`. */
   facts(): (InsnFacts | undefined)[] {
-    return this.regClass.map((regClass, i) =>
-      regClass === undefined ? undefined : { regClass, constants: this.consts[i] ?? new Map() },
-    );
+    return this.regClass.map((regClass, i) => {
+      if (regClass === undefined) return undefined;
+      const constants = new Map<number, bigint>();
+      this.consts[i]?.forEach((c, r) => {
+        if (c !== undefined) constants.set(r, c);
+      });
+      return { regClass, constants };
+    });
   }
+}
+
+/** The constant a scalar register holds, if it is one. */
+function constOf(reg: RegState): bigint | undefined {
+  return reg.type === 'SCALAR_VALUE' && reg.scalar.varOff.mask === 0n
+    ? reg.scalar.varOff.value
+    : undefined;
 }
 
 /** The class bit of one register. */

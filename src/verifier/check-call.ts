@@ -116,6 +116,13 @@ const HELPER_TYPES: ReadonlyMap<number, readonly string[]> = new Map<number, rea
   [26, SKB_TYPES], // bpf_skb_load_bytes
 ]);
 
+/** Helpers that move or resize the packet (`bpf_helper_changes_pkt_data`). */
+const CHANGES_PKT_DATA: ReadonlySet<number> = new Set([
+  BPF_FUNC_xdp_adjust_head,
+  BPF_FUNC_xdp_adjust_meta,
+  BPF_FUNC_xdp_adjust_tail,
+]);
+
 /** A callback the call registers, for do-check.ts to verify. */
 export interface CallbackRequest {
   /** `sync`: runs before the helper returns (bpf_loop, for_each); `async`: later (timers). */
@@ -519,6 +526,17 @@ export function checkHelperCall(
     }
   }
   clobberArgs(st);
+  if (CHANGES_PKT_DATA.has(id)) {
+    // The packet moved or changed size: every packet pointer's proof is void
+    // (clear_all_pkt_pointers); the program must reload data/data_end from the ctx.
+    mapAllRegs(st, (r) =>
+      r.type === 'PTR_TO_PACKET' ||
+      r.type === 'PTR_TO_PACKET_META' ||
+      r.type === 'PTR_TO_PACKET_END'
+        ? regUnknownScalar()
+        : r,
+    );
+  }
   // R0.
   switch (proto.ret) {
     case 'RET_VOID':

@@ -18,6 +18,37 @@ const CHECKED_BYTE_READ = `mov %r0, 0
 
 export const packetCases: readonly VerifierCase[] = [
   ...pair({
+    rule: 'verifier/direct_packet_access.c (helper changes pkt data): after bpf_xdp_adjust_head every packet pointer must be reloaded from the ctx (clear_all_pkt_pointers)',
+    progType: 'xdp',
+    accept: `mov %r6, %r1
+      mov %r2, 0
+      call 44
+      mov %r0, 0
+      ldxw %r2, [%r6+0]
+      ldxw %r3, [%r6+4]
+      mov %r4, %r2
+      add %r4, 1
+      jgt %r4, %r3, +2
+      mov %r7, %r2
+      ldxb %r0, [%r7+0]
+      exit`,
+    input: [0x2a],
+    retval: 0x2an,
+    reject: `mov %r6, %r1
+      mov %r0, 0
+      ldxw %r2, [%r6+0]
+      ldxw %r3, [%r6+4]
+      mov %r4, %r2
+      add %r4, 1
+      jgt %r4, %r3, +4
+      mov %r7, %r2
+      mov %r2, 0
+      call 44
+      ldxb %r0, [%r7+0]
+      exit`,
+    msg: "R7 invalid mem access 'scalar'",
+  }),
+  ...pair({
     rule: 'verifier_xdp_direct_packet_access.c: a packet read before the data_end check is out of range (off=0 size=1, R2(id=0,off=0,r=0))',
     progType: 'xdp',
     accept: CHECKED_BYTE_READ,

@@ -277,6 +277,17 @@ function checkStackAccess(
       `misaligned stack access off ${tnumStr(reg.scalar.varOff)}+${reg.off}+${off} size ${size}`,
     );
   }
+  const stored = opts.value;
+  if (
+    t === 'write' &&
+    stored !== undefined &&
+    'reg' in stored &&
+    stored.reg.type === 'PTR_TO_STACK' &&
+    stored.reg.frameno > reg.frameno
+  ) {
+    // The callee's frame dies at its exit: a pointer to it must not outlive it.
+    throw env.fail(idx, 'cannot spill pointers to stack into stack frame of the caller');
+  }
   if (tnumIsConst(reg.scalar.varOff)) {
     const total = reg.off + off + Number(BigInt.asIntN(64, reg.scalar.varOff.value));
     if (t === 'write') {

@@ -223,4 +223,30 @@ export const callCases: readonly VerifierCase[] = [
       exit`,
     msg: 'R2 type=scalar expected=func',
   }),
+  ...pair({
+    rule: "verifier/calls.c: a callee may not leave a pointer to its own stack in its caller's frame (cannot spill pointers to stack into stack frame of the caller)",
+    progType: 'socket_filter',
+    accept: `stdw [%r10-8], 0
+      mov %r1, %r10
+      add %r1, -8
+      call local f
+      ldxdw %r0, [%r10-8]
+      exit
+      f:
+      stdw [%r1+0], 5
+      mov %r0, 0
+      exit`,
+    retval: 5n,
+    reject: `stdw [%r10-8], 0
+      mov %r1, %r10
+      add %r1, -8
+      call local f
+      ldxdw %r0, [%r10-8]
+      exit
+      f:
+      stxdw [%r1+0], %r10
+      mov %r0, 0
+      exit`,
+    msg: 'cannot spill pointers to stack into stack frame of the caller',
+  }),
 ];

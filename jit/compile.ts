@@ -213,7 +213,10 @@ function buildModule(
     if (opts.debugNames === true || opts.annotate === true) nameLocals(b, f, w32.length > 0);
     m.addFunctionExport(funcName(k), EXPORT_FUNC_PREFIX + k);
   });
-  addEntryFunctions(b, m, opts.entry, entryNeeds(prog));
+  addEntryFunctions(b, m, opts.entry, {
+    ...entryNeeds(prog),
+    memInputArea: opts.verified !== undefined && opts.entry === 'mem',
+  });
   return { reloopered, markers, webs };
 }
 

@@ -294,6 +294,11 @@ export class LoadedProgram {
   private interpretOnce(addr: number, len: number): bigint {
     const vm = this.vm;
     const w = vm.worker;
+    if (this.type === 'mem' && this.verified !== undefined && addr !== w.packet) {
+      // As the JIT's run_batch: a verified mem program reads its input in the input area.
+      vm.u8().copyWithin(w.packet, addr, addr + len);
+      addr = w.packet;
+    }
     if (this.type !== 'xdp')
       return this.interpretWith(BigInt(addr), BigInt(len), addr, len, undefined);
     const view = vm.dataView();
@@ -327,6 +332,9 @@ export class LoadedProgram {
       });
       const size = this.type === 'xdp' ? XDP_MD.size : SK_BUFF.size;
       regions.push({ start: ctx, end: ctx + size, writable: this.type !== 'xdp', name: 'ctx' });
+    } else if (this.type === 'mem' && this.verified !== undefined) {
+      // The verifier proved accesses within the whole input area (PACKET_CAPACITY bytes).
+      regions.push({ start: pkt, end: pkt + PACKET_CAPACITY, writable: true, name: 'packet' });
     } else if (len > 0) {
       regions.push({ start: pkt, end: pkt + len, writable: true, name: 'packet' });
     }

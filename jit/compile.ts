@@ -213,10 +213,7 @@ function buildModule(
     if (opts.debugNames === true || opts.annotate === true) nameLocals(b, f, w32.length > 0);
     m.addFunctionExport(funcName(k), EXPORT_FUNC_PREFIX + k);
   });
-  addEntryFunctions(b, m, opts.entry, {
-    ...entryNeeds(prog),
-    memInputArea: opts.verified !== undefined && opts.entry === 'mem',
-  });
+  addEntryFunctions(b, m, opts.entry, entryNeeds(prog));
   return { reloopered, markers, webs };
 }
 

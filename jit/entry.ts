@@ -8,8 +8,6 @@
  */
 
 import {
-  CTX_OFF,
-  PACKET_DATA_OFF,
   CTRL_MAY_GOTO,
   CTRL_PKT_ADDR,
   CTRL_PKT_LEN,
@@ -44,12 +42,6 @@ export interface EntryNeeds {
   readonly ldAbs: boolean;
   /** The program may tail-call: reset the tail call count every run. */
   readonly tailCall: boolean;
-  /**
-   * A verified `mem` program: the verifier proved its accesses within the worker's input area
-   * (`PACKET_CAPACITY` bytes at the packet address), so `run_batch` copies each input there
-   * instead of passing its address in the batch.
-   */
-  readonly memInputArea?: boolean;
 }
 
 /** What the entry points of `prog` must set up per run. */
@@ -90,19 +82,10 @@ export function addEntryFunctions(
         ]
       : [];
   /** Per-run setup and the call of the entry function, for packet local `pa` of length `pl`. */
-  const perRun = (
-    pa: number,
-    pl: number,
-    batch: boolean,
-  ): { setup: ExpressionRef[]; call: ExpressionRef } => {
+  const perRun = (pa: number, pl: number): { setup: ExpressionRef[]; call: ExpressionRef } => {
+    const a = (): ExpressionRef => m.local.get(pa, i32);
     const len = (): ExpressionRef => m.local.get(pl, i32);
     const setup: ExpressionRef[] = [];
-    if (batch && entry === 'mem' && needs.memInputArea === true) {
-      // The input area follows the ctx in the worker's area (src/abi.ts layout).
-      const area = m.i32.add(ctx(), m.i32.const(PACKET_DATA_OFF - CTX_OFF));
-      setup.push(m.memory.copy(area, m.local.get(pa, i32), len()), m.local.set(pa, area));
-    }
-    const a = (): ExpressionRef => m.local.get(pa, i32);
     if (needs.mayGoto)
       setup.push(m.i64.store(CTRL_MAY_GOTO, 8, ctrl(), m.i64.const(BPF_MAX_LOOPS)));
     if (needs.tailCall) setup.push(m.i32.store(CTRL_TAIL_CALL_CNT, 4, ctrl(), m.i32.const(0)));
@@ -125,7 +108,7 @@ export function addEntryFunctions(
       call: m.call(funcName(0), [u64(a()), u64(len()), zero(), zero(), zero()], b.i64),
     };
   };
-  const one = perRun(0, 1, false);
+  const one = perRun(0, 1);
   m.addFunction(
     EXPORT_RUN,
     b.createType([i32, i32]),
@@ -147,7 +130,7 @@ export function addEntryFunctions(
   // run_batch(desc, count, results); locals: 3 = i, 4 = packet, 5 = length
   const i = (): ExpressionRef => m.local.get(3, i32);
   const desc = (): ExpressionRef => m.i32.add(m.local.get(0, i32), m.i32.shl(i(), m.i32.const(3)));
-  const each = perRun(4, 5, true);
+  const each = perRun(4, 5);
   m.addFunction(
     EXPORT_RUN_BATCH,
     b.createType([i32, i32, i32]),

@@ -172,7 +172,11 @@ export class LoadedProgram {
   /** Lays out inputs in Vm memory once, for `runBatch`. Free it with `releaseBatch`. */
   prepareBatch(inputs: readonly Uint8Array[]): Batch {
     const count = inputs.length;
-    const dataBytes = inputs.reduce((n, x) => n + x.length, 0);
+    // A verified mem program may read up to memInputSize bytes of its input: each input gets
+    // that much room, zero-padded (the verifier's model of R1).
+    const room = this.memInputRoom();
+    const slot = (x: Uint8Array): number => Math.max(x.length, room);
+    const dataBytes = inputs.reduce((n, x) => n + slot(x), 0);
     const descAddr = this.vm.heap.alloc(Math.max(16, count * 8 + count * 4 + dataBytes));
     const resultsAddr = descAddr + count * 8;
     const dataAddr = resultsAddr + count * 4;
@@ -181,11 +185,17 @@ export class LoadedProgram {
     let at = dataAddr;
     inputs.forEach((x, k) => {
       u8.set(x, at);
-      view.setUint32(descAddr + k * 8, x.length === 0 ? 0 : at, true);
+      if (slot(x) > x.length) u8.fill(0, at + x.length, at + slot(x));
+      view.setUint32(descAddr + k * 8, slot(x) === 0 ? 0 : at, true);
       view.setUint32(descAddr + k * 8 + 4, x.length, true);
-      at += x.length;
+      at += slot(x);
     });
     return { count, descAddr, resultsAddr, dataAddr };
+  }
+
+  /** Bytes a verified mem program may access after R1 (0 for other programs). */
+  private memInputRoom(): number {
+    return this.type === 'mem' ? (this.verified?.memInputSize ?? 0) : 0;
   }
 
   /** Frees a batch made by `prepareBatch`. */
@@ -294,11 +304,6 @@ export class LoadedProgram {
   private interpretOnce(addr: number, len: number): bigint {
     const vm = this.vm;
     const w = vm.worker;
-    if (this.type === 'mem' && this.verified !== undefined && addr !== w.packet) {
-      // As the JIT's run_batch: a verified mem program reads its input in the input area.
-      vm.u8().copyWithin(w.packet, addr, addr + len);
-      addr = w.packet;
-    }
     if (this.type !== 'xdp')
       return this.interpretWith(BigInt(addr), BigInt(len), addr, len, undefined);
     const view = vm.dataView();
@@ -332,11 +337,9 @@ export class LoadedProgram {
       });
       const size = this.type === 'xdp' ? XDP_MD.size : SK_BUFF.size;
       regions.push({ start: ctx, end: ctx + size, writable: this.type !== 'xdp', name: 'ctx' });
-    } else if (this.type === 'mem' && this.verified !== undefined) {
-      // The verifier proved accesses within the whole input area (PACKET_CAPACITY bytes).
-      regions.push({ start: pkt, end: pkt + PACKET_CAPACITY, writable: true, name: 'packet' });
-    } else if (len > 0) {
-      regions.push({ start: pkt, end: pkt + len, writable: true, name: 'packet' });
+    } else if (Math.max(len, this.memInputRoom()) > 0) {
+      const end = pkt + Math.max(len, this.memInputRoom());
+      regions.push({ start: pkt, end, writable: true, name: 'packet' });
     }
     const env: ExecEnv = {
       memory: () => vm.u8(),

@@ -123,6 +123,21 @@ function checkMemRegionAccess(
     env.verbose(regionDetail(kind, memSize, hi, size));
     throw env.fail(idx, `R${regno} max value is outside of the allowed memory range`);
   }
+  if (kind === 'mem' && isMemInput(env, reg) && hi + size > env.memInputMax) {
+    env.memInputMax = hi + size;
+  }
+}
+
+/** Whether `reg` points into a `mem` program's input (R1 at entry and what derives from it). */
+function isMemInput(env: VerifierEnv, reg: RegState): boolean {
+  return (
+    env.type === 'mem' &&
+    reg.type === 'PTR_TO_MEM' &&
+    !reg.memRingbuf &&
+    reg.refObjId === 0 &&
+    reg.id === 0 &&
+    reg.memSize === env.memSize
+  );
 }
 
 /** `check_packet_access`: `[off, off+size)` inside the proven range of the packet pointer. */

@@ -48,6 +48,12 @@ export interface VerifiedProgram {
   readonly reachable: readonly boolean[];
   /** Facts per reachable slot (undefined for unreachable slots and second lddw slots). */
   readonly facts: readonly (InsnFacts | undefined)[];
+  /**
+   * `mem` programs: bytes after R1 (the input) that the program may access, the largest end
+   * offset of any proven access through it (0 when it never touches its input). The runtime
+   * gives every run at least this many bytes there (zero padding after a short input).
+   */
+  readonly memInputSize: number;
   /** Bytes of stack each subprog uses (kernel `stack_depth`), by subprog index. */
   readonly stackDepth: readonly number[];
   /** Instructions processed (`insn_processed`). */

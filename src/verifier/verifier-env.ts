@@ -64,6 +64,8 @@ export class VerifierEnv {
   cfg!: CfgInfo;
   /** Registers live before each insn (bit r), from `computeLiveRegs`. */
   liveBefore!: Uint16Array;
+  /** `mem` programs: the largest end offset of a proven access through the input (R1). */
+  memInputMax = 0;
   /** `insn_processed`. */
   insnProcessed = 0;
   /** `jmps_processed`. */

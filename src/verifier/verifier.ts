@@ -109,6 +109,7 @@ export function verifyProgram(prog: Program, opts: VerifyOptions = {}): Verified
     type: env.type,
     reachable: env.facts().map((f) => f !== undefined),
     facts: env.facts(),
+    memInputSize: env.memInputMax,
     stackDepth: env.stackDepth.slice(),
     processedInsns: env.insnProcessed,
     totalStates: env.explored.totalStates,

@@ -322,6 +322,7 @@ function deriveFacts(prog: Program): VerifiedProgram {
     type,
     reachable: at.map((s) => s !== undefined),
     facts,
+    memInputSize: 0,
     stackDepth: prog.subprogs.map(() => 512),
     processedInsns: 0,
     totalStates: 0,

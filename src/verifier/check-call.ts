@@ -260,9 +260,9 @@ function checkFuncArg(
       return;
     }
     case 'ARG_PTR_TO_MEM':
-    case 'ARG_PTR_TO_UNINIT_MEM': {
-      const uninit = base === 'ARG_PTR_TO_UNINIT_MEM' || flags.includes('MEM_UNINIT');
-      const next = proto.args[argno];
+    case 'ARG_PTR_TO_UNINIT_MEM':
+      // The memory is checked with its size argument, next (check_mem_size_reg); here only
+      // that it is not an unchecked _or_null pointer.
       if (mayBeNull && reg.type === 'SCALAR_VALUE' && constOf(reg.scalar) === 0n) return;
       if (reg.maybeNull && reg.type !== 'SCALAR_VALUE') {
         throw env.fail(
@@ -270,10 +270,7 @@ function checkFuncArg(
           `R${argno} type=${regTypeStr(reg)} expected=fp, pkt, pkt_meta, map_key, map_value, mem`,
         );
       }
-      if (next === undefined) return;
-      // The size argument is checked together with the memory (check_mem_size_reg).
-      return void uninit;
-    }
+      return;
     case 'ARG_CONST_SIZE':
     case 'ARG_CONST_SIZE_OR_ZERO': {
       const memArg = proto.args[argno - 2];

@@ -190,7 +190,7 @@ export function checkCondJmp(
   if (dstPtr || srcPtr) {
     if (width === 32)
       throw env.fail(idx, `R${dstPtr ? insn.dst : insn.src} pointer comparison prohibited`);
-    return pointerJmp(st, insn, cond, dst, src);
+    return pointerJmp(st, cond, dst, src);
   }
   const sameReg = useSrcReg && insn.src === insn.dst;
   const out = condJmpOutcome(dst.scalar, src.scalar, cond, width, sameReg);
@@ -203,13 +203,7 @@ export function checkCondJmp(
 }
 
 /** A conditional jump with a pointer operand. */
-function pointerJmp(
-  st: VerifierState,
-  insn: Insn,
-  cond: JmpCond,
-  dst: RegState,
-  src: RegState,
-): JmpBranches {
+function pointerJmp(st: VerifierState, cond: JmpCond, dst: RegState, src: RegState): JmpBranches {
   // Null checks: `if ptr == 0` / `if ptr != 0` (either operand order).
   if (cond === 'eq' || cond === 'ne') {
     const ptr = regIsPointer(dst) ? dst : src;
@@ -225,7 +219,6 @@ function pointerJmp(
       return { taken, fall: st };
     }
   }
-  void insn;
   const taken = copyState(st);
   if (typeIsPktPointer(dst.type) || typeIsPktPointer(src.type)) {
     matchPktPointers(cond, dst, src, taken, st);

@@ -217,14 +217,7 @@ function byteType(stack: Stack, off: number): SlotType {
 }
 
 /** Marks stack bytes `[lo, hi)` (negative offsets) as written with unknown data. */
-function markStackMisc(
-  env: VerifierEnv,
-  idx: number,
-  stack: Stack,
-  lo: number,
-  hi: number,
-  regno: number,
-): void {
+function markStackMisc(env: VerifierEnv, idx: number, stack: Stack, lo: number, hi: number): void {
   growStack(stack, -lo);
   for (let spi = Math.floor(-hi / BPF_REG_SIZE); spi * BPF_REG_SIZE < -lo; spi++) {
     const s = stackSlot(stack, spi);
@@ -247,7 +240,6 @@ function markStackMisc(
     // A partial overwrite breaks a spill: the rest of its bytes become plain data.
     const keepSpill = types.every((t) => t === 'STACK_SPILL');
     const fixed = keepSpill ? types : types.map((t) => (t === 'STACK_SPILL' ? 'STACK_MISC' : t));
-    void regno;
     stack[spi] = Object.freeze({
       slotType: Object.freeze(fixed),
       spilledPtr: keepSpill ? s.spilledPtr : REG_NOT_INIT,
@@ -343,7 +335,7 @@ function checkStackAccess(
     if (v !== undefined && 'reg' in v && regIsPointer(v.reg)) {
       throw env.fail(idx, `R${regno} variable-offset stack write of a pointer is not allowed`);
     }
-    markStackMisc(env, idx, stack, min, max + size, regno);
+    markStackMisc(env, idx, stack, min, max + size);
     return undefined;
   }
   const bad = firstUninit(stack, min, max + size);
@@ -600,11 +592,9 @@ function checkStackRange(
       const slot = stackSlot(stack, Math.floor((-o - 1) / BPF_REG_SIZE));
       const t = byteType(stack, o);
       if (t === 'STACK_INVALID') {
-        const base = Math.floor(o / BPF_REG_SIZE) * BPF_REG_SIZE;
         const within = tnumIsConst(reg.scalar.varOff)
           ? `off ${lo}+${o - lo} size ${size}`
           : `var_off ${tnumStr(reg.scalar.varOff)}+${o - lo} size ${size}`;
-        void base;
         throw env.fail(idx, `invalid indirect read from stack R${regno} ${within}`);
       }
       if (isSpilledReg(slot) && !isSpilledScalarReg(slot) && !env.allowPtrLeaks) {
@@ -615,5 +605,5 @@ function checkStackRange(
       }
     }
   }
-  if (access.write) markStackMisc(env, idx, stack, lo, hi, regno);
+  if (access.write) markStackMisc(env, idx, stack, lo, hi);
 }

@@ -308,7 +308,7 @@ class Exploration {
         return idx + 1;
       }
       case 'lddw':
-        writeReg(env, st, idx, insn.dst, this.check.ldImm64(st, idx, insn));
+        writeReg(env, st, idx, insn.dst, this.check.ldImm64(idx, insn));
         return idx + 2;
       case 'ldx':
       case 'ldxsx': {
@@ -599,9 +599,8 @@ export class DoCheck {
   }
 
   /** The value of an lddw (kernel `check_ld_imm`). */
-  ldImm64(st: VerifierState, idx: number, insn: Insn): RegState {
+  ldImm64(idx: number, insn: Insn): RegState {
     const env = this.env;
-    void st;
     switch (insn.src) {
       case 0:
         return regScalar(scalarKnown(ldImm64Value(env.insns, idx)));

@@ -4,7 +4,8 @@
  * table (the same slot numbers as the host's: helper blocks, kfunc slots, function tokens), its
  * own globals (stack pointer, control slot, ctx: `workerLayout(index)`) and its own helpers
  * (runtime/worker-helpers.ts), then serves requests rung on its doorbell (worker-protocol.ts)
- * until the host terminates it. While idle it wakes every `heartbeatMs` to bump its heartbeat.
+ * until the host terminates it. After a request it polls the doorbell for WORKER_SPIN_US, then
+ * sleeps; while idle it wakes every `heartbeatMs` to bump its heartbeat.
  *
  * Called from: runtime/worker-pool.ts (`new Worker`). Never imported by host code.
  */
@@ -49,6 +50,7 @@ import { trapToError } from './trap.js';
 import { workerHelpers } from './worker-helpers.js';
 import {
   WORKER_CMD_LOAD,
+  WORKER_SPIN_US,
   type WorkerFailure,
   type WorkerInit,
   type WorkerProgram,
@@ -193,6 +195,8 @@ for (const p of init.programs) loadProgram(p);
 let seen = Atomics.load(ctrl32, w32(CTRL_DOORBELL));
 parentPort?.postMessage({ type: 'ready' });
 for (;;) {
+  const spinUntil = performance.now() + WORKER_SPIN_US / 1000;
+  while (Atomics.load(ctrl32, w32(CTRL_DOORBELL)) === seen && performance.now() < spinUntil);
   Atomics.wait(ctrl32, w32(CTRL_DOORBELL), seen, init.heartbeatMs);
   // the heartbeat is a u64; its low word is enough to see progress
   Atomics.add(ctrl32, w32(CTRL_HEARTBEAT), 1);

@@ -4,12 +4,14 @@
  * of the shared memory and its own worker layout. Only helpers that need no host state qualify:
  * clocks (`process.hrtime`), random (a xorshift per worker, seeded with the Vm seed and the
  * worker index), the CPU id (the worker index), pointer-only helpers (probe_read*, strings,
- * csum_diff, snprintf, the XDP adjust helpers) and the task helpers when the task is fixed data.
+ * csum_diff, snprintf, the XDP adjust helpers), bpf_spin_lock/unlock (Atomics on the shared
+ * lock word, owner = worker index + 1; lock breaks are counted per worker, not reported to the
+ * host yet) and the task helpers when the task is fixed data.
  * The map and ringbuf helpers are Wasm functions of the worker's runtime-module instance
  * (runtime/maps/helpers.ts) and are added by the worker.
  *
  * The Vm uses `workerHelperIds` at load time to refuse a program that calls anything else
- * (bpf_trace_printk, timers, bpf_loop, spin locks, host-registered helpers, kfuncs).
+ * (bpf_trace_printk, timers, bpf_loop and other callbacks, host-registered helpers, kfuncs).
  *
  * Called from a worker thread (startup) and from host (Vm.load's check).
  */
@@ -21,6 +23,7 @@ import { csumHelpers } from './helpers/csum.js';
 import { printkHelpers, TraceLog } from './helpers/printk.js';
 import { probeReadHelpers } from './helpers/probe-read.js';
 import { randomHelpers, xorshift32 } from './helpers/random.js';
+import { spinLockHelpers, type SpinLockStats } from './helpers/spinlock.js';
 import { stringHelpers } from './helpers/strings.js';
 import { taskHelpers, type TaskInfo } from './helpers/task.js';
 import { timeHelpers } from './helpers/time.js';
@@ -45,6 +48,7 @@ export function workerSeed(seed: number, cpu: number): number {
  */
 export function workerHelpers(host: XdpHost, cpu: number, cfg: WorkerHelperConfig): HelperProto[] {
   const task = cfg.task;
+  const lockStats: SpinLockStats = { breaks: 0 };
   return [
     ...timeHelpers(() => process.hrtime.bigint()),
     ...randomHelpers(xorshift32(workerSeed(cfg.seed, cpu))),
@@ -53,6 +57,7 @@ export function workerHelpers(host: XdpHost, cpu: number, cfg: WorkerHelperConfi
     ...stringHelpers(host),
     ...csumHelpers(host),
     ...xdpHelpers(host),
+    ...spinLockHelpers(host, lockStats),
     // snprintf writes into BPF memory only; trace_printk needs the host's trace log
     ...printkHelpers(host, new TraceLog()).filter((h) => h.id !== BPF_FUNC_trace_printk),
     ...(task === undefined ? [] : taskHelpers(host, () => task)),

@@ -13,7 +13,7 @@ import {
 } from '../../bench/corpus.js';
 import { assembleProgram } from '../../src/asm/assembler.js';
 import { UsageError, WorkerError, isBpfError } from '../../src/errors.js';
-import { BPF_MAP_TYPE_PERCPU_ARRAY } from '../../runtime/maps/map-type.js';
+import { BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY } from '../../runtime/maps/map-type.js';
 import { Vm } from '../../runtime/vm.js';
 
 const vms: Vm[] = [];
@@ -102,6 +102,47 @@ describe('a Vm with workers', () => {
     const out = await prog.runBatchParallel(inputs);
     // five inputs on worker 0, four on worker 1
     expect([...out]).toEqual(inputs.map((x, k) => (x[0] as number) * 256 + (k < 5 ? 0 : 1)));
+  });
+
+  it('serialises bpf_spin_lock sections across workers: no increment is lost', async () => {
+    const vm = make(2);
+    const m = vm.createMap({
+      name: 'locked',
+      type: BPF_MAP_TYPE_ARRAY,
+      keySize: 4,
+      valueSize: 16,
+      maxEntries: 1,
+    });
+    // value = lookup(0); lock(value); value[8] += 1 (load, spin a little, store); unlock
+    const prog = await vm.load(
+      assembleProgram(`
+        stw [%r10-4], 0
+        lddw %r1, map_fd ${m.id}
+        mov %r2, %r10
+        add %r2, -4
+        call 1
+        jne %r0, 0, +1
+        exit
+        mov %r6, %r0
+        mov %r1, %r6
+        call 93
+        ldxdw %r7, [%r6+8]
+        mov %r8, 0
+      spin:
+        add %r8, 1
+        jlt %r8, 200, spin
+        add %r7, 1
+        stxdw [%r6+8], %r7
+        mov %r1, %r6
+        call 94
+        mov %r0, 0
+        exit`),
+      { type: 'mem', verify: false },
+    );
+    const batch = Array.from({ length: 5000 }, () => new Uint8Array(0));
+    await Promise.all([prog.runBatchParallel(batch), prog.runBatchParallel(batch)]);
+    const v = m.lookup(new Uint8Array(4)) as Uint8Array;
+    expect(new DataView(v.buffer, v.byteOffset).getBigUint64(8, true)).toBe(10000n);
   });
 
   it('refuses at load a helper that needs the host thread, naming it', async () => {

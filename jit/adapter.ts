@@ -40,6 +40,17 @@ export async function adaptHelpers(
 ): Promise<WebAssembly.ExportValue[]> {
   if (fns.length === 0) return [];
   const wasm = await compileHelperAdapter(fns.length);
+  return instantiateHelperAdapter(await WebAssembly.compile(wasm), fns);
+}
+
+/**
+ * Instantiates an adapter module that `compileHelperAdapter(fns.length)` built (it depends on
+ * the count only, so one compiled module serves every worker thread of a Vm) over `fns`.
+ */
+export function instantiateHelperAdapter(
+  mod: WebAssembly.Module,
+  fns: readonly ((args: HelperArgs) => bigint)[],
+): WebAssembly.ExportValue[] {
   const imports: Record<string, (...a: bigint[]) => bigint> = {};
   fns.forEach((fn, k) => {
     imports[`h${k}`] = (r1 = 0n, r2 = 0n, r3 = 0n, r4 = 0n, r5 = 0n) =>
@@ -54,8 +65,6 @@ export async function adaptHelpers(
         ]),
       );
   });
-  const inst = await WebAssembly.instantiate(await WebAssembly.compile(wasm), {
-    [ADAPTER_IMPORT_MODULE]: imports,
-  });
+  const inst = new WebAssembly.Instance(mod, { [ADAPTER_IMPORT_MODULE]: imports });
   return fns.map((_, k) => inst.exports[`h${k}`] as WebAssembly.ExportValue);
 }

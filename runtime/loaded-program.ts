@@ -11,6 +11,9 @@
 import type { VerifiedProgram } from '../src/verifier/verified-program.js';
 import {
   CTRL_R0,
+  WORKER_CMD_RUN,
+  WORKER_CMD_RUN_BATCH,
+  workerLayout,
   EXPORT_RUN,
   EXPORT_RUN_BATCH,
   EXPORT_RUN_CTX,
@@ -29,6 +32,7 @@ import type { CompiledModule, CompileTimings } from '../jit/compile.js';
 import { testRun, type TestRunOptions, type TestRunResult } from './test-run.js';
 import { trapToError } from './trap.js';
 import type { Vm } from './vm.js';
+import type { WorkerPool } from './worker-pool.js';
 
 /** Execution backend: the JIT (Wasm) or the reference interpreter. */
 export type Engine = 'jit' | 'interp';
@@ -234,6 +238,91 @@ export class LoadedProgram {
     } finally {
       if (Array.isArray(batch)) this.releaseBatch(b);
     }
+  }
+
+  /**
+   * Runs once on worker thread `worker` of a Vm with workers and resolves with r0 (u64). The
+   * input is copied into that worker's packet area when the worker is free; r0 comes back
+   * through its control slot. Runs on one worker happen in call order.
+   * @example
+   * const vm = Vm.create({ workers: 2 });
+   * const prog = await vm.load(program);
+   * const [a, b] = await Promise.all([prog.runOn(0, pkt), prog.runOn(1, pkt)]);
+   */
+  runOn(worker: number, input?: Uint8Array): Promise<bigint> {
+    const pool = this.pool();
+    const w = workerLayout(worker);
+    const len = this.checkInput(input);
+    return pool.request(worker, {
+      cmd: WORKER_CMD_RUN,
+      prog: this.id,
+      args: [len === 0 ? 0 : w.packet, len, 0],
+      before: () => {
+        if (input !== undefined && input.length > 0) this.vm.u8().set(input, w.packet);
+      },
+      after: () => this.vm.dataView().getBigUint64(w.ctrl + CTRL_R0, true),
+    });
+  }
+
+  /**
+   * Runs `batch` (from `prepareBatch`; its memory is shared with the workers) on worker thread
+   * `worker`; resolves with the view of its u32 results in Vm memory.
+   */
+  runBatchOn(worker: number, batch: Batch): Promise<Uint32Array> {
+    return this.pool().request(worker, {
+      cmd: WORKER_CMD_RUN_BATCH,
+      prog: this.id,
+      args: [batch.descAddr, batch.count, batch.resultsAddr],
+      after: () => new Uint32Array(this.vm.memory.buffer, batch.resultsAddr, batch.count),
+    });
+  }
+
+  /**
+   * Spreads `inputs` over all worker threads in contiguous shares (one batch per worker, run
+   * in parallel) and resolves with the low 32 bits of every r0, in input order.
+   * @example
+   * const verdicts = await prog.runBatchParallel(packets);
+   */
+  async runBatchParallel(inputs: readonly Uint8Array[]): Promise<Uint32Array> {
+    const pool = this.pool();
+    const n = pool.count;
+    const share = Math.ceil(inputs.length / n);
+    const out = new Uint32Array(inputs.length);
+    const batches: Batch[] = [];
+    try {
+      for (let i = 0; i < n && i * share < inputs.length; i++) {
+        batches.push(this.prepareBatch(inputs.slice(i * share, (i + 1) * share)));
+      }
+      await Promise.all(
+        batches.map(async (b, i) => out.set(await this.runBatchOn(i, b), i * share)),
+      );
+      return out;
+    } finally {
+      for (const b of batches) this.releaseBatch(b);
+    }
+  }
+
+  /** The Vm's worker threads, for a program they can run. */
+  private pool(): WorkerPool {
+    const pool = this.vm.workers;
+    if (pool === undefined)
+      throw new UsageError('the Vm has no workers (create it with Vm.create({ workers: n }))');
+    if (this.vm.isClosed) throw new UsageError('the Vm is closed');
+    if (this.engine !== 'jit') throw new UsageError('workers run JIT-compiled programs only');
+    if (this.type !== 'mem' && this.type !== 'xdp')
+      throw new UsageError(`workers do not run '${this.type}' programs yet (mem and xdp only)`);
+    return pool;
+  }
+
+  /** The length of a run input, checked against the packet capacity. */
+  private checkInput(input: Uint8Array | undefined): number {
+    const len = input?.length ?? 0;
+    if (len > PACKET_CAPACITY) {
+      throw new UsageError(
+        `input of ${len} bytes exceeds the packet capacity of ${PACKET_CAPACITY}`,
+      );
+    }
+    return len;
   }
 
   /** Copies `input` into the packet area; returns the input length. */

@@ -1,6 +1,8 @@
 /**
  * The AssemblyScript runtime module (runtime/wasm/, built by `npm run build:rt`): loads its
- * bytes once per process and instantiates it per worker over the Vm's memory. Its `bpf_*`
+ * bytes once per process and instantiates it per worker over the Vm's memory. There are two
+ * builds of the same source: `rt.wasm` imports a private memory, `rt-shared.wasm` a shared one
+ * (a Vm with workers); Wasm requires the import to match the memory's `shared` flag. Its `bpf_*`
  * exports are helpers with the BPF calling convention that go straight into call-table slots;
  * its `host_*` exports serve the host-side map API.
  */
@@ -44,19 +46,26 @@ export type MapOpSlow = (
   flags: bigint,
 ) => bigint;
 
-let compiled: WebAssembly.Module | undefined;
+const compiled: { private?: WebAssembly.Module; shared?: WebAssembly.Module } = {};
 
-function rtModule(): WebAssembly.Module {
-  if (compiled === undefined) {
+/** The compiled runtime module for a private (`shared` false) or shared memory. */
+export function rtModule(shared: boolean): WebAssembly.Module {
+  const kind = shared ? 'shared' : 'private';
+  let mod = compiled[kind];
+  if (mod === undefined) {
+    const file = shared ? 'rt-shared.wasm' : 'rt.wasm';
     let bytes: Buffer;
     try {
-      bytes = readFileSync(new URL('./wasm/rt.wasm', import.meta.url));
+      bytes = readFileSync(new URL(`./wasm/${file}`, import.meta.url));
     } catch (e) {
-      throw new InternalError('runtime/wasm/rt.wasm is missing: run `npm run build`', { cause: e });
+      throw new InternalError(`runtime/wasm/${file} is missing: run \`npm run build\``, {
+        cause: e,
+      });
     }
-    compiled = new WebAssembly.Module(bytes);
+    mod = new WebAssembly.Module(bytes);
+    compiled[kind] = mod;
   }
-  return compiled;
+  return mod;
 }
 
 /** Instantiates the runtime module for worker `cpu` over `memory`. */
@@ -65,7 +74,8 @@ export function instantiateRt(
   cpu: number,
   mapOpSlow: MapOpSlow,
 ): RtExports {
-  const inst = new WebAssembly.Instance(rtModule(), {
+  const shared = memory.buffer instanceof SharedArrayBuffer;
+  const inst = new WebAssembly.Instance(rtModule(shared), {
     env: {
       memory,
       map_op_slow: mapOpSlow,

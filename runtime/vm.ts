@@ -6,7 +6,12 @@
  * `LoadedProgram`, whose `run*` methods are the hot path. Both engines run on this same
  * memory, so they can be compared on identical state.
  *
- * Single-threaded for now (worker 0); the workers issue adds the others.
+ * `Vm.create({ workers: n })` with n ≥ 1 makes the memory shared and starts n worker threads
+ * (runtime/worker-pool.ts), each a "CPU" that instantiates every loaded program over the same
+ * memory with its own call table, globals and runtime-module instance; `prog.runOn(i, input)`
+ * runs on worker i. The host thread then has its own area (`workerLayout(n)`) and runs as CPU 0.
+ * With `workers: 0` (the default) nothing of this exists: the memory is private and the Vm is
+ * single-threaded.
  */
 
 import {
@@ -24,12 +29,13 @@ import {
   IMPORT_TABLE,
   PACKET_CAPACITY,
   WASM_PAGE,
+  MAX_WORKERS,
   heapBase,
   workerLayout,
   type ProgLinks,
   type WorkerLayout,
 } from '../src/abi.js';
-import { ExecError, LinkError, UsageError } from '../src/errors.js';
+import { ExecError, LinkError, UsageError, type WorkerError } from '../src/errors.js';
 import { isLdImm64, type Insn } from '../src/isa/insn.js';
 import {
   BPF_PSEUDO_BTF_ID,
@@ -42,7 +48,7 @@ import {
 } from '../src/isa/opcodes.js';
 import type { HelperArgs, MemRegion, TokenTarget } from '../src/interp/env.js';
 import { jumpTarget, subprogIndexOf, type Program, type ProgType } from '../src/program.js';
-import { adaptHelpers } from '../jit/adapter.js';
+import { adaptHelpers, compileHelperAdapter } from '../jit/adapter.js';
 import { compileProgram, type CompiledModule, type CompileTimings } from '../jit/compile.js';
 import { HeapArena } from './heap.js';
 import {
@@ -60,6 +66,10 @@ import type { MapInfo } from '../src/verifier/reg-state.js';
 import { verifyProgram, type KfuncSig, type LdMap } from '../src/verifier/verifier.js';
 import type { VerifiedProgram } from '../src/verifier/verified-program.js';
 import { instantiateRt, type RtExports } from './rt.js';
+import { xorshift32 } from './helpers/random.js';
+import { processTask } from './helpers/task.js';
+import { workerHelpers, type WorkerHelperConfig } from './worker-helpers.js';
+import { WorkerPool } from './worker-pool.js';
 import { loadObjectInto, type LoadedObject, type ObjectOptions } from './object.js';
 import { LoadedProgram, type Engine } from './loaded-program.js';
 
@@ -78,6 +88,16 @@ export interface VmOptions extends HelperOptions {
    * wabt validate each one; tools can save them).
    */
   readonly onCompiled?: (wasm: Uint8Array, prog: Program) => void | Promise<void>;
+  /**
+   * Worker threads ("CPUs") to start, 0 (the default) for a single-threaded Vm. With workers the
+   * memory is shared, `nCpus` is the worker count, and programs run on a worker with `runOn`;
+   * the `clock` and `random` options cannot cross threads and are refused.
+   */
+  readonly workers?: number;
+  /** Called when a worker thread died and was replaced (its pending run failed with the error). */
+  readonly onWorkerExit?: (e: WorkerError) => void;
+  /** How often (ms) an idle worker bumps its heartbeat (default 100). */
+  readonly heartbeatMs?: number;
 }
 
 /** Options of `Vm.load`. */
@@ -118,6 +138,8 @@ export interface LoadOptions {
 }
 
 const MAX_PAGES = 65536;
+/** Seed of the default random source. */
+const DEFAULT_SEED = 0x2545f491;
 
 /** Program types whose context the runtime can build. */
 const RUNNABLE_TYPES: readonly ProgType[] = [
@@ -140,8 +162,16 @@ export class Vm {
   readonly heap: HeapArena;
   /** The runtime module instance of worker 0 (map operations). */
   readonly rt: RtExports;
-  /** CPUs (workers) percpu maps keep values for. */
-  readonly nCpus = 1;
+  /** CPUs (workers) percpu maps keep values for: the worker count, 1 without workers. */
+  readonly nCpus: number;
+  /** Worker threads of this Vm (0: single-threaded). */
+  readonly workerCount: number;
+  /** The worker threads; undefined without workers. */
+  readonly workers: WorkerPool | undefined;
+  /** Helpers a worker runs itself, by id (empty without workers). */
+  private readonly workerHelperIds: ReadonlySet<number>;
+  /** The built-in helper of each id, to tell a host-registered replacement apart. */
+  private readonly builtinHelpers = new Map<number, HelperProto>();
   private readonly maps: BpfMap[] = [];
   private readonly kfuncs = new Map<
     string,
@@ -166,14 +196,28 @@ export class Vm {
   private readonly onCompiled: VmOptions['onCompiled'];
 
   private constructor(opts: VmOptions) {
+    const n = opts.workers ?? 0;
+    if (!Number.isInteger(n) || n < 0 || n >= MAX_WORKERS)
+      throw new UsageError(`workers must be an integer in 0..${MAX_WORKERS - 1}, not ${n}`);
+    if (n > 0 && (opts.clock !== undefined || opts.random !== undefined))
+      throw new UsageError(
+        'the clock and random options cannot cross to worker threads: a Vm with workers uses process.hrtime and a seeded xorshift per worker',
+      );
+    this.workerCount = n;
+    this.nCpus = Math.max(1, n);
     const host = defaultHost(opts);
     this.onCompiled = opts.onCompiled;
     this.helpers = new HelperRegistry();
     this.services = new HelperServices(this, host, opts);
     for (const h of allHelpers(this.services)) this.helpers.register(h);
-    this.worker = workerLayout(0);
-    const base = heapBase(1);
-    this.memory = new WebAssembly.Memory({ initial: base / WASM_PAGE + 16, maximum: MAX_PAGES });
+    // with workers, the host thread has the area after theirs
+    this.worker = workerLayout(n);
+    const base = heapBase(n + 1);
+    this.memory = new WebAssembly.Memory({
+      initial: base / WASM_PAGE + 16,
+      maximum: MAX_PAGES,
+      shared: n > 0,
+    });
     this.table = new WebAssembly.Table({ element: 'anyfunc', initial: FUNC_TOKEN_BASE });
     this.globals = {
       sp: new WebAssembly.Global({ value: 'i32', mutable: true }, this.worker.stackTop),
@@ -193,7 +237,32 @@ export class Vm {
     // generic lookup on a family without one finds nothing; update/delete are refused
     this.rt = instantiateRt(this.memory, 0, (op) => (op === 1 ? 0n : -22n));
     for (const h of runtimeModuleHelpers(this.rt)) this.helpers.register(h);
+    for (const h of this.helpers.all()) this.builtinHelpers.set(h.id, h);
     for (const h of opts.helpers ?? []) this.helpers.register(h);
+    const cfg: WorkerHelperConfig = {
+      seed: opts.seed ?? DEFAULT_SEED,
+      task: typeof opts.task === 'function' ? undefined : { ...processTask(), ...opts.task },
+    };
+    this.workerHelperIds = new Set(
+      n === 0
+        ? []
+        : [...workerHelpers(this, 0, cfg), ...runtimeModuleHelpers(this.rt)].map((h) => h.id),
+    );
+    this.workers = n === 0 ? undefined : this.startWorkers(n, cfg, opts);
+  }
+
+  /** Starts the worker threads once the adapter of their JS helpers is compiled. */
+  private startWorkers(n: number, cfg: WorkerHelperConfig, opts: VmOptions): WorkerPool {
+    const count = workerHelpers(this, 0, cfg).length;
+    const adapter = compileHelperAdapter(count).then((wasm) => WebAssembly.compile(wasm));
+    return new WorkerPool({
+      memory: this.memory,
+      count: n,
+      adapter,
+      helpers: cfg,
+      ...(opts.heartbeatMs !== undefined ? { heartbeatMs: opts.heartbeatMs } : {}),
+      ...(opts.onWorkerExit !== undefined ? { onWorkerExit: opts.onWorkerExit } : {}),
+    });
   }
 
   /**
@@ -306,6 +375,7 @@ export class Vm {
       );
     }
     const verified = opts.verify === false ? undefined : this.verify(prog, { ...opts, type });
+    if (this.workerCount > 0) this.checkWorkerCalls(prog, opts.kfuncs ?? new Map());
     const links = this.link(
       prog,
       opts.maps ?? [],
@@ -385,7 +455,7 @@ export class Vm {
       const t0 = performance.now();
       const compiled = await compileProgram(prog, {
         links,
-        memory: { initial: 1, maximum: MAX_PAGES, shared: false },
+        memory: { initial: 1, maximum: MAX_PAGES, shared: this.workerCount > 0 },
         // A verified program's accesses are proven in bounds; an unverified one is guarded.
         memCheck: linked.verified === undefined,
         ...(linked.verified !== undefined ? { verified: linked.verified } : {}),
@@ -396,13 +466,21 @@ export class Vm {
       });
       if (opts.annotate === true) kept = compiled;
       await this.onCompiled?.(compiled.wasm, prog);
-      exports = await this.instantiate(compiled.wasm);
+      const mod = await WebAssembly.compile(compiled.wasm);
+      exports = this.instantiate(mod);
       await this.fillHelperSlots(links.helperBase);
       await this.fillKfuncSlots();
       timings = compiled.timings;
       compileMs = performance.now() - t0;
       prog.subprogs.forEach((_, k) => {
         this.table.set(links.funcTokenBase + k, exports?.[`f${k}`] as WebAssembly.ExportValue);
+      });
+      await this.workers?.load({
+        id: linked.id,
+        module: mod,
+        helperBase: links.helperBase,
+        funcTokenBase: links.funcTokenBase,
+        subprogs: prog.subprogs.length,
       });
     }
     return new LoadedProgram(this, {
@@ -454,11 +532,44 @@ export class Vm {
     return this.services.callBpf(token, args);
   }
 
-  /** Releases the Vm; loaded programs can no longer run. */
-  close(): void {
+  /**
+   * Refuses, in a Vm with workers, a program that calls what a worker thread cannot run: a
+   * kfunc, or a helper that needs host state (runtime/worker-helpers.ts lists what workers run).
+   */
+  private checkWorkerCalls(
+    prog: Program,
+    kfuncs: ReadonlyMap<number, { readonly name: string; readonly weak: boolean }>,
+  ): void {
+    prog.insns.forEach((i, idx) => {
+      if (prog.ops[idx]?.kind !== 'call') return;
+      if (i.src === BPF_PSEUDO_KFUNC_CALL) {
+        const name = kfuncs.get(idx)?.name ?? `kfunc#${i.imm}`;
+        throw new UsageError(
+          `insn ${idx}: kfunc '${name}' cannot run in a worker thread (kfuncs are host functions)`,
+        );
+      }
+      if (i.src !== 0) return;
+      const proto = this.helpers.get(i.imm);
+      if (proto === undefined) return; // the verifier or the link step reports it
+      if (!this.workerHelperIds.has(i.imm) || proto !== this.builtinHelpers.get(i.imm)) {
+        throw new UsageError(
+          `insn ${idx}: helper ${proto.name}#${i.imm} cannot run in a worker thread: it needs state of the host thread ` +
+            '(workers run clocks, random, the CPU id, pointer-only helpers and the map and ringbuf helpers)',
+        );
+      }
+    });
+  }
+
+  /**
+   * Releases the Vm; loaded programs can no longer run. Terminates the worker threads (the
+   * returned promise settles when they have exited).
+   */
+  close(): Promise<void> {
     this.closed = true;
+    const exited = this.workers?.close() ?? Promise.resolve();
     this.services.close();
     this.tokens.clear();
+    return exited;
   }
 
   get isClosed(): boolean {
@@ -576,9 +687,8 @@ export class Vm {
     return value ? bpfMap.valueAddr(0) + off : bpfMap.addr;
   }
 
-  private async instantiate(wasm: Uint8Array): Promise<WebAssembly.Exports> {
-    const mod = await WebAssembly.compile(wasm);
-    const inst = await WebAssembly.instantiate(mod, {
+  private instantiate(mod: WebAssembly.Module): WebAssembly.Exports {
+    const inst = new WebAssembly.Instance(mod, {
       [IMPORT_MODULE]: {
         [IMPORT_MEMORY]: this.memory,
         [IMPORT_TABLE]: this.table,
@@ -617,18 +727,9 @@ export class Vm {
 }
 
 function defaultHost(opts: VmOptions): HelperHost {
-  let s = (opts.seed ?? 0x2545f491) >>> 0 || 1;
-  const xorshift = (): number => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
   return {
     clock: opts.clock ?? (() => process.hrtime.bigint()),
-    random: opts.random ?? xorshift,
+    random: opts.random ?? xorshift32(opts.seed ?? DEFAULT_SEED),
     cpu: () => 0,
   };
 }

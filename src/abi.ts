@@ -29,7 +29,7 @@ export const CTRL_BASE = 0x10000;
 /** Bytes of the control block header (Vm-wide fields). */
 export const CTRL_HEADER_SIZE = 0x100;
 /** Bytes of one worker's control slot. */
-export const CTRL_SLOT_SIZE = 0x40;
+export const CTRL_SLOT_SIZE = 0x80;
 /** Most workers a Vm can have. */
 export const MAX_WORKERS = 64;
 
@@ -55,6 +55,34 @@ export const CTRL_PKT_ADDR = 0x30;
 export const CTRL_PKT_LEN = 0x34;
 /** u32: tail calls taken in this run (at most MAX_TAIL_CALL_CNT). */
 export const CTRL_TAIL_CALL_CNT = 0x38;
+// Dispatch to a worker thread (runtime/worker-pool.ts, runtime/worker-main.ts); all i32 words
+// accessed with Atomics.
+/** i32: request counter; the host bumps it and notifies, the worker waits on it. */
+export const CTRL_DOORBELL = 0x40;
+/** i32: the request counter the worker finished last; the host waits on it. */
+export const CTRL_DONE = 0x44;
+/** u32: what the request asks (WORKER_CMD_*). */
+export const CTRL_CMD = 0x48;
+/** u32: id of the loaded program the request runs. */
+export const CTRL_CMD_PROG = 0x4c;
+/** u32 (three words): the request's arguments (run: addr, len; batch: desc, count, results). */
+export const CTRL_ARG0 = 0x50;
+export const CTRL_ARG1 = 0x54;
+export const CTRL_ARG2 = 0x58;
+/** u32: outcome of the last request (WORKER_STATUS_*). */
+export const CTRL_STATUS = 0x5c;
+/** u32: length of the UTF-8 error message the worker left in its scratch area. */
+export const CTRL_ERR_LEN = 0x60;
+
+/** Worker requests (CTRL_CMD). */
+export const WORKER_CMD_RUN = 1;
+export const WORKER_CMD_RUN_BATCH = 2;
+/** Worker outcomes (CTRL_STATUS). */
+export const WORKER_STATUS_OK = 0;
+/** Generated code trapped; the error code is in CTRL_ERR_CODE as on the host. */
+export const WORKER_STATUS_TRAP = 1;
+/** A BpfError or other exception; its name and message are in the scratch area. */
+export const WORKER_STATUS_ERROR = 2;
 
 /** Start of the first worker area. */
 export const WORKER_BASE = 0x20000;

@@ -16,6 +16,7 @@
  * ├─MapError              errno code                   host-side map API
  * ├─TestRunError          errno code                   input a test run refuses, as the kernel
  * ├─UsageError            bad arguments to the API or the command line
+ * ├─WorkerError           worker index                 "worker 1: the thread exited (code 1)"
  * └─InternalError         "bug: ..." never the user's fault
  * ```
  *
@@ -37,7 +38,8 @@ export type ErrnoCode =
   | 'EINTR'
   | 'EBUSY'
   | 'ENODEV'
-  | 'ETIMEDOUT';
+  | 'ETIMEDOUT'
+  | 'ECHILD';
 
 /** Base class of every error the engine throws. */
 export class BpfError extends Error {
@@ -249,6 +251,22 @@ export class UsageError extends BpfError {
   }
 }
 
+/**
+ * A worker thread of a Vm died (it was terminated, or an exception escaped it) while it had a
+ * request; the Vm replaces the thread, and the request is lost.
+ */
+export class WorkerError extends BpfError {
+  override name = 'WorkerError' as const;
+  readonly worker: number;
+  readonly reason: string;
+
+  constructor(worker: number, reason: string, options?: { cause?: unknown }) {
+    super(`worker ${worker}: ${reason}`, 'ECHILD', options);
+    this.worker = worker;
+    this.reason = reason;
+  }
+}
+
 /** An internal invariant is broken: a bug in bpfwasm, not the user's fault. */
 export class InternalError extends BpfError {
   override name = 'InternalError' as const;
@@ -272,6 +290,7 @@ const BPF_ERROR_NAMES: ReadonlySet<string> = new Set([
   'MapError',
   'TestRunError',
   'UsageError',
+  'WorkerError',
   'InternalError',
 ]);
 

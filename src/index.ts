@@ -26,6 +26,7 @@ export {
   MapError,
   TestRunError,
   UsageError,
+  WorkerError,
   InternalError,
   isBpfError,
   isExecError,

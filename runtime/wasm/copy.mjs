@@ -1,6 +1,8 @@
-// Copies the AssemblyScript runtime module next to the compiled runtime in dist/.
+// Copies the AssemblyScript runtime modules (private and shared-memory builds) next to the
+// compiled runtime in dist/.
 import { copyFileSync, mkdirSync } from 'node:fs';
-const from = new URL('./rt.wasm', import.meta.url);
 const to = new URL('../../dist/runtime/wasm/', import.meta.url);
 mkdirSync(to, { recursive: true });
-copyFileSync(from, new URL('rt.wasm', to));
+for (const name of ['rt.wasm', 'rt-shared.wasm']) {
+  copyFileSync(new URL(`./${name}`, import.meta.url), new URL(name, to));
+}

@@ -141,6 +141,13 @@ const MAX_PAGES = 65536;
 /** Seed of the default random source. */
 const DEFAULT_SEED = 0x2545f491;
 
+/**
+ * Helpers that write map structures without atomics today (runtime/wasm hashtab, queue-stack,
+ * ringbuf): refused in a Vm with workers. Lookups and direct value writes (as the kernel's
+ * arrays and percpu maps) are fine.
+ */
+const UNSAFE_IN_WORKERS: ReadonlySet<number> = new Set([2, 3, 87, 88, 130, 131]);
+
 /** Program types whose context the runtime can build. */
 const RUNNABLE_TYPES: readonly ProgType[] = [
   'mem',
@@ -551,6 +558,14 @@ export class Vm {
       if (i.src !== 0) return;
       const proto = this.helpers.get(i.imm);
       if (proto === undefined) return; // the verifier or the link step reports it
+      if (UNSAFE_IN_WORKERS.has(i.imm)) {
+        // Hash, queue/stack and ringbuf writes are not atomic yet: several workers writing
+        // one map could corrupt it. Refused until the maps are made concurrent (issue #6).
+        throw new UsageError(
+          `insn ${idx}: helper ${proto.name}#${i.imm} is not yet safe when several workers write one map ` +
+            '(map updates, deletes, push/pop and ringbuf writes are not atomic yet); load it on a Vm without workers',
+        );
+      }
       if (!this.workerHelperIds.has(i.imm) || proto !== this.builtinHelpers.get(i.imm)) {
         throw new UsageError(
           `insn ${idx}: helper ${proto.name}#${i.imm} cannot run in a worker thread: it needs state of the host thread ` +

@@ -158,6 +158,29 @@ describe('a Vm with workers', () => {
     );
   });
 
+  it('refuses map writes that are not atomic yet (hash, queue, ringbuf), naming the helper', async () => {
+    const vm = make(1);
+    const m = vm.createMap({ name: 'h', type: 1, keySize: 4, valueSize: 8, maxEntries: 4 });
+    const update = assembleProgram(
+      `stw [%r10-4], 0
+      stdw [%r10-16], 1
+      lddw %r1, map_fd ${m.id}
+      mov %r2, %r10
+      add %r2, -4
+      mov %r3, %r10
+      add %r3, -16
+      mov %r4, 0
+      call 2
+      mov %r0, 0
+      exit`,
+    );
+    const err = await vm.load(update, { type: 'mem' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UsageError);
+    expect((err as Error).message).toMatch(
+      /insn 9: helper bpf_map_update_elem#2 is not yet safe when several workers write one map/,
+    );
+  });
+
   it('reports a worker whose thread is terminated, fails its run and replaces it', async () => {
     const exits: WorkerError[] = [];
     const vm = Vm.create({ workers: 2, onWorkerExit: (e) => exits.push(e) });

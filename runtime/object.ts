@@ -285,7 +285,16 @@ function writeInitialValues(
   }
 }
 
-function createObjectMap(vm: Vm, def: MapDef, images: ObjectOptions['globals']): BpfMap {
+/**
+ * Creates one map of an object: a declared map from its definition, or a global-data section
+ * as a one-element array holding its image (`images` overrides it, as a skeleton does). The
+ * caller freezes read-only sections once their function pointers are written.
+ */
+export function createObjectMap(
+  vm: Vm,
+  def: MapDef,
+  images: ObjectOptions['globals'] = undefined,
+): BpfMap {
   if (def.global === undefined) {
     if (def.type === 0)
       throw new MapError(def.name, 'EINVAL', 'the object has no BTF to describe this map');

@@ -16,11 +16,12 @@ import { MapError, UsageError, VerifierError, isVerifierError } from '../errors.
 import { isLdImm64, type Insn } from '../isa/insn.js';
 import { BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE } from '../isa/opcodes.js';
 import { loadObject } from '../loader/object.js';
-import { sourceLines, type BpfObject, type MapDef, type ObjProgram } from '../loader/types.js';
+import { sourceLines, type BpfObject, type ObjProgram } from '../loader/types.js';
 import { createProgram, type Program, type ProgType } from '../program.js';
 import { BPF_LOG_STATS } from '../verifier/log.js';
-import { BPF_MAP_TYPE_ARRAY, MAP_TYPE_NAMES } from '../../runtime/maps/map-type.js';
+import { MAP_TYPE_NAMES } from '../../runtime/maps/map-type.js';
 import type { BpfMap, MapSpec } from '../../runtime/maps/map.js';
+import { createObjectMap } from '../../runtime/object.js';
 import { Vm, type LoadOptions } from '../../runtime/vm.js';
 import { readInputFile, readProgram } from './input.js';
 import { isElf } from './object.js';
@@ -226,7 +227,12 @@ function verifyObject(object: BpfObject, o: VerifyCliOptions): Verdict[] {
   }
   const vm = Vm.create();
   try {
-    const maps = object.maps.map((def) => createObjectMap(vm, def));
+    // As libbpf: the maps first, read-only sections frozen before any program loads.
+    const maps = object.maps.map((def) => {
+      const map = createObjectMap(vm, def);
+      if (def.global?.readonly === true) map.freeze();
+      return map;
+    });
     return programs.map((p) => verifyObjectProgram(vm, p, maps, o));
   } finally {
     vm.close();
@@ -256,46 +262,6 @@ function verifyObjectProgram(
     o.logLevel ?? 0,
     p.name,
   );
-}
-
-/**
- * The maps of an object, as runtime/object.ts creates them for `loadObject` (which also loads
- * every program, so it cannot serve here): global data sections become one-element arrays
- * holding their image, frozen when read-only as libbpf freezes `.rodata` before loading.
- */
-function createObjectMap(vm: Vm, def: MapDef): BpfMap {
-  if (def.global === undefined) {
-    if (def.type === 0)
-      throw new MapError(def.name, 'EINVAL', 'the object has no BTF to describe this map');
-    return vm.createMap(objectMapSpec(def));
-  }
-  const size = Math.max(1, def.global.bytes.length);
-  const map = vm.createMap({
-    name: def.global.section,
-    type: BPF_MAP_TYPE_ARRAY,
-    keySize: 4,
-    valueSize: size,
-    maxEntries: 1,
-    flags: def.flags,
-  });
-  const image = new Uint8Array(size);
-  image.set(def.global.bytes);
-  map.update(new Uint8Array(4), image);
-  if (def.global.readonly) map.freeze();
-  return map;
-}
-
-function objectMapSpec(def: MapDef): MapSpec {
-  return {
-    name: def.name,
-    type: def.type,
-    keySize: def.keySize,
-    valueSize: def.valueSize,
-    maxEntries: def.maxEntries,
-    flags: def.flags,
-    ...(def.mapExtra === undefined ? {} : { mapExtra: def.mapExtra }),
-    ...(def.innerMap === undefined ? {} : { innerMap: objectMapSpec(def.innerMap) }),
-  };
 }
 
 type VerifyExtras = Pick<LoadOptions, 'maps' | 'kfuncs' | 'lineInfo'>;

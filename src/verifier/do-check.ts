@@ -54,6 +54,7 @@ import {
   copyState,
   ExploredStates,
   initFuncState,
+  initVerifierState,
   MAX_CALL_FRAMES,
   statesEqual,
   updateBranchCounts,
@@ -559,22 +560,7 @@ export class DoCheck {
   /** The state at insn 0: R1 = ctx (or the input buffer for `mem`), R10 = fp. */
   private entryState(): VerifierState {
     const env = this.env;
-    const st: VerifierState = {
-      frames: [initFuncState(0, -1, 0)],
-      curframe: 0,
-      refs: [],
-      activeLocks: 0,
-      activeLockId: 0,
-      activeLockPtr: 0,
-      activeRcuLocks: 0,
-      activePreemptLocks: 0,
-      mayGotoDepth: 0,
-      speculative: false,
-      inSleepable: false,
-      branches: 1,
-      insnIdx: 0,
-      parent: undefined,
-    };
+    const st = initVerifierState();
     const f = st.frames[0];
     if (f === undefined) throw new RangeError('bug');
     if (env.type === 'mem') {

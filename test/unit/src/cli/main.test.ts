@@ -6,38 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { main } from '../../../../src/cli/main.js';
+import { cli } from '../../../helpers/cli.js';
 import { conformanceDir } from '../../../helpers/conformance.js';
-
-interface Captured {
-  code: number;
-  out: string;
-  err: string;
-}
-
-async function cli(...args: string[]): Promise<Captured> {
-  let out = '';
-  let err = '';
-  const log = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => {
-    out += `${a.join(' ')}\n`;
-  });
-  const error = vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => {
-    err += `${a.join(' ')}\n`;
-  });
-  const write = vi
-    .spyOn(process.stdout, 'write')
-    .mockImplementation((chunk: string | Uint8Array) => {
-      out += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
-      return true;
-    });
-  try {
-    return { code: await main(args), out, err };
-  } finally {
-    log.mockRestore();
-    error.mockRestore();
-    write.mockRestore();
-  }
-}
 
 const dir = mkdtempSync(join(tmpdir(), 'bpfwasm-cli-'));
 const sum = join(dir, 'sum.s');

@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { main } from '../../src/cli/main.js';
-import { BPF_FUNC_map_lookup_elem } from '../../src/helper-protos.js';
+import { cli } from '../../../helpers/cli.js';
+import { BPF_FUNC_map_lookup_elem } from '../../../../src/helper-protos.js';
 import {
   BPF_ALU64_IMM,
   BPF_EMIT_CALL,
@@ -18,39 +18,9 @@ import {
   BPF_MOV64_IMM,
   BPF_MOV64_REG,
   BPF_ST_MEM,
-} from '../../src/isa/build.js';
-import { encodeInsns } from '../../src/isa/insn.js';
-import { BPF_ADD, BPF_DW, BPF_JEQ, BPF_W } from '../../src/isa/opcodes.js';
-
-interface Captured {
-  code: number;
-  out: string;
-  err: string;
-}
-
-async function cli(...args: string[]): Promise<Captured> {
-  let out = '';
-  let err = '';
-  const log = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => {
-    out += `${a.join(' ')}\n`;
-  });
-  const error = vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => {
-    err += `${a.join(' ')}\n`;
-  });
-  const write = vi
-    .spyOn(process.stdout, 'write')
-    .mockImplementation((chunk: string | Uint8Array) => {
-      out += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
-      return true;
-    });
-  try {
-    return { code: await main(args), out, err };
-  } finally {
-    log.mockRestore();
-    error.mockRestore();
-    write.mockRestore();
-  }
-}
+} from '../../../../src/isa/build.js';
+import { encodeInsns } from '../../../../src/isa/insn.js';
+import { BPF_ADD, BPF_DW, BPF_JEQ, BPF_W } from '../../../../src/isa/opcodes.js';
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -78,7 +48,7 @@ writeFileSync(
 );
 const ARRAY_FD5 = 'fd=5,type=array,key=4,value=8,max=4';
 const xdpCount = fileURLToPath(
-  new URL('../../examples/xdp_count/build/xdp_count.o', import.meta.url),
+  new URL('../../../../examples/xdp_count/build/xdp_count.o', import.meta.url),
 );
 
 describe('bpfwasm verify', () => {

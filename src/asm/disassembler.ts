@@ -29,7 +29,7 @@ import {
   BPF_PSEUDO_MAP_VALUE,
   INSN_SIZE,
 } from '../isa/opcodes.js';
-import type { AccessSize, AluOp, JmpCond, OpInfo } from '../isa/table.js';
+import { BPF_ALU_STRING, type AccessSize, type JmpCond, type OpInfo } from '../isa/table.js';
 import { LDDW_PSEUDO_NAMES } from './assembler.js';
 
 /** The three output syntaxes. */
@@ -53,23 +53,6 @@ export interface DisasmOptions {
   /** Kernel syntax: the name of kfunc `id`; else `kernel-function#id`. */
   readonly kfuncName?: (id: number) => string | undefined;
 }
-
-const ALU_OP_STR: Readonly<Record<Exclude<AluOp, 'neg'>, string>> = {
-  add: '+=',
-  sub: '-=',
-  mul: '*=',
-  div: '/=',
-  sdiv: 's/=',
-  or: '|=',
-  and: '&=',
-  lsh: '<<=',
-  rsh: '>>=',
-  mod: '%=',
-  smod: 's%=',
-  xor: '^=',
-  mov: '=',
-  arsh: 's>>=',
-};
 
 const JMP_COND_STR: Readonly<Record<JmpCond, string>> = {
   eq: '==',
@@ -309,7 +292,7 @@ function printInsn(
       }
       const src = info.source === 'reg' ? r(i.src, w32) : imm(i.imm);
       if (syntax === 'asm') return `${info.mnemonic} ${r(i.dst)}, ${src}`;
-      return `${k}${r(i.dst, w32)} ${ALU_OP_STR[info.op]} ${src}`;
+      return `${k}${r(i.dst, w32)} ${BPF_ALU_STRING[info.op]} ${src}`;
     }
     case 'movsx': {
       const w32 = info.width === 32;
@@ -426,7 +409,8 @@ function printAtomic(
       case 'cmpxchg':
         return `${r(0, w32)} = cmpxchg${wsz}(${bare}, ${r(0, w32)}, ${r(i.src, w32)})`;
       default:
-        if (!info.fetch) return `lock *(${ty} *)${addr} ${ALU_OP_STR[info.op]} ${r(i.src, w32)}`;
+        if (!info.fetch)
+          return `lock *(${ty} *)${addr} ${BPF_ALU_STRING[info.op]} ${r(i.src, w32)}`;
         return `${r(i.src, w32)} = atomic_fetch_${info.op}((${ty} *)${addr}, ${r(i.src, w32)})`;
     }
   }
@@ -437,7 +421,7 @@ function printAtomic(
     case 'cmpxchg':
       return `${k}r0 = atomic${a64}_cmpxchg((${ty} *)${addr}, r0, r${i.src})`;
     default:
-      if (!info.fetch) return `${k}lock *(${ty} *)${addr} ${ALU_OP_STR[info.op]} r${i.src}`;
+      if (!info.fetch) return `${k}lock *(${ty} *)${addr} ${BPF_ALU_STRING[info.op]} r${i.src}`;
       return `${k}r${i.src} = atomic${a64}_fetch_${info.op}((${ty} *)${addr}, r${i.src})`;
   }
 }

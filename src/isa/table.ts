@@ -397,6 +397,28 @@ function buildTable(): OpInfo[] {
 /** Every ALU operation, for exhaustive tests and generators. */
 export const ALU_OP_NAMES: readonly AluOp[] = [...ALU_OPS.map(([op]) => op), 'sdiv', 'smod', 'neg'];
 
+/**
+ * The kernel's `bpf_alu_string`: how its disassembler and verifier messages spell each ALU
+ * operation (`r1 += r2`, `R2 pointer arithmetic with *= operator prohibited`).
+ */
+export const BPF_ALU_STRING: Readonly<Record<AluOp, string>> = {
+  add: '+=',
+  sub: '-=',
+  mul: '*=',
+  div: '/=',
+  sdiv: 's/=',
+  or: '|=',
+  and: '&=',
+  lsh: '<<=',
+  rsh: '>>=',
+  neg: 'neg',
+  mod: '%=',
+  smod: 's%=',
+  xor: '^=',
+  mov: '=',
+  arsh: 's>>=',
+};
+
 /** Every condition of conditional jumps. */
 export const JMP_COND_NAMES: readonly JmpCond[] = JMP_CONDS.map(([c]) => c);
 

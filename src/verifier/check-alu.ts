@@ -10,7 +10,7 @@
  */
 
 import type { Insn } from '../isa/insn.js';
-import type { AluOp, OpInfo } from '../isa/table.js';
+import { BPF_ALU_STRING, type AluOp, type OpInfo } from '../isa/table.js';
 import {
   S64_MIN,
   SCALAR_UNKNOWN,
@@ -35,25 +35,6 @@ import {
 import { copyState, type VerifierState } from './states.js';
 import { BPF_MAX_VAR_OFF } from './check-mem.js';
 import type { VerifierEnv } from './verifier-env.js';
-
-/** The kernel's `bpf_alu_string`, as its messages print operators. */
-const ALU_STRING: Readonly<Record<AluOp, string>> = {
-  add: '+=',
-  sub: '-=',
-  mul: '*=',
-  div: '/=',
-  sdiv: 's/=',
-  or: '|=',
-  and: '&=',
-  lsh: '<<=',
-  rsh: '>>=',
-  neg: 'neg',
-  mod: '%=',
-  smod: 's%=',
-  xor: '^=',
-  mov: '=',
-  arsh: 's>>=',
-};
 
 /** The immediate as a 64-bit scalar (sign-extended, as the ALU64 K forms use it). */
 function immScalar(imm: number): Scalar {
@@ -118,10 +99,13 @@ function adjustPtr(
     throw env.fail(idx, `R${dstno} tried to subtract pointer from scalar`);
   }
   if (op === 'and' || op === 'or' || op === 'xor') {
-    throw env.fail(idx, `R${dstno} bitwise operator ${ALU_STRING[op]} on pointer prohibited`);
+    throw env.fail(idx, `R${dstno} bitwise operator ${BPF_ALU_STRING[op]} on pointer prohibited`);
   }
   if (op !== 'add' && op !== 'sub') {
-    throw env.fail(idx, `R${dstno} pointer arithmetic with ${ALU_STRING[op]} operator prohibited`);
+    throw env.fail(
+      idx,
+      `R${dstno} pointer arithmetic with ${BPF_ALU_STRING[op]} operator prohibited`,
+    );
   }
   const known = tnumIsConst(off.varOff);
   if (known) {
@@ -172,7 +156,7 @@ function ptrMinusPtr(
     (dst.type === 'PTR_TO_PACKET_END' && typeIsPktPointer(src.type));
   if (op === 'sub' && (sameKind || pktEnd)) return regUnknownScalar();
   if (op === 'add') throw env.fail(idx, `R${dstno} pointer += pointer prohibited`);
-  throw env.fail(idx, `R${dstno} pointer ${ALU_STRING[op]} pointer prohibited`);
+  throw env.fail(idx, `R${dstno} pointer ${BPF_ALU_STRING[op]} pointer prohibited`);
 }
 
 /**

@@ -50,7 +50,8 @@ commands:
              [--log-level 1|2] [--json]
                                        run the verifier; prints the verdict, exit 1 on reject
   maps <obj.o>                         list the maps an object declares
-  jit <file> --wat [--type mem|xdp]    print the generated WebAssembly text
+  jit <file> --wat [--type mem|xdp] [--no-verify]
+                                       print the generated WebAssembly text
   conformance <dir> [--engine jit|interp]
                                        run a bpf_conformance directory of .data files
 
@@ -84,7 +85,7 @@ section's type, or mem (xdp for *.xdp.bin). --log-level 1 prints the trace of th
 {"verdict": "accept"|"reject", "insn": <index|null>, "message": "...", "processed_insns": <N|null>}
 (plus "log" with --log-level; an array with each "program" for an object's several programs).`,
   maps: 'usage: bpfwasm maps <obj.o>\nLists the maps an ELF object declares, global data sections included.',
-  jit: 'usage: bpfwasm jit <file> --wat [--type mem|xdp]\nPrints the Wasm module the JIT generates, as text (wabt wasm2wat, folded).',
+  jit: 'usage: bpfwasm jit <file> --wat [--type mem|xdp] [--no-verify]\nPrints the Wasm module the JIT generates, as text (wabt wasm2wat, folded): for a verified program (the\ndefault) with its pointers in i32 locals and no memory guards; --no-verify shows the guarded code.',
   conformance:
     'usage: bpfwasm conformance <dir> [--engine jit|interp]\nRuns every .data file; prints failures and "N passed, M failed"; exit 1 on failures.',
 };
@@ -244,7 +245,11 @@ async function dispatch(cmd: string, pos: string[], v: Values): Promise<number> 
       if (v['wat'] !== true) throw new UsageError('jit needs --wat');
       const { program } = readProgram(one(pos, 'program file'), typeOf(v));
       const vm = Vm.create();
-      const loaded = await vm.load(program, { engine: 'jit', verify: false, annotate: true });
+      const loaded = await vm.load(program, {
+        engine: 'jit',
+        verify: v['no-verify'] !== true,
+        annotate: true,
+      });
       process.stdout.write(
         await wasmToWat(
           loaded.compiled?.wasm ?? new Uint8Array(),

@@ -62,6 +62,7 @@ import {
 } from './helpers.js';
 import { runtimeModuleHelpers } from './maps/helpers.js';
 import { BpfMap, type MapSpec } from './maps/map.js';
+import { BPF_F_RDONLY_PROG, BPF_F_WRONLY_PROG } from './maps/map-type.js';
 import type { MapInfo } from '../src/verifier/reg-state.js';
 import { verifyProgram, type KfuncSig, type LdMap } from '../src/verifier/verifier.js';
 import type { VerifiedProgram } from '../src/verifier/verified-program.js';
@@ -682,6 +683,8 @@ export class Vm {
       type: map.type,
       id: map.id,
       name: map.name,
+      rdonlyProg: (map.flags & BPF_F_RDONLY_PROG) !== 0,
+      wronlyProg: (map.flags & BPF_F_WRONLY_PROG) !== 0,
     };
     if (i.src === BPF_PSEUDO_MAP_FD || i.src === BPF_PSEUDO_MAP_IDX) {
       return { map: info, value: false, off: 0, bpfMap: map };

@@ -25,6 +25,7 @@ import {
   regTypeStr,
   regScalar,
   regUnknownScalar,
+  type MapInfo,
   type RegState,
 } from './reg-state.js';
 import {
@@ -138,6 +139,29 @@ function isMemInput(env: VerifierEnv, reg: RegState): boolean {
     reg.id === 0 &&
     reg.memSize === env.memSize
   );
+}
+
+/** `check_map_access_type`: `.rodata` (BPF_F_RDONLY_PROG) is not written, WRONLY not read. */
+function checkMapAccessType(
+  env: VerifierEnv,
+  idx: number,
+  map: MapInfo,
+  off: number,
+  size: number,
+  t: AccessType,
+): void {
+  if (t === 'write' && map.rdonlyProg === true) {
+    throw env.fail(
+      idx,
+      `write into map forbidden, value_size=${map.valueSize} off=${off} size=${size}`,
+    );
+  }
+  if (t === 'read' && map.wronlyProg === true) {
+    throw env.fail(
+      idx,
+      `read from map forbidden, value_size=${map.valueSize} off=${off} size=${size}`,
+    );
+  }
 }
 
 /** `check_packet_access`: `[off, off+size)` inside the proven range of the packet pointer. */
@@ -407,6 +431,7 @@ export function checkMemAccess(
       if (t === 'write' && storesPointer && !env.allowPtrLeaks) {
         throw env.fail(idx, `R${regno} leaks addr into map`);
       }
+      checkMapAccessType(env, idx, map, off + reg.off, size, t);
       checkMemRegionAccess(
         env,
         idx,
@@ -516,6 +541,10 @@ export function checkHelperMemAccess(
       const map = reg.map;
       if (map === undefined) throw new RangeError('bug: map pointer without a map');
       const memSize = reg.type === 'PTR_TO_MAP_KEY' ? map.keySize : map.valueSize;
+      if (reg.type === 'PTR_TO_MAP_VALUE') {
+        if (access.write) checkMapAccessType(env, idx, map, reg.off, size, 'write');
+        if (access.read) checkMapAccessType(env, idx, map, reg.off, size, 'read');
+      }
       checkMemRegionAccess(
         env,
         idx,

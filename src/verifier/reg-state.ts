@@ -70,6 +70,10 @@ export interface MapInfo {
   readonly id: number;
   /** Printed as `map=name` when set and non-empty. */
   readonly name?: string;
+  /** `BPF_F_RDONLY_PROG` (`.rodata`): programs may not write values. */
+  readonly rdonlyProg?: boolean;
+  /** `BPF_F_WRONLY_PROG`: programs may not read values. */
+  readonly wronlyProg?: boolean;
 }
 
 /** Liveness bits (kernel `enum bpf_reg_liveness`). */

@@ -53,6 +53,8 @@ export class RingBufConsumer {
   private readonly data: number;
   private readonly pos: number;
   private readonly size: number;
+  /** The Vm has workers: its memory is shared (fixed for the Vm's life). */
+  private readonly shared: boolean;
   private views: { readonly w32: Int32Array; readonly w64: BigInt64Array } | undefined;
 
   constructor(host: MapHost, addr: number, size: number) {
@@ -60,6 +62,7 @@ export class RingBufConsumer {
     this.data = ringbufData(addr);
     this.pos = positions(addr);
     this.size = size;
+    this.shared = host.u8().buffer instanceof SharedArrayBuffer;
   }
 
   /** Bytes committed or reserved and not yet consumed. */
@@ -71,25 +74,35 @@ export class RingBufConsumer {
   consume(cb: (record: Uint8Array) => void): number {
     let seen = 0;
     for (;;) {
-      const cons = this.loadPos(0);
-      const prod = this.loadPos(8);
+      const a = this.atomics();
+      const v = this.host.dataView();
+      const cons =
+        a === undefined
+          ? v.getBigUint64(this.pos, true)
+          : BigInt.asUintN(64, Atomics.load(a.w64, this.pos / 8));
+      const prod =
+        a === undefined
+          ? v.getBigUint64(this.pos + 8, true)
+          : BigInt.asUintN(64, Atomics.load(a.w64, this.pos / 8 + 1));
       if (cons >= prod) return seen;
       const hdr = this.data + Number(cons & BigInt(this.size - 1));
-      const word = this.loadHeader(hdr);
+      const word = a === undefined ? v.getUint32(hdr, true) : Atomics.load(a.w32, hdr / 4) >>> 0;
       if ((word & BUSY) !== 0) return seen;
       const len = word & ~(BUSY | DISCARD);
       if ((word & DISCARD) === 0) {
         cb(this.host.u8().slice(hdr + HDR, hdr + HDR + len));
         seen++;
       }
-      this.storeCons(cons + BigInt((len + HDR + 7) & ~7));
+      const next = cons + BigInt((len + HDR + 7) & ~7);
+      if (a === undefined) this.host.dataView().setBigUint64(this.pos, next, true);
+      else Atomics.store(a.w64, this.pos / 8, BigInt.asIntN(64, next));
     }
   }
 
   /** Views for Atomics over the shared memory of a Vm with workers; undefined without. */
   private atomics(): { readonly w32: Int32Array; readonly w64: BigInt64Array } | undefined {
+    if (!this.shared) return undefined;
     const buf = this.host.u8().buffer;
-    if (!(buf instanceof SharedArrayBuffer)) return undefined;
     if (this.views?.w32.buffer !== buf)
       this.views = { w32: new Int32Array(buf), w64: new BigInt64Array(buf) };
     return this.views;
@@ -100,19 +113,6 @@ export class RingBufConsumer {
     const a = this.atomics();
     if (a === undefined) return this.host.dataView().getBigUint64(this.pos + at, true);
     return BigInt.asUintN(64, Atomics.load(a.w64, (this.pos + at) / 8));
-  }
-
-  private storeCons(v: bigint): void {
-    const a = this.atomics();
-    if (a === undefined) this.host.dataView().setBigUint64(this.pos, v, true);
-    else Atomics.store(a.w64, this.pos / 8, BigInt.asIntN(64, v));
-  }
-
-  /** The u32 len word of the record header at `hdr` (8-aligned). */
-  private loadHeader(hdr: number): number {
-    const a = this.atomics();
-    if (a === undefined) return this.host.dataView().getUint32(hdr, true);
-    return Atomics.load(a.w32, hdr / 4) >>> 0;
   }
 
   /**

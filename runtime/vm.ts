@@ -62,7 +62,21 @@ import {
 } from './helpers.js';
 import { runtimeModuleHelpers } from './maps/helpers.js';
 import { BpfMap, type MapSpec } from './maps/map.js';
-import { BPF_F_RDONLY_PROG, BPF_F_WRONLY_PROG } from './maps/map-type.js';
+import {
+  BPF_F_RDONLY_PROG,
+  BPF_F_WRONLY_PROG,
+  BPF_MAP_TYPE_BLOOM_FILTER,
+  BPF_MAP_TYPE_LPM_TRIE,
+  BPF_MAP_TYPE_QUEUE,
+  BPF_MAP_TYPE_STACK,
+  MAP_TYPE_NAMES,
+} from './maps/map-type.js';
+import {
+  BPF_FUNC_map_delete_elem,
+  BPF_FUNC_map_pop_elem,
+  BPF_FUNC_map_push_elem,
+  BPF_FUNC_map_update_elem,
+} from '../src/helper-protos.js';
 import type { MapInfo } from '../src/verifier/reg-state.js';
 import { verifyProgram, type KfuncSig, type LdMap } from '../src/verifier/verifier.js';
 import type { VerifiedProgram } from '../src/verifier/verified-program.js';
@@ -143,11 +157,20 @@ const MAX_PAGES = 65536;
 const DEFAULT_SEED = 0x2545f491;
 
 /**
- * Helpers that write map structures without atomics today (runtime/wasm hashtab, queue-stack,
- * ringbuf): refused in a Vm with workers. Lookups and direct value writes (as the kernel's
- * arrays and percpu maps) are fine.
+ * Map writes that are not concurrent yet, in a Vm with workers: by helper id, the map types on
+ * which that helper changes a map structure without atomics (runtime/wasm lpm-trie,
+ * queue-stack, bloom-filter). The hash family (hash, percpu, LRU), arrays and ring buffers are
+ * concurrent (runtime/wasm/sync.ts); on the other types these helpers only return an error.
  */
-const UNSAFE_IN_WORKERS: ReadonlySet<number> = new Set([2, 3, 87, 88, 130, 131]);
+const UNSAFE_IN_WORKERS: ReadonlyMap<number, ReadonlySet<number>> = new Map([
+  [BPF_FUNC_map_update_elem, new Set([BPF_MAP_TYPE_LPM_TRIE])],
+  [BPF_FUNC_map_delete_elem, new Set([BPF_MAP_TYPE_LPM_TRIE])],
+  [
+    BPF_FUNC_map_push_elem,
+    new Set([BPF_MAP_TYPE_QUEUE, BPF_MAP_TYPE_STACK, BPF_MAP_TYPE_BLOOM_FILTER]),
+  ],
+  [BPF_FUNC_map_pop_elem, new Set([BPF_MAP_TYPE_QUEUE, BPF_MAP_TYPE_STACK])],
+]);
 
 /** Program types whose context the runtime can build. */
 const RUNNABLE_TYPES: readonly ProgType[] = [
@@ -383,7 +406,8 @@ export class Vm {
       );
     }
     const verified = opts.verify === false ? undefined : this.verify(prog, { ...opts, type });
-    if (this.workerCount > 0) this.checkWorkerCalls(prog, opts.kfuncs ?? new Map());
+    if (this.workerCount > 0)
+      this.checkWorkerCalls(prog, opts.kfuncs ?? new Map(), opts.maps ?? []);
     const links = this.link(
       prog,
       opts.maps ?? [],
@@ -542,12 +566,15 @@ export class Vm {
 
   /**
    * Refuses, in a Vm with workers, a program that calls what a worker thread cannot run: a
-   * kfunc, or a helper that needs host state (runtime/worker-helpers.ts lists what workers run).
+   * kfunc, a helper that needs host state (runtime/worker-helpers.ts lists what workers run), or
+   * a map write that is not concurrent yet on a map the program can reach (UNSAFE_IN_WORKERS).
    */
   private checkWorkerCalls(
     prog: Program,
     kfuncs: ReadonlyMap<number, { readonly name: string; readonly weak: boolean }>,
+    objMaps: readonly BpfMap[],
   ): void {
+    const reachable = this.reachableMaps(prog, objMaps);
     prog.insns.forEach((i, idx) => {
       if (prog.ops[idx]?.kind !== 'call') return;
       if (i.src === BPF_PSEUDO_KFUNC_CALL) {
@@ -559,12 +586,14 @@ export class Vm {
       if (i.src !== 0) return;
       const proto = this.helpers.get(i.imm);
       if (proto === undefined) return; // the verifier or the link step reports it
-      if (UNSAFE_IN_WORKERS.has(i.imm)) {
-        // Hash, queue/stack and ringbuf writes are not atomic yet: several workers writing
-        // one map could corrupt it. Refused until the maps are made concurrent (issue #6).
+      const unsafe = UNSAFE_IN_WORKERS.get(i.imm);
+      const map = unsafe === undefined ? undefined : reachable.find((m) => unsafe.has(m.type));
+      if (map !== undefined) {
+        // lpm_trie, queue/stack and bloom_filter writes are not atomic yet: several workers
+        // writing one such map could corrupt it. Refused until they are made concurrent (issue #6).
         throw new UsageError(
-          `insn ${idx}: helper ${proto.name}#${i.imm} is not yet safe when several workers write one map ` +
-            '(map updates, deletes, push/pop and ringbuf writes are not atomic yet); load it on a Vm without workers',
+          `insn ${idx}: helper ${proto.name}#${i.imm} is not yet safe on ${map.typeName} map '${map.name}' when several workers write it ` +
+            '(lpm_trie updates and deletes, queue/stack push and pop and bloom_filter push are not atomic yet); load it on a Vm without workers',
         );
       }
       if (!this.workerHelperIds.has(i.imm) || proto !== this.builtinHelpers.get(i.imm)) {
@@ -574,6 +603,31 @@ export class Vm {
         );
       }
     });
+  }
+
+  /**
+   * The maps `prog` can pass to a helper: those its map lddws name, and (as map types) the
+   * inner maps of the maps-in-maps among them.
+   */
+  private reachableMaps(
+    prog: Program,
+    objMaps: readonly BpfMap[],
+  ): { readonly type: number; readonly typeName: string; readonly name: string }[] {
+    const out: { readonly type: number; readonly typeName: string; readonly name: string }[] = [];
+    prog.insns.forEach((i, idx) => {
+      if (!isLdImm64(i) || prog.ops[idx] === undefined) return;
+      if (i.src === 0 || i.src === BPF_PSEUDO_FUNC || i.src === BPF_PSEUDO_BTF_ID) return;
+      const map = this.resolveMapLoad(prog, idx, objMaps).bpfMap;
+      type Reachable = Pick<MapSpec, 'type' | 'name'> & { readonly innerMap?: MapSpec | undefined };
+      for (let spec: Reachable | undefined = map; spec !== undefined; spec = spec.innerMap) {
+        out.push({
+          type: spec.type,
+          typeName: MAP_TYPE_NAMES.get(spec.type) ?? `type ${spec.type}`,
+          name: spec.name,
+        });
+      }
+    });
+    return out;
   }
 
   /**

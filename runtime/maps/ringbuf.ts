@@ -4,6 +4,11 @@
  * records in order from the consumer position, skips discarded ones (and the padding records
  * that stand in for the kernel's double mapping at the end of the ring), stops at the first
  * record still being written, and advances the consumer position, as libbpf's ring_buffer does.
+ *
+ * With workers (shared memory) producers run on other threads: positions and record headers are
+ * read with atomic loads (a header a producer published before its producer position is then
+ * visible), and the consumer position is stored atomically after the record has been copied
+ * out, so a producer never reuses space still being read.
  */
 
 import { MAP_DESC_SIZE } from '../../src/abi.js';
@@ -48,38 +53,66 @@ export class RingBufConsumer {
   private readonly data: number;
   private readonly pos: number;
   private readonly size: number;
+  /** The Vm has workers: its memory is shared (fixed for the Vm's life). */
+  private readonly shared: boolean;
+  private views: { readonly w32: Int32Array; readonly w64: BigInt64Array } | undefined;
 
   constructor(host: MapHost, addr: number, size: number) {
     this.host = host;
     this.data = ringbufData(addr);
     this.pos = positions(addr);
     this.size = size;
+    this.shared = host.u8().buffer instanceof SharedArrayBuffer;
   }
 
   /** Bytes committed or reserved and not yet consumed. */
   get pending(): number {
-    const v = this.host.dataView();
-    return Number(v.getBigUint64(this.pos + 8, true) - v.getBigUint64(this.pos, true));
+    return Number(this.loadPos(8) - this.loadPos(0));
   }
 
   /** Calls `cb` with a copy of every committed record, in order; returns how many it saw. */
   consume(cb: (record: Uint8Array) => void): number {
     let seen = 0;
     for (;;) {
+      const a = this.atomics();
       const v = this.host.dataView();
-      const cons = v.getBigUint64(this.pos, true);
-      const prod = v.getBigUint64(this.pos + 8, true);
+      const cons =
+        a === undefined
+          ? v.getBigUint64(this.pos, true)
+          : BigInt.asUintN(64, Atomics.load(a.w64, this.pos / 8));
+      const prod =
+        a === undefined
+          ? v.getBigUint64(this.pos + 8, true)
+          : BigInt.asUintN(64, Atomics.load(a.w64, this.pos / 8 + 1));
       if (cons >= prod) return seen;
       const hdr = this.data + Number(cons & BigInt(this.size - 1));
-      const word = v.getUint32(hdr, true);
+      const word = a === undefined ? v.getUint32(hdr, true) : Atomics.load(a.w32, hdr / 4) >>> 0;
       if ((word & BUSY) !== 0) return seen;
       const len = word & ~(BUSY | DISCARD);
       if ((word & DISCARD) === 0) {
         cb(this.host.u8().slice(hdr + HDR, hdr + HDR + len));
         seen++;
       }
-      this.host.dataView().setBigUint64(this.pos, cons + BigInt((len + HDR + 7) & ~7), true);
+      const next = cons + BigInt((len + HDR + 7) & ~7);
+      if (a === undefined) this.host.dataView().setBigUint64(this.pos, next, true);
+      else Atomics.store(a.w64, this.pos / 8, BigInt.asIntN(64, next));
     }
+  }
+
+  /** Views for Atomics over the shared memory of a Vm with workers; undefined without. */
+  private atomics(): { readonly w32: Int32Array; readonly w64: BigInt64Array } | undefined {
+    if (!this.shared) return undefined;
+    const buf = this.host.u8().buffer;
+    if (this.views?.w32.buffer !== buf)
+      this.views = { w32: new Int32Array(buf), w64: new BigInt64Array(buf) };
+    return this.views;
+  }
+
+  /** The consumer (`at` 0) or producer (`at` 8) position. */
+  private loadPos(at: number): bigint {
+    const a = this.atomics();
+    if (a === undefined) return this.host.dataView().getBigUint64(this.pos + at, true);
+    return BigInt.asUintN(64, Atomics.load(a.w64, (this.pos + at) / 8));
   }
 
   /**

@@ -36,6 +36,8 @@ export const MAP_AUX: u32 = 88;
 export const ELEM_NEXT: u32 = 0;
 export const ELEM_HASH: u32 = 4;
 export const ELEM_FLAGS: u32 = 8;
+/** Free-list link; ELEM_NEXT keeps the chain link of a deleted element for lock-free walkers. */
+export const ELEM_FREE: u32 = 12;
 export const ELEM_USED: u32 = 1;
 export const ELEM_REF: u32 = 2;
 

@@ -5,8 +5,19 @@
 // padding record filling the tail, which consumers skip.
 //
 // Storage at MAP_DATA: consumer position (u64), producer position (u64), then the data area.
+//
+// Concurrency (rt-shared.wasm: producers on several workers, the host consuming; sync.ts): as
+// in the kernel, reserve runs under the ring's lock word (MAP_LOCK): it reads both positions,
+// writes the BUSY header (and any padding record) and only then publishes the new producer
+// position with an atomic store, so a consumer that sees a position also sees the headers
+// before it. A reserve that finds the lock busy too long (sync.ts) returns NULL (the kernel
+// fails a contended reserve from NMI the same way). Submit and discard are one atomic store of
+// the header that clears BUSY, after the record's data; the host consumer
+// (runtime/maps/ringbuf.ts) loads headers and positions atomically and stores the consumer
+// position after it has copied the record out.
 
-import { E2BIG, EINVAL, MAP_DATA, MAP_MAX_ENTRIES } from './abi';
+import { E2BIG, EINVAL, MAP_DATA, MAP_LOCK, MAP_MAX_ENTRIES } from './abi';
+import { ld64, lockWord, st32, st64, unlockWord } from './sync';
 import { err } from './util';
 
 export const RINGBUF_BUSY: u32 = 1 << 31;
@@ -29,11 +40,11 @@ export function ringData(map: usize): usize {
 }
 
 function consPos(map: usize): u64 {
-  return load<u64>(<usize>load<u32>(map, MAP_DATA));
+  return ld64(<usize>load<u32>(map, MAP_DATA));
 }
 
 function prodPos(map: usize): u64 {
-  return load<u64>(<usize>load<u32>(map, MAP_DATA), 8);
+  return ld64(<usize>load<u32>(map, MAP_DATA) + 8);
 }
 
 /** bpf_ringbuf_reserve: the address of `size` writable bytes, or 0 when the ring is full. */
@@ -44,23 +55,28 @@ export function ringbufReserve(map: usize, size: u64, flags: u64): usize {
   if (size == 0 || size > ringSize - RINGBUF_HDR || size > 0x3fffffff) return 0;
   const total = (size + RINGBUF_HDR + 7) & ~7;
   const data = ringData(map);
+  if (!lockWord(map + MAP_LOCK)) return 0;
   let prod = prodPos(map);
   const cons = consPos(map);
   let off = prod & mask;
   let pad: u64 = 0;
   if (off + total > ringSize) pad = ringSize - off;
-  if (prod + pad + total - cons > ringSize) return 0;
+  if (prod + pad + total - cons > ringSize) {
+    unlockWord(map + MAP_LOCK);
+    return 0;
+  }
   if (pad != 0) {
     // fill the tail with a discarded record so that the record starts at offset 0
-    store<u32>(data + <usize>off, (<u32>(pad - RINGBUF_HDR)) | RINGBUF_DISCARD);
     store<u32>(data + <usize>off, 0, 4);
+    st32(data + <usize>off, (<u32>(pad - RINGBUF_HDR)) | RINGBUF_DISCARD);
     prod += pad;
     off = 0;
   }
   const hdr = data + <usize>off;
-  store<u32>(hdr, <u32>size | RINGBUF_BUSY);
   store<u32>(hdr, <u32>off, 4);
-  store<u64>(<usize>load<u32>(map, MAP_DATA), prod + total, 8);
+  st32(hdr, <u32>size | RINGBUF_BUSY);
+  st64(<usize>load<u32>(map, MAP_DATA) + 8, prod + total);
+  unlockWord(map + MAP_LOCK);
   return hdr + RINGBUF_HDR;
 }
 

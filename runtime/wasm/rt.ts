@@ -15,7 +15,7 @@ import {
   BPF_MAP_TYPE_LRU_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_PERCPU_HASH,
   BPF_MAP_TYPE_PROG_ARRAY, BPF_MAP_TYPE_QUEUE, BPF_MAP_TYPE_STACK, EINVAL, EOPNOTSUPP, MAP_DATA,
   MAP_ELEM_SIZE, MAP_KEY_SIZE, MAP_MAX_ENTRIES, MAP_N_CPUS, MAP_TYPE, MAP_VALUE_SIZE,
-  BPF_MAP_TYPE_RINGBUF, MAP_DESC_SIZE,
+  BPF_MAP_TYPE_RINGBUF, MAP_DESC_SIZE, MAP_LOCK,
 } from './abi';
 import { arrayLookup, arrayNextKey, arrayUpdate, fdArrayDelete } from './arraymap';
 import { bloomInit, bloomPeek, bloomPush } from './bloom-filter';
@@ -228,6 +228,7 @@ export function host_map_init(map: u32): void {
       break;
     case FAM_RINGBUF:
       memory.fill(load<u32>(map, MAP_DATA), 0, RINGBUF_POS_BYTES);
+      store<u32>(map, 0, MAP_LOCK);
       break;
     default:
   }

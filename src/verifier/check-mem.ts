@@ -104,10 +104,7 @@ function checkMemRegionAccess(
   const s = reg.scalar;
   const lo = s.smin + BigInt(off);
   if (s.smin < 0n && (s.smin === S64_MIN || lo !== BigInt.asIntN(32, lo) || lo < 0n)) {
-    throw env.fail(
-      idx,
-      `R${regno} min value is negative, either use unsigned index or do a if (index >=0) check.`,
-    );
+    throw env.fail(idx, negativeMin(regno));
   }
   if (!memAccessOk(Number(lo), size, memSize, zeroOk)) {
     env.verbose(regionDetail(kind, memSize, Number(lo), size));
@@ -164,6 +161,11 @@ function checkMapAccessType(
   }
 }
 
+/** The kernel's message for an access whose variable offset may be negative. */
+function negativeMin(regno: number): string {
+  return `R${regno} min value is negative, either use unsigned index or do a if (index >=0) check.`;
+}
+
 /** `check_packet_access`: `[off, off+size)` inside the proven range of the packet pointer. */
 function checkPacketAccess(
   env: VerifierEnv,
@@ -175,10 +177,7 @@ function checkPacketAccess(
   zeroOk: boolean,
 ): void {
   if (reg.scalar.smin < 0n) {
-    throw env.fail(
-      idx,
-      `R${regno} min value is negative, either use unsigned index or do a if (index >=0) check.`,
-    );
+    throw env.fail(idx, negativeMin(regno));
   }
   if (!memAccessOk(off, size, reg.range, zeroOk)) {
     env.verbose(

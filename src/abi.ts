@@ -29,7 +29,7 @@ export const CTRL_BASE = 0x10000;
 /** Bytes of the control block header (Vm-wide fields). */
 export const CTRL_HEADER_SIZE = 0x100;
 /** Bytes of one worker's control slot. */
-export const CTRL_SLOT_SIZE = 0x80;
+export const CTRL_SLOT_SIZE = 0x100;
 /** Most workers a Vm can have. */
 export const MAX_WORKERS = 64;
 
@@ -73,6 +73,22 @@ export const CTRL_ARG2 = 0x58;
 export const CTRL_STATUS = 0x5c;
 /** u32: length of the UTF-8 error message the worker left in its scratch area. */
 export const CTRL_ERR_LEN = 0x60;
+
+// Ranges of the control slot reserved per subsystem (each defines its own fields inside):
+/** 0x64..0x7f: coroutines (runtime/wasm/coro.ts): the deferred list of the current run. */
+export const CTRL_CORO = 0x64;
+/** u32: first frame deferred in this run (bpf_coro_defer), 0 when none; linked by CORO_HDR.next. */
+export const CTRL_DEFER_HEAD = 0x64;
+/** u32: last frame deferred in this run. */
+export const CTRL_DEFER_TAIL = 0x68;
+/** u32: frames resumed from the deferred list in this run. */
+export const CTRL_DEFER_RUNS = 0x6c;
+/** u64: the Vm clock (ns) as of this run's start; coroutine deadlines are set from it. */
+export const CTRL_NOW = 0x70;
+/** 0x80..0x9f: the frame allocator's per-worker words (runtime/wasm/frame-alloc.ts). */
+export const CTRL_ALLOC = 0x80;
+/** 0xa0..0xbf: termination (runtime/ termination): epoch, deadline, acknowledgement. */
+export const CTRL_TERM = 0xa0;
 
 /** Worker requests (CTRL_CMD). */
 export const WORKER_CMD_RUN = 1;
@@ -263,6 +279,42 @@ export interface ProgLinks {
    */
   readonly kfuncSlots: ReadonlyMap<number, number>;
 }
+
+// Coroutine frames (notes/coroutines.md, DESIGN.md §5). `bpf_coro_frame_alloc(size, ctx)`
+// takes an object of CORO_HDR_SIZE + size bytes from the frame allocator and returns
+// frame = object + CORO_HDR_SIZE; the header before the frame belongs to the runtime, the
+// frame (resume token at +0, destroy token at +8, then the promise) to the program.
+/** Bytes of the runtime's header before every coroutine frame. */
+export const CORO_HDR_SIZE = 32;
+/** Header fields, as (negative) offsets from the frame address. */
+export const CORO_HDR = {
+  /** u64: Vm-clock ns after which a suspended frame is destroyed; 0: no deadline. */
+  deadline: -32,
+  /** u32: allocation sequence number (never 0): tells a frame from a later one at the same address. */
+  seq: -24,
+  /** u32: CORO_F_* bits. */
+  flags: -20,
+  /** u32: id of the owner the frame is charged to (the loaded program that allocated it). */
+  owner: -16,
+  /** u32: link in the list the frame is parked on (deferred list of a run). */
+  next: -12,
+  /** u32: frame bytes the program asked for. */
+  size: -8,
+  /** u32: CORO_MAGIC while the frame is live; cleared when it is freed. */
+  magic: -4,
+} as const;
+/** Marks a live coroutine frame header ("CORO"). */
+export const CORO_MAGIC = 0x4f524f43;
+/** The runtime owns the frame (Task::detach): it destroys it when it is done. */
+export const CORO_F_DETACHED = 1;
+/** On the deferred list of a run. */
+export const CORO_F_DEFERRED = 2;
+/** In a coroutine queue map. */
+export const CORO_F_QUEUED = 4;
+/** Waiting for a host timer. */
+export const CORO_F_SLEEPING = 8;
+/** Cancelled: handed back to BPF by bpf_coro_take_cancelled or destroyed by the runtime. */
+export const CORO_F_CANCELLED = 16;
 
 // Maps. A map lives in linear memory as a descriptor (the kernel's struct bpf_map) whose
 // address is what lddw with BPF_PSEUDO_MAP_FD/IDX loads; its storage follows in the heap.

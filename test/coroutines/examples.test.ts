@@ -1,0 +1,221 @@
+/**
+ * The five C++20 coroutine examples (test/fixtures/elf/coro, built from
+ * ../shared/examples/coro with clang 22) run on the runtime: the frames they suspend are
+ * resumed where the kfunc they called says (end of run, timer, queue), completed frames are
+ * reaped, and cancelled or expired ones are destroyed through their destroy token, releasing
+ * what they hold.
+ */
+
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { Vm, type VmOptions } from '../../src/index.js';
+import type { LoadedObject } from '../../runtime/object.js';
+import { useTestFrames } from '../helpers/coro-frames.js';
+
+const fixture = (name: string): Uint8Array =>
+  readFileSync(new URL(`../fixtures/elf/coro/${name}`, import.meta.url));
+
+/** A timer scheduler the test fires by hand. */
+function manualTimers(): {
+  schedule: NonNullable<VmOptions['scheduleTimer']>;
+  fireAll: () => number;
+  pending: () => number;
+} {
+  let timers: { fire: () => void; ns: bigint; live: boolean }[] = [];
+  return {
+    schedule: (fire, ns) => {
+      const t = { fire, ns, live: true };
+      timers.push(t);
+      return () => {
+        t.live = false;
+      };
+    },
+    fireAll: () => {
+      const due = timers.filter((t) => t.live);
+      timers = [];
+      for (const t of due) t.fire();
+      return due.length;
+    },
+    pending: () => timers.filter((t) => t.live).length,
+  };
+}
+
+async function open(
+  name: string,
+  opts: VmOptions = {},
+): Promise<{ vm: Vm; obj: LoadedObject; live: Set<number> }> {
+  const vm = Vm.create({ coroutines: { sweepIntervalMs: 0 }, ...opts });
+  const live = useTestFrames(vm);
+  const obj = await vm.loadObject(fixture(name), { verify: false });
+  return { vm, obj, live };
+}
+
+describe('coro_perf_event: work, task_work_schedule, more work', () => {
+  it('finishes the coroutine at the end of the run and frees its frame', async () => {
+    let now = 1000n;
+    const { vm, obj, live } = await open('coro_perf_event.g.o', {
+      clock: () => (now += 250n),
+    });
+    const prog = obj.program('on_perf_event');
+    expect(prog.run(new Uint8Array(8))).toBe(0n);
+    // the resumed half added dt (two clock reads apart) to counts[cpu 0]
+    const counts = obj.map('counts');
+    const key = new Uint8Array(4);
+    const dt = new DataView(counts.lookup(key)!.buffer).getBigUint64(0, true);
+    expect(dt).toBe(250n);
+    expect(live.size).toBe(0);
+    const s = vm.coroutines.stats();
+    expect(s).toMatchObject({ created: 1, completed: 1, destroyed: 0, live: 0, deferred: 1 });
+    expect(s.resumed).toBe(1);
+    expect(s.reaped).toBe(1);
+    // a second run adds to the same slot
+    prog.run(new Uint8Array(8));
+    expect(new DataView(counts.lookup(key)!.buffer).getBigUint64(0, true)).toBe(500n);
+    expect(vm.coroutines.stats().live).toBe(0);
+    await vm.close();
+  });
+});
+
+describe('coro_loop: sleep and a nested task, 4 iterations', () => {
+  it('runs every iteration on timers and the deferred ring, then frees both frames', async () => {
+    const timers = manualTimers();
+    const { vm, obj, live } = await open('coro_loop.g.o', { scheduleTimer: timers.schedule });
+    expect(obj.program('on_tick').run(new Uint8Array(8))).toBe(0n);
+    expect(obj.globals.readUint('total_iterations')).toBe(0n);
+    // each timer resumes poll_loop, which starts sample(), deferred to the end of that resume
+    for (let k = 1; k <= 4; k++) {
+      expect(timers.fireAll()).toBe(1);
+      expect(obj.globals.readUint('total_iterations')).toBe(BigInt(k));
+    }
+    expect(timers.pending()).toBe(0);
+    // the four children were destroyed by their parent; poll_loop itself completed inside a
+    // child's resume (continuation), so the runtime never saw it finish: with this example's
+    // header (no bpf_coro_detach) it waits for the sweep
+    expect(live.size).toBe(1);
+    const [frame] = [...live];
+    expect(vm.dataView().getBigUint64(frame!, true)).toBe(0n);
+    expect(vm.coroutines.stats()).toMatchObject({ created: 5, completed: 4, sleeping: 0 });
+    expect(vm.coroutines.sweep(0n)).toBe(0);
+    expect(vm.coroutines.sweep(10n ** 12n)).toBe(1);
+    expect(vm.coroutines.stats()).toMatchObject({ created: 5, completed: 5, live: 0 });
+    await vm.close();
+  });
+});
+
+describe('coro_many_suspends: 14 suspension points', () => {
+  for (const file of ['coro_many_suspends.g.o', 'coro_many_suspends.o', 'coro_many_suspends.v3.o']) {
+    it(`${file}: resumes through every index (gotox jump table at v4)`, async () => {
+      const { vm, obj, live } = await open(file);
+      expect(obj.program('on_many').run(new Uint8Array(8))).toBe(0n);
+      expect(obj.globals.readUint('progress')).toBe(105n);
+      expect(live.size).toBe(0);
+      expect(vm.coroutines.stats()).toMatchObject({ created: 1, completed: 1, resumed: 14 });
+      await vm.close();
+    });
+  }
+});
+
+describe('coro_symmetric: symmetric transfer through .rodata function pointers', () => {
+  it('completes parent and child; the leaked parent frame expires', async () => {
+    let now = 0n;
+    const { vm, obj, live } = await open('coro_symmetric.g.o', {
+      clock: () => now,
+      coroutines: { sweepIntervalMs: 0, ttlNs: 1000 },
+    });
+    expect(obj.program('on_sym').run(new Uint8Array(8))).toBe(0n);
+    // the child was reaped after the runtime resumed it; the parent (never detached) leaked
+    expect(live.size).toBe(1);
+    const parent = [...live][0]!;
+    expect(vm.dataView().getBigUint64(parent, true)).toBe(0n); // done
+    expect(vm.dataView().getInt32(parent + 0x10, true)).toBe(6); // child's 5, plus one
+    expect(vm.coroutines.sweep()).toBe(0); // first sight: a deadline
+    now = 999n;
+    expect(vm.coroutines.sweep()).toBe(0);
+    now = 1000n;
+    expect(vm.coroutines.sweep()).toBe(1);
+    expect(live.size).toBe(0);
+    expect(vm.coroutines.stats()).toMatchObject({ created: 2, live: 0, expired: 1 });
+    await vm.close();
+  });
+});
+
+describe('coro_destroy: a frame holding a ring buffer reservation and a task reference', () => {
+  const readyMode = { coroutines: { sweepIntervalMs: 0, defer: 'ready-queue' as const } };
+
+  it('completes at the end of the run: the record is submitted, the reference released', async () => {
+    const { vm, obj, live } = await open('coro_destroy.g.o');
+    expect(obj.program('on_sample').run(new Uint8Array(8))).toBe(1n);
+    const records: Uint8Array[] = [];
+    obj.map('events').ringbuf().consume((r) => records.push(r.slice()));
+    expect(records).toHaveLength(1);
+    const pidTgid = new DataView(records[0]!.buffer).getBigUint64(0, true);
+    expect(pidTgid).toBe((BigInt(process.pid) << 32n) | BigInt(process.pid));
+    expect(vm.taskRefs.held).toBe(0);
+    expect(live.size).toBe(0);
+    await vm.close();
+  });
+
+  it('destroyed by the host while suspended: discards the record, releases the task', async () => {
+    const { vm, obj, live } = await open('coro_destroy.g.o', readyMode);
+    expect(obj.program('on_sample').run(new Uint8Array(8))).toBe(1n);
+    expect(vm.taskRefs.held).toBe(1);
+    const [frame] = [...live];
+    expect(vm.coroutines.destroy(frame!)).toBe(true);
+    expect(vm.taskRefs.held).toBe(0);
+    expect(obj.map('events').ringbuf().consume(() => {})).toBe(0);
+    expect(live.size).toBe(0);
+    expect(vm.coroutines.stats()).toMatchObject({ created: 1, destroyed: 1, live: 0 });
+    // the ready queue's handle is stale now: draining it resumes nothing
+    expect(vm.coroutines.run()).toBe(0);
+    await vm.close();
+  });
+
+  it('cancelled by the host and destroyed by BPF (on_cancel: callx frame+8)', async () => {
+    const { vm, obj, live } = await open('coro_destroy.g.o', readyMode);
+    obj.program('on_sample').run(new Uint8Array(8));
+    const [frame] = [...live];
+    expect(vm.coroutines.cancel(frame!)).toBe(true);
+    const onCancel = obj.program('on_cancel');
+    expect(onCancel.run(new Uint8Array(8))).toBe(1n);
+    expect(onCancel.run(new Uint8Array(8))).toBe(0n); // nothing left to cancel
+    expect(vm.taskRefs.held).toBe(0);
+    expect(live.size).toBe(0);
+    expect(vm.coroutines.run()).toBe(0); // taken out of the ready queue
+    await vm.close();
+  });
+
+  it('resumed later from the ready queue by the scheduler', async () => {
+    const { vm, obj, live } = await open('coro_destroy.g.o', readyMode);
+    obj.program('on_sample').run(new Uint8Array(8));
+    expect(vm.coroutines.run()).toBe(1);
+    expect(obj.map('events').ringbuf().consume(() => {})).toBe(1);
+    expect(vm.taskRefs.held).toBe(0);
+    expect(live.size).toBe(0);
+    await vm.close();
+  });
+
+  it('not resumed before its deadline: the sweep destroys it and what it holds', async () => {
+    let now = 0n;
+    const { vm, obj, live } = await open('coro_destroy.g.o', {
+      clock: () => now,
+      coroutines: { ...readyMode.coroutines, ttlNs: 5000 },
+    });
+    obj.program('on_sample').run(new Uint8Array(8));
+    expect(vm.coroutines.sweep()).toBe(0);
+    now = 5000n;
+    expect(vm.coroutines.sweep()).toBe(1);
+    expect(vm.taskRefs.held).toBe(0);
+    expect(obj.map('events').ringbuf().consume(() => {})).toBe(0);
+    expect(live.size).toBe(0);
+    expect(vm.coroutines.run()).toBe(0);
+    await vm.close();
+  });
+
+  it('on_scoped: the frame is elided onto the stack and destroyed in the same run', async () => {
+    const { vm, obj, live } = await open('coro_destroy.g.o');
+    expect(obj.program('on_scoped').run(new Uint8Array(8))).toBe(2n);
+    expect(obj.map('events').ringbuf().consume(() => {})).toBe(0);
+    expect(live.size).toBe(0);
+    await vm.close();
+  });
+});

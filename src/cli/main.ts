@@ -29,6 +29,7 @@ import {
   isElf,
   loadForRun,
   objectTestRun,
+  settleCoroutines,
   vmFor,
   type ObjectRunOptions,
 } from './object.js';
@@ -67,7 +68,9 @@ const HELP: Record<string, string> = {
 Verifies the program, as the kernel's bpf() does, then runs it; --no-verify runs it unverified, every
 memory access checked at run time. mem programs get r1 = input, r2 = its length;
 xdp programs get struct xdp_md over the input as packet. With --repeat N it reports the median ns per
-run; with --json it prints {"r0": "<decimal u64>", "ns_per_run": <number|null>, "engine": "..."}.`,
+run; with --json it prints {"r0": "<decimal u64>", "ns_per_run": <number|null>, "engine": "..."}.
+Coroutines the run suspended are then driven to completion on the default scheduler (ready
+queue, timers), and the JSON gets "coroutines": {"created", "completed", "destroyed", "live"}.`,
   'test-run': `usage: bpfwasm test-run <obj.o> --program <name> [--data-in <file|hex>] [--ctx-in <file|hex>] [--repeat N]
        [--map-update <map>:<keyhex>:<valuehex> | <map>:<keyhex>:@<program>]... [--global <section>=<hex>]... [--pid-tgid <u64>] [--engine jit|interp] [--no-verify] --json
 BPF_PROG_TEST_RUN with the kernel's semantics, on programs the verifier accepted (--no-verify: unverified).
@@ -334,13 +337,21 @@ async function runObjectCommand(bytes: Uint8Array, v: Values): Promise<number> {
   const r0 = prog.run(input);
   const repeat = o.repeat ?? 0;
   const ns = repeat > 0 ? medianNsPerRun(() => prog.runU32(input?.length ?? 0), repeat) : null;
+  const coroutines = await settleCoroutines(vm);
   if (v['json'] === true) {
     const out: Record<string, unknown> = { r0: r0.toString(), ns_per_run: ns, engine: o.engine };
+    if (coroutines !== undefined) out['coroutines'] = coroutines;
     if (v['dump-maps'] === true) out['maps'] = dumpMaps(obj);
     console.log(JSON.stringify(out));
   } else {
     console.log(`r0 = 0x${r0.toString(16)} (${r0})`);
     if (ns !== null) console.log(`${ns.toFixed(1)} ns/run (median, ${o.engine}, ${repeat} runs)`);
+    if (coroutines !== undefined) {
+      const c = coroutines;
+      console.log(
+        `coroutines: ${c.created} created, ${c.completed} completed, ${c.destroyed} destroyed, ${c.live} live`,
+      );
+    }
     if (v['dump-maps'] === true) console.log(JSON.stringify(dumpMaps(obj), null, 2));
   }
   return 0;

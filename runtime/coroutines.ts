@@ -39,7 +39,10 @@ import {
 } from '../src/abi.js';
 import { UsageError } from '../src/errors.js';
 import type { HelperArgs } from '../src/interp/env.js';
+import { assemble } from '../src/asm/assembler.js';
+import { createProgram, type Program } from '../src/program.js';
 import type { KfuncProto } from './helpers.js';
+import type { LoadedProgram } from './loaded-program.js';
 import type { TimerScheduler } from './helpers/timer.js';
 import type { BpfMap, MapSpec } from './maps/map.js';
 import type { RtExports } from './rt.js';
@@ -114,6 +117,11 @@ export interface CoroutineHost {
   liveFrames(): Iterable<number>;
   /** One past the highest function token. */
   tokenLimit(): number;
+  /** Loads `prog` unverified, its kfunc calls named by insn index (the worker drainer). */
+  loadInternal(
+    prog: Program,
+    kfuncs: ReadonlyMap<number, { readonly name: string; readonly weak: boolean }>,
+  ): Promise<LoadedProgram>;
   readonly clock: () => bigint;
   readonly scheduleTimer: TimerScheduler | undefined;
 }
@@ -137,6 +145,7 @@ export class Coroutines {
   private readonly sleepers = new Map<number, Sleeper>();
   private readonly sweepTimer: ReturnType<typeof setInterval> | undefined;
   private expired = 0;
+  private drainer: Promise<LoadedProgram> | undefined;
   private closed = false;
 
   constructor(host: CoroutineHost, opts: CoroutineOptions = {}) {
@@ -217,6 +226,7 @@ export class Coroutines {
       wrap('bpf_coro_take_cancelled', rt.bpf_coro_take_cancelled),
       wrap('bpf_coro_handle_frame', rt.bpf_coro_handle_frame),
       wrap('bpf_coro_reap', rt.bpf_coro_reap),
+      wrap('bpf_coro_drain', rt.bpf_coro_drain),
     ];
   }
 
@@ -317,6 +327,40 @@ export class Coroutines {
       if (deadline !== undefined && this.host.clock() >= deadline) break;
     }
     return n;
+  }
+
+  /**
+   * Like `drain`, on worker thread `worker` of a Vm with workers (a small mem program that calls
+   * the `bpf_coro_drain` kfunc there): the coroutines continue on that worker, whichever worker
+   * suspended them. Resolves with the number of handles popped.
+   * @example
+   * await vm.coroutines.drainOn(1, vm.coroutines.ready, { batch: 64 });
+   */
+  async drainOn(
+    worker: number,
+    queue: BpfMap | string = this.ready,
+    opts: { batch?: number } = {},
+  ): Promise<number> {
+    const q = typeof queue === 'string' ? this.queue(queue) : queue;
+    checkHandleQueue(q);
+    const batch = opts.batch ?? 0xffffffff;
+    if (!Number.isInteger(batch) || batch < 1)
+      throw new UsageError(`batch must be a positive integer, not ${batch}`);
+    this.drainer ??= this.host.loadInternal(
+      createProgram(
+        assemble(
+          'mov %r6, %r1\nldxdw %r1, [%r6]\nldxdw %r2, [%r6+8]\ncall kfunc 0\nexit',
+        ),
+        { name: 'coro_drain', type: 'mem' },
+      ),
+      new Map([[3, { name: 'bpf_coro_drain', weak: false }]]),
+    );
+    const drainer = await this.drainer;
+    const args = new Uint8Array(16);
+    const v = new DataView(args.buffer);
+    v.setBigUint64(0, BigInt(q.addr), true);
+    v.setBigUint64(8, BigInt(Math.min(batch, 0xffffffff)), true);
+    return Number(await drainer.runOn(worker, args));
   }
 
   /**

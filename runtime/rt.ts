@@ -45,6 +45,7 @@ export interface RtExports {
   readonly bpf_coro_take_cancelled: (...args: bigint[]) => bigint;
   readonly bpf_coro_handle_frame: (...args: bigint[]) => bigint;
   readonly bpf_coro_reap: (...args: bigint[]) => bigint;
+  readonly bpf_coro_drain: (...args: bigint[]) => bigint;
   readonly coro_set_worker: (ctrl: number, area: number) => void;
   /** Resumes frame `f` if its sequence number is still `seq`; 1 when it ran. */
   readonly coro_resume: (f: number, seq: number) => number;

@@ -307,6 +307,7 @@ export class Vm {
         allMaps: () => this.maps,
         liveFrames: () => this.liveCoroutineFrames(),
         tokenLimit: () => this.nextToken,
+        loadInternal: (prog, kfuncs) => this.load(prog, { verify: false, kfuncs }),
         clock: host.clock,
         scheduleTimer: opts.scheduleTimer,
       },

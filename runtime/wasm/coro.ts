@@ -314,3 +314,13 @@ export function coro_frame_flags(f: u32, set: u32, clear: u32): u32 {
   if (clear != 0) clearFlags(<usize>f, clear);
   return load<u32>(<usize>f + CORO_HDR_FLAGS);
 }
+
+/**
+ * kfunc `long bpf_coro_drain(void *queue_map, u32 batch)`: pops up to `batch` handles of a
+ * handle queue and resumes each on this worker; returns the number popped. The host's
+ * `vm.coroutines.drainOn(worker, queue)` runs it on a worker thread.
+ */
+export function bpf_coro_drain(q: u64, batch: u64, r3: u64, r4: u64, r5: u64): u64 {
+  if (!isHandleQueue(q)) return <u64>-EINVAL;
+  return <u64>coro_drain_queue(<u32>q, batch > 0xffffffff ? 0xffffffff : <u32>batch);
+}

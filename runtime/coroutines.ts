@@ -31,11 +31,18 @@ import {
   CORO_CTL_OFF,
   CORO_DRAIN_LIMIT,
   CORO_F_CANCELLED,
+  CORO_F_DEFERRED,
+  CORO_F_DETACHED,
   CORO_F_QUEUED,
   CORO_F_SLEEPING,
   CORO_HDR,
   CORO_MAGIC,
   CTRL_BASE,
+  CTRL_DEFER_HEAD,
+  CTRL_DEFER_TAIL,
+  DEFER_RING_CAP,
+  DEFER_RING_OFF,
+  FUNC_TOKEN_BASE,
 } from '../src/abi.js';
 import { UsageError } from '../src/errors.js';
 import type { HelperArgs } from '../src/interp/env.js';
@@ -209,10 +216,7 @@ export class Coroutines {
 
   /** The kfuncs implemented by the runtime module (any worker). */
   static rtKfuncs(rt: RtExports): KfuncProto[] {
-    const wrap = (
-      name: string,
-      f: (...args: bigint[]) => bigint,
-    ): KfuncProto => ({
+    const wrap = (name: string, f: (...args: bigint[]) => bigint): KfuncProto => ({
       name,
       fn: (a: HelperArgs) => BigInt.asUintN(64, f(a[0], a[1], a[2], a[3], a[4])),
       wasm: f,
@@ -268,6 +272,58 @@ export class Coroutines {
     const ran = this.host.rt.coro_resume(frame, seq) === 1;
     this.host.rt.coro_drain_deferred(CORO_DRAIN_LIMIT);
     return ran;
+  }
+
+  /**
+   * The end-of-run drain for runs on the interpreter: what runtime/wasm/coro.ts's
+   * `coro_drain_deferred` does for the JIT, with each resume and destroy made by `call` (the
+   * interpreter, through `vm.callBpf`). Returns the frames resumed.
+   */
+  drainDeferredWith(
+    ctrl: number,
+    area: number,
+    call: (token: bigint, frame: number) => void,
+  ): number {
+    const v = this.host.dataView();
+    const ring = area + DEFER_RING_OFF;
+    const ctl = CTRL_BASE + CORO_CTL_OFF;
+    const bump = (field: number): void =>
+      v.setBigUint64(ctl + field, v.getBigUint64(ctl + field, true) + 1n, true);
+    const limit = BigInt(this.host.tokenLimit());
+    const reap = (f: number): void => {
+      const d = v.getBigUint64(f + 8, true);
+      if (d < BigInt(FUNC_TOKEN_BASE) || d >= limit) return bump(CORO_CTL.badHandles);
+      bump(CORO_CTL.reaped);
+      call(d, f);
+    };
+    const same = (f: number, seq: number): boolean => this.isFrame(f) && this.seqOf(f) === seq;
+    let n = 0;
+    while (n < CORO_DRAIN_LIMIT) {
+      const head = v.getUint32(ctrl + CTRL_DEFER_HEAD, true);
+      if (head === v.getUint32(ctrl + CTRL_DEFER_TAIL, true)) break;
+      const e = ring + (head & (DEFER_RING_CAP - 1)) * 8;
+      const f = v.getUint32(e, true);
+      const seq = v.getUint32(e + 4, true);
+      v.setUint32(ctrl + CTRL_DEFER_HEAD, (head + 1) >>> 0, true);
+      if (!same(f, seq)) continue;
+      this.host.rt.coro_frame_flags(f, 0, CORO_F_DEFERRED | CORO_F_QUEUED);
+      this.setDeadline(f, 0n);
+      n++;
+      const t = v.getBigUint64(f, true);
+      const parent = (): number => this.u32(f + CORO_HDR.parent);
+      if (t === 0n) {
+        if ((this.flagsOf(f) & CORO_F_DETACHED) !== 0 && parent() === 0) reap(f);
+        continue;
+      }
+      if (t < BigInt(FUNC_TOKEN_BASE) || t >= limit) {
+        bump(CORO_CTL.badHandles);
+        continue;
+      }
+      bump(CORO_CTL.resumed);
+      call(t, f);
+      if (same(f, seq) && v.getBigUint64(f, true) === 0n && parent() === 0) reap(f);
+    }
+    return n;
   }
 
   /** Destroys a suspended coroutine through its destroy token. False when the handle is stale. */
@@ -348,9 +404,7 @@ export class Coroutines {
       throw new UsageError(`batch must be a positive integer, not ${batch}`);
     this.drainer ??= this.host.loadInternal(
       createProgram(
-        assemble(
-          'mov %r6, %r1\nldxdw %r1, [%r6]\nldxdw %r2, [%r6+8]\ncall kfunc 0\nexit',
-        ),
+        assemble('mov %r6, %r1\nldxdw %r1, [%r6]\nldxdw %r2, [%r6+8]\ncall kfunc 0\nexit'),
         { name: 'coro_drain', type: 'mem' },
       ),
       new Map([[3, { name: 'bpf_coro_drain', weak: false }]]),
@@ -464,9 +518,7 @@ export class Coroutines {
 
   /** Every queue map of u64 values: the runtime's and the programs'. */
   private handleQueues(): BpfMap[] {
-    return this.host
-      .allMaps()
-      .filter((m) => m.type === BPF_MAP_TYPE_QUEUE && m.valueSize === 8);
+    return this.host.allMaps().filter((m) => m.type === BPF_MAP_TYPE_QUEUE && m.valueSize === 8);
   }
 
   /** Keeps the handles of `q` whose frame passes `keep` (pops all, pushes the kept back). */

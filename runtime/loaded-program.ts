@@ -10,7 +10,10 @@
 
 import type { VerifiedProgram } from '../src/verifier/verified-program.js';
 import {
+  CTRL_DEFER_HEAD,
+  CTRL_DEFER_TAIL,
   CTRL_R0,
+  STACK_OFF,
   WORKER_CMD_RUN,
   WORKER_CMD_RUN_BATCH,
   workerLayout,
@@ -469,6 +472,12 @@ export class LoadedProgram {
       packet: len > 0 ? { addr: pkt, len } : undefined,
     };
     const r0 = interpret(this.program, env, r1, r2);
+    // what the run deferred continues now, on the interpreter too (the JIT's entry does this)
+    const v = vm.dataView();
+    if (v.getUint32(w.ctrl + CTRL_DEFER_HEAD, true) !== v.getUint32(w.ctrl + CTRL_DEFER_TAIL, true))
+      vm.coroutines.drainDeferredWith(w.ctrl, w.stackBottom - STACK_OFF, (token, frame) => {
+        vm.services.callBpf(token, [BigInt(frame)], { engine: 'interp', regions: env.regions });
+      });
     vm.dataView().setBigUint64(w.ctrl + CTRL_R0, r0, true);
     return r0;
   }

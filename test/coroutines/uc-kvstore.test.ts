@@ -36,8 +36,17 @@ function encode(r: Request): Uint8Array {
   return b;
 }
 
+/** `struct req_record`. */
+interface ReqRecord {
+  readonly arrival: bigint;
+  readonly done: bigint;
+  readonly result: bigint;
+  readonly order: number;
+  readonly yields: number;
+}
+
 /** `struct req_record` of request `id`. */
-function record(obj: LoadedObject, id: number): Record<string, bigint | number> {
+function record(obj: LoadedObject, id: number): ReqRecord {
   const key = new Uint8Array(4);
   new DataView(key.buffer).setUint32(0, id, true);
   const v = new DataView(obj.map('kv_reqs').lookup(key)!.buffer);

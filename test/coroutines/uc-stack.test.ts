@@ -64,9 +64,11 @@ function events(obj: LoadedObject): StackEvent[] {
 describe('uc_stack: a stack trace in two halves', () => {
   it('emits one event: the kernel stack of event time, the user stack of the deferred point', async () => {
     const asked: string[] = [];
-    let vm: Vm | undefined;
+    const at: { vm?: Vm } = {};
     const inTask = (): string =>
-      vm!.dataView().getUint32(vm!.worker.ctrl + CTRL_CORO_DEPTH, true) === 0 ? 'event' : 'task';
+      at.vm!.dataView().getUint32(at.vm!.worker.ctrl + CTRL_CORO_DEPTH, true) === 0
+        ? 'event'
+        : 'task';
     const opened = await open({
       task: { pid: 4321, tgid: 1234 },
       stacks: {
@@ -80,8 +82,8 @@ describe('uc_stack: a stack trace in two halves', () => {
         },
       },
     });
-    vm = opened.vm;
-    const { obj, live } = opened;
+    const { vm, obj, live } = opened;
+    at.vm = vm;
     expect(obj.program('on_sample').run(new Uint8Array(8))).toBe(0n);
     expect(asked).toEqual(['kernel@event', 'user@task']);
     const got = events(obj);

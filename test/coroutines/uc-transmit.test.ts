@@ -24,8 +24,17 @@ function packet(dscp: number, len: number): Uint8Array {
   return p;
 }
 
+/** `struct class_stats`. */
+interface ClassStats {
+  readonly packets: bigint;
+  readonly bytes: bigint;
+  readonly dropped: bigint;
+  readonly reordered: bigint;
+  readonly lastSeq: bigint;
+}
+
 /** `struct class_stats` of class `cls`. */
-function classStats(obj: LoadedObject, cls: number): Record<string, bigint> {
+function classStats(obj: LoadedObject, cls: number): ClassStats {
   const key = new Uint8Array(4);
   new DataView(key.buffer).setUint32(0, cls, true);
   const v = new DataView(obj.map('tx_stats').lookup(key)!.buffer);
@@ -33,7 +42,7 @@ function classStats(obj: LoadedObject, cls: number): Record<string, bigint> {
   return { packets: f(0), bytes: f(1), dropped: f(2), reordered: f(3), lastSeq: f(4) };
 }
 
-const sent = (obj: LoadedObject): bigint[] => [0, 1, 2].map((c) => classStats(obj, c).packets!);
+const sent = (obj: LoadedObject): bigint[] => [0, 1, 2].map((c) => classStats(obj, c).packets);
 
 async function open(
   opts: VmOptions = {},

@@ -9,6 +9,8 @@
  * - Coroutine vs callback: the same logic (8 array updates at event time, 8 at the deferred
  *   point) as a coroutine, in callback style (explicit state + a continuation called through a
  *   function pointer at the end of the run), and straight. Target: coroutine ≤ 1.2× callback.
+ *   halves_coro_lean is the coroutine with a Task whose final suspend leaves the done frame to
+ *   the runtime's resume loop instead of handing it over once more (bpf::Task's final_awaiter).
  *   alloc_free gives the frame allocator's share. Until the runtime's frame allocator lands the
  *   frames come from bench/wasm-frames.ts (Wasm, a free list), not from the tests' JS stand-in,
  *   whose BigInt adapter costs hundreds of ns a frame.
@@ -68,6 +70,8 @@ export interface CoroutinesReport {
   readonly roundTripYieldNs: number;
   readonly halves: {
     readonly coro: NsSample;
+    /** The coroutine with a Task whose final suspend keeps the done frame (coro_bench.cpp). */
+    readonly lean: NsSample;
     readonly callback: NsSample;
     readonly plain: NsSample;
   };
@@ -167,11 +171,11 @@ async function benchSuspend(
     const p = obj.program(name);
     return timeRuns(() => p.runU32(CTX), plan);
   };
-  const [coro, callback, plain] = alternate(
-    [time('halves_coro'), time('halves_callback'), time('halves_plain')],
+  const [coro, lean, callback, plain] = alternate(
+    [time('halves_coro'), time('halves_coro_lean'), time('halves_callback'), time('halves_plain')],
     passes,
   );
-  const halves = { coro: coro!, callback: callback!, plain: plain! };
+  const halves = { coro: coro!, lean: lean!, callback: callback!, plain: plain! };
   progress('coroutines: frame alloc + free');
   const allocFree = obj.program('alloc_free');
   const allocFreeNs = roundTrip(obj, () => allocFree.runU32(CTX), plan, passes);
@@ -380,6 +384,11 @@ export function formatCoroutines(r: CoroutinesReport): string {
       ['same logic, 2 × 8 array updates', 'ns/run', 'vs callback'],
       [
         ['coroutine (frame, suspend, resume)', fmtNs(h.coro.median), fmtRatio(ratio)],
+        [
+          'coroutine, lean final suspend',
+          fmtNs(h.lean.median),
+          fmtRatio(h.lean.median / h.callback.median),
+        ],
         ['callback (state struct + callx)', fmtNs(h.callback.median), fmtRatio(1)],
         [
           'straight (no deferral)',

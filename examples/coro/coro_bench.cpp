@@ -6,7 +6,8 @@
 //  - halves_coro / halves_callback / halves_plain: the same logic three ways: half of the work
 //    at event time, half at a deferred point (the end of the run). As a coroutine (state in the
 //    frame), with an explicit state struct and a continuation called through a function
-//    pointer (callback style), and with no deferral at all;
+//    pointer (callback style), and with no deferral at all; halves_coro_lean is the coroutine
+//    with a Task whose final suspend does not hand the done frame back to the runtime;
 //  - alloc_free: `rounds` bpf_coro_frame_alloc + bpf_coro_frame_free pairs, to tell the frame
 //    allocator's share of halves_coro.
 #include <bpf_coro.h>
@@ -79,6 +80,37 @@ extern "C" SEC("perf_event") int halves_coro(void *ctx) {
   auto t = two_halves(ctx, next_base++);
   if (t.done()) return t.result();
   t.detach();
+  return 0;
+}
+
+// The same coroutine with a lean Task: its final suspend leaves the done frame in place instead
+// of handing it to the runtime once more (bpf::Task's final_awaiter defers it), and the
+// runtime's resume loop, which finds it done, destroys it. Only right for coroutines that the
+// runtime (or bpf::resume_handle) resumes last; bpf::Task is the general form.
+struct LeanTask {
+  struct promise_type : bpf::frame_alloc {
+    LeanTask get_return_object() noexcept {
+      return LeanTask{std::coroutine_handle<promise_type>::from_promise(*this)};
+    }
+    std::suspend_never initial_suspend() const noexcept { return {}; }
+    std::suspend_always final_suspend() const noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() const noexcept {}
+  };
+  std::coroutine_handle<promise_type> h;
+};
+
+BPF_CORO_FN static LeanTask two_halves_lean(void *ctx, u32 base) {
+  u64 a = work(base);
+  co_await bpf::task_work_schedule();
+  u64 b = work(base + WORK);
+  sink += a + b;
+}
+
+extern "C" SEC("perf_event") int halves_coro_lean(void *ctx) {
+  LeanTask t = two_halves_lean(ctx, next_base++);
+  if (t.h.done()) t.h.destroy();
+  else bpf_coro_detach(t.h.address());
   return 0;
 }
 

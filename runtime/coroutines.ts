@@ -200,10 +200,7 @@ export class Coroutines {
 
   /** The kfuncs implemented by the runtime module (any worker). */
   static rtKfuncs(rt: RtExports): KfuncProto[] {
-    const wrap = (
-      name: string,
-      f: (...args: bigint[]) => bigint,
-    ): KfuncProto => ({
+    const wrap = (name: string, f: (...args: bigint[]) => bigint): KfuncProto => ({
       name,
       fn: (a: HelperArgs) => BigInt.asUintN(64, f(a[0], a[1], a[2], a[3], a[4])),
       wasm: f,
@@ -420,9 +417,7 @@ export class Coroutines {
 
   /** Every queue map of u64 values: the runtime's and the programs'. */
   private handleQueues(): BpfMap[] {
-    return this.host
-      .allMaps()
-      .filter((m) => m.type === BPF_MAP_TYPE_QUEUE && m.valueSize === 8);
+    return this.host.allMaps().filter((m) => m.type === BPF_MAP_TYPE_QUEUE && m.valueSize === 8);
   }
 
   /** Keeps the handles of `q` whose frame passes `keep` (pops all, pushes the kept back). */

@@ -12,7 +12,11 @@ import { Vm } from '../../src/index.js';
 import type { LoadedObject } from '../../runtime/object.js';
 import { useTestFrames } from '../helpers/coro-frames.js';
 
-const OBJECT = new URL('../../examples/coro/build/uc_kvstore.o', import.meta.url);
+/** The -mcpu=v4 object and its -mcpu=v3 build (no store-immediates, no gotox). */
+const BUILDS = [
+  { name: 'v4', object: new URL('../../examples/coro/build/uc_kvstore.o', import.meta.url) },
+  { name: 'v3', object: new URL('../../examples/coro/build/uc_kvstore.v3.o', import.meta.url) },
+] as const;
 const XDP_TX = 3n;
 const OP = { get: 0, put: 1, scan: 2 } as const;
 
@@ -59,11 +63,11 @@ function record(obj: LoadedObject, id: number): ReqRecord {
   };
 }
 
-async function open(mode: 'fcfs' | 'ps', quantum = 16) {
+async function open(object: URL, mode: 'fcfs' | 'ps', quantum = 16) {
   let now = 0n;
   const vm = Vm.create({ clock: () => ++now, coroutines: { sweepIntervalMs: 0 } });
   const live = useTestFrames(vm);
-  const obj = await vm.loadObject(readFileSync(OBJECT), { verify: false });
+  const obj = await vm.loadObject(readFileSync(object), { verify: false });
   obj.globals.set('kv_mode', mode === 'fcfs' ? 0 : 1);
   obj.globals.set('kv_quantum', quantum);
   const serve = obj.program('kv_serve');
@@ -79,64 +83,66 @@ const LONG_THEN_SHORT: Request[] = [
   { id: 13, op: 'get', key: 300, size: 8 },
 ];
 
-describe('uc_kvstore: requests as coroutines', () => {
-  for (const mode of ['fcfs', 'ps'] as const) {
-    it(`${mode}: serves put, get and scan with the values written`, async () => {
-      const { vm, obj, live, submit } = await open(mode);
-      expect(submit({ id: 1, op: 'put', key: 4090, size: 64, value: 1000n })).toEqual([XDP_TX]);
-      expect(record(obj, 1).order).toBe(0); // queued, not served yet
-      expect(vm.coroutines.run()).toBeGreaterThan(0);
-      submit(
-        { id: 2, op: 'get', key: 4090, size: 64 },
-        { id: 3, op: 'scan', key: 4000, size: 200 },
-        { id: 4, op: 'get', key: 4095, size: 1 },
-        { id: 5, op: 'scan', key: 50, size: 20 },
-      );
-      vm.coroutines.run();
-      // the put wrapped around the store's end: keys 4090..4095, 0..57
-      expect(record(obj, 1).result).toBe(64n);
-      expect(record(obj, 2).result).toBe(64n * 1000n + (63n * 64n) / 2n);
-      expect(record(obj, 3).result).toBe(64n); // 4000..4095 and 0..103 hold all 64 written
-      expect(record(obj, 4).result).toBe(1005n);
-      expect(record(obj, 5).result).toBe(8n); // 50..69 meets 50..57
-      expect(live.size).toBe(0);
-      expect(vm.coroutines.stats()).toMatchObject({ created: 5, completed: 5, live: 0 });
+describe.each(BUILDS)('$name', ({ object }) => {
+  describe('uc_kvstore: requests as coroutines', () => {
+    for (const mode of ['fcfs', 'ps'] as const) {
+      it(`${mode}: serves put, get and scan with the values written`, async () => {
+        const { vm, obj, live, submit } = await open(object, mode);
+        expect(submit({ id: 1, op: 'put', key: 4090, size: 64, value: 1000n })).toEqual([XDP_TX]);
+        expect(record(obj, 1).order).toBe(0); // queued, not served yet
+        expect(vm.coroutines.run()).toBeGreaterThan(0);
+        submit(
+          { id: 2, op: 'get', key: 4090, size: 64 },
+          { id: 3, op: 'scan', key: 4000, size: 200 },
+          { id: 4, op: 'get', key: 4095, size: 1 },
+          { id: 5, op: 'scan', key: 50, size: 20 },
+        );
+        vm.coroutines.run();
+        // the put wrapped around the store's end: keys 4090..4095, 0..57
+        expect(record(obj, 1).result).toBe(64n);
+        expect(record(obj, 2).result).toBe(64n * 1000n + (63n * 64n) / 2n);
+        expect(record(obj, 3).result).toBe(64n); // 4000..4095 and 0..103 hold all 64 written
+        expect(record(obj, 4).result).toBe(1005n);
+        expect(record(obj, 5).result).toBe(8n); // 50..69 meets 50..57
+        expect(live.size).toBe(0);
+        expect(vm.coroutines.stats()).toMatchObject({ created: 5, completed: 5, live: 0 });
+        await vm.close();
+      });
+    }
+
+    it('fcfs: completes in arrival order, short requests wait behind the long one', async () => {
+      const { vm, obj, submit } = await open(object, 'fcfs');
+      submit(...LONG_THEN_SHORT);
+      expect(vm.coroutines.run()).toBe(4);
+      expect(LONG_THEN_SHORT.map((r) => record(obj, r.id).order)).toEqual([1, 2, 3, 4]);
+      expect(LONG_THEN_SHORT.map((r) => record(obj, r.id).yields)).toEqual([0, 0, 0, 0]);
+      // logical clock: arrivals at ticks 1..4, completions at 5..8
+      expect(LONG_THEN_SHORT.map((r) => record(obj, r.id).done)).toEqual([5n, 6n, 7n, 8n]);
+      expect(vm.coroutines.stats()).toMatchObject({ resumed: 4, live: 0 });
       await vm.close();
     });
-  }
 
-  it('fcfs: completes in arrival order, short requests wait behind the long one', async () => {
-    const { vm, obj, submit } = await open('fcfs');
-    submit(...LONG_THEN_SHORT);
-    expect(vm.coroutines.run()).toBe(4);
-    expect(LONG_THEN_SHORT.map((r) => record(obj, r.id).order)).toEqual([1, 2, 3, 4]);
-    expect(LONG_THEN_SHORT.map((r) => record(obj, r.id).yields)).toEqual([0, 0, 0, 0]);
-    // logical clock: arrivals at ticks 1..4, completions at 5..8
-    expect(LONG_THEN_SHORT.map((r) => record(obj, r.id).done)).toEqual([5n, 6n, 7n, 8n]);
-    expect(vm.coroutines.stats()).toMatchObject({ resumed: 4, live: 0 });
-    await vm.close();
-  });
+    it('ps: short requests finish before the long one that arrived first', async () => {
+      const { vm, obj, submit } = await open(object, 'ps', 16);
+      submit(...LONG_THEN_SHORT);
+      // one quantum of the long request, then it goes to the back of the queue
+      expect(vm.coroutines.drain(vm.coroutines.ready, { batch: 1 })).toBe(1);
+      expect(record(obj, 10)).toMatchObject({ order: 0, yields: 1 });
+      expect(vm.coroutines.drain(vm.coroutines.ready, { batch: 3 })).toBe(3);
+      expect([11, 12, 13].map((id) => record(obj, id).order)).toEqual([1, 2, 3]);
+      vm.coroutines.run();
+      expect(record(obj, 10)).toMatchObject({ order: 4, yields: 127, result: 0n });
+      // 1 + 128 quanta of the long request, one for each short one
+      expect(vm.coroutines.stats()).toMatchObject({ resumed: 131, completed: 4, live: 0 });
+      await vm.close();
+    });
 
-  it('ps: short requests finish before the long one that arrived first', async () => {
-    const { vm, obj, submit } = await open('ps', 16);
-    submit(...LONG_THEN_SHORT);
-    // one quantum of the long request, then it goes to the back of the queue
-    expect(vm.coroutines.drain(vm.coroutines.ready, { batch: 1 })).toBe(1);
-    expect(record(obj, 10)).toMatchObject({ order: 0, yields: 1 });
-    expect(vm.coroutines.drain(vm.coroutines.ready, { batch: 3 })).toBe(3);
-    expect([11, 12, 13].map((id) => record(obj, id).order)).toEqual([1, 2, 3]);
-    vm.coroutines.run();
-    expect(record(obj, 10)).toMatchObject({ order: 4, yields: 127, result: 0n });
-    // 1 + 128 quanta of the long request, one for each short one
-    expect(vm.coroutines.stats()).toMatchObject({ resumed: 131, completed: 4, live: 0 });
-    await vm.close();
-  });
-
-  it('ps with a quantum larger than every request behaves as fcfs', async () => {
-    const { vm, obj, submit } = await open('ps', 4096);
-    submit(...LONG_THEN_SHORT);
-    vm.coroutines.run();
-    expect(LONG_THEN_SHORT.map((r) => record(obj, r.id).order)).toEqual([1, 2, 3, 4]);
-    await vm.close();
+    it('ps with a quantum larger than every request behaves as fcfs', async () => {
+      const { vm, obj, submit } = await open(object, 'ps', 4096);
+      submit(...LONG_THEN_SHORT);
+      vm.coroutines.run();
+      expect(LONG_THEN_SHORT.map((r) => record(obj, r.id).order)).toEqual([1, 2, 3, 4]);
+      await vm.close();
+    });
   });
 });

@@ -15,6 +15,7 @@
  */
 
 import {
+  CTRL_CORO_DEPTH,
   CTRL_ERR_CODE,
   FUNC_TOKEN_BASE,
   HELPER_BLOCK_SIZE,
@@ -593,6 +594,8 @@ export class Vm {
   resetWorker(): void {
     this.globals.sp.value = this.worker.stackTop;
     this.dataView().setUint32(this.worker.ctrl + CTRL_ERR_CODE, 0, true);
+    // a trap inside a runtime resume skipped its decrement
+    this.dataView().setUint32(this.worker.ctrl + CTRL_CORO_DEPTH, 0, true);
   }
 
   /** What bpf_trace_printk wrote, oldest first (VmOptions.onTrace also receives it). */

@@ -725,6 +725,7 @@ export class Vm {
       );
     }
     const kfuncSlots = this.linkKfuncs(prog, kfuncs);
+    if ([...kfuncs.values()].some((k) => k.name.startsWith('bpf_coro_'))) this.coroutines.prepare();
     const helperBase = this.nextProgram * HELPER_BLOCK_SIZE;
     const funcTokenBase = this.nextToken;
     this.nextToken += prog.subprogs.length;

@@ -35,6 +35,35 @@ export interface RtExports {
   readonly bpf_ringbuf_discard: (...args: bigint[]) => bigint;
   readonly bpf_ringbuf_query: (...args: bigint[]) => bigint;
   readonly bpf_tail_call: (...args: bigint[]) => bigint;
+  // the frame allocator (runtime/wasm/frame-alloc.ts, runtime/frame-alloc.ts)
+  /** Once per Vm: lays out the allocator's state block. */
+  readonly alloc_init: (
+    state: number,
+    heapStart: number,
+    heapEnd: number,
+    spanTable: number,
+    owners: number,
+    maxOwners: number,
+    caches: number,
+    workers: number,
+  ) => void;
+  /** Once per instance: the state block, this instance's worker index and control slot. */
+  readonly alloc_attach: (state: number, worker: number, ctrl: number) => void;
+  readonly bpf_coro_frame_alloc: (...args: bigint[]) => bigint;
+  readonly bpf_coro_frame_free: (...args: bigint[]) => bigint;
+  readonly bpf_obj_new_impl: (...args: bigint[]) => bigint;
+  readonly bpf_obj_drop_impl: (...args: bigint[]) => bigint;
+  /** 1 when `frame` is a live coroutine frame of at least `need` bytes, else 0. */
+  readonly coro_frame_check: (frame: number, need: number) => number;
+  readonly host_frame_alloc: (size: number, owner: number) => number;
+  readonly host_frame_free: (addr: number) => number;
+  readonly alloc_obj_size: (addr: number) => number;
+  readonly alloc_obj_owner: (addr: number) => number;
+  readonly alloc_next_live: (after: number) => number;
+  readonly alloc_owner_live: (owner: number) => bigint;
+  readonly alloc_set_cap: (owner: number, objects: number, bytes: number) => number;
+  readonly alloc_counter: (which: number) => number;
+  readonly alloc_top: () => number;
 }
 
 /** Host service the module calls for map families it does not implement. */

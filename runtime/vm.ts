@@ -50,6 +50,13 @@ import type { HelperArgs, MemRegion, TokenTarget } from '../src/interp/env.js';
 import { jumpTarget, subprogIndexOf, type Program, type ProgType } from '../src/program.js';
 import { adaptHelpers, compileHelperAdapter } from '../jit/adapter.js';
 import { compileProgram, type CompiledModule, type CompileTimings } from '../jit/compile.js';
+import {
+  FRAME_HEAP_DEFAULT,
+  FrameAllocator,
+  frameAllocKfuncs,
+  initFrameAlloc,
+  type FrameAllocLayout,
+} from './frame-alloc.js';
 import { HeapArena } from './heap.js';
 import {
   allHelpers,
@@ -113,6 +120,12 @@ export interface VmOptions extends HelperOptions {
   readonly onWorkerExit?: (e: WorkerError) => void;
   /** How often (ms) an idle worker bumps its heartbeat (default 100). */
   readonly heartbeatMs?: number;
+  /**
+   * Bytes reserved at creation for the frame allocator's region (coroutine frames, bpf_obj_new
+   * objects, `vm.allocator.alloc`): default 8 MiB, at most 1 GiB, rounded up to 64 KiB. An
+   * allocation that finds it exhausted returns 0.
+   */
+  readonly frameHeap?: number;
 }
 
 /** Options of `Vm.load`. */
@@ -193,6 +206,8 @@ export class Vm {
   readonly heap: HeapArena;
   /** The runtime module instance of worker 0 (map operations). */
   readonly rt: RtExports;
+  /** The frame allocator (coroutine frames, bpf_obj_new objects): accounts, caps, live objects. */
+  readonly allocator: FrameAllocator;
   /** CPUs (workers) percpu maps keep values for: the worker count, 1 without workers. */
   readonly nCpus: number;
   /** Worker threads of this Vm (0: single-threaded). */
@@ -209,6 +224,8 @@ export class Vm {
     { readonly slot: number; readonly proto: KfuncProto }
   >();
   private readonly kfuncBySlot = new Map<number, KfuncProto>();
+  /** The kfuncs the runtime module implements, by name: worker threads run them too. */
+  private readonly builtinKfuncs = new Map<string, KfuncProto>();
   private kfuncsFilled = 0;
   /** Globals shared by every module instantiated for worker 0. */
   readonly globals: {
@@ -269,6 +286,18 @@ export class Vm {
     this.rt = instantiateRt(this.memory, 0, (op) => (op === 1 ? 0n : -22n));
     for (const h of runtimeModuleHelpers(this.rt)) this.helpers.register(h);
     for (const h of this.helpers.all()) this.builtinHelpers.set(h.id, h);
+    const alloc = initFrameAlloc(
+      this.rt,
+      (bytes) => this.heap.alloc(bytes),
+      opts.frameHeap ?? FRAME_HEAP_DEFAULT,
+      n + 1,
+    );
+    this.rt.alloc_attach(alloc.state, n, this.worker.ctrl);
+    this.allocator = new FrameAllocator(this.rt, alloc);
+    for (const k of frameAllocKfuncs(this.rt)) {
+      this.registerKfunc(k);
+      this.builtinKfuncs.set(k.name, k);
+    }
     for (const h of opts.helpers ?? []) this.helpers.register(h);
     const cfg: WorkerHelperConfig = {
       seed: opts.seed ?? DEFAULT_SEED,
@@ -279,11 +308,16 @@ export class Vm {
         ? []
         : [...workerHelpers(this, 0, cfg), ...runtimeModuleHelpers(this.rt)].map((h) => h.id),
     );
-    this.workers = n === 0 ? undefined : this.startWorkers(n, cfg, opts);
+    this.workers = n === 0 ? undefined : this.startWorkers(n, cfg, opts, alloc);
   }
 
   /** Starts the worker threads once the adapter of their JS helpers is compiled. */
-  private startWorkers(n: number, cfg: WorkerHelperConfig, opts: VmOptions): WorkerPool {
+  private startWorkers(
+    n: number,
+    cfg: WorkerHelperConfig,
+    opts: VmOptions,
+    alloc: FrameAllocLayout,
+  ): WorkerPool {
     const count = workerHelpers(this, 0, cfg).length;
     const adapter = compileHelperAdapter(count).then((wasm) => WebAssembly.compile(wasm));
     return new WorkerPool({
@@ -291,6 +325,13 @@ export class Vm {
       count: n,
       adapter,
       helpers: cfg,
+      alloc: {
+        state: alloc.state,
+        kfuncs: [...this.builtinKfuncs.keys()].map((name) => ({
+          name,
+          slot: this.kfuncSlot(name) as number,
+        })),
+      },
       ...(opts.heartbeatMs !== undefined ? { heartbeatMs: opts.heartbeatMs } : {}),
       ...(opts.onWorkerExit !== undefined ? { onWorkerExit: opts.onWorkerExit } : {}),
     });
@@ -566,7 +607,7 @@ export class Vm {
 
   /**
    * Refuses, in a Vm with workers, a program that calls what a worker thread cannot run: a
-   * kfunc, a helper that needs host state (runtime/worker-helpers.ts lists what workers run), or
+   * kfunc other than the runtime module's, a helper that needs host state (runtime/worker-helpers.ts lists what workers run), or
    * a map write that is not concurrent yet on a map the program can reach (UNSAFE_IN_WORKERS).
    */
   private checkWorkerCalls(
@@ -579,8 +620,11 @@ export class Vm {
       if (prog.ops[idx]?.kind !== 'call') return;
       if (i.src === BPF_PSEUDO_KFUNC_CALL) {
         const name = kfuncs.get(idx)?.name ?? `kfunc#${i.imm}`;
+        const builtin = this.builtinKfuncs.get(name);
+        if (builtin !== undefined && this.kfuncs.get(name)?.proto === builtin) return;
         throw new UsageError(
-          `insn ${idx}: kfunc '${name}' cannot run in a worker thread (kfuncs are host functions)`,
+          `insn ${idx}: kfunc '${name}' cannot run in a worker thread (host kfuncs are JS functions of the host thread; ` +
+            'workers run the kfuncs of the runtime module: the frame allocator)',
         );
       }
       if (i.src !== 0) return;

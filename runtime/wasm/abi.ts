@@ -82,3 +82,11 @@ export const EEXIST: i64 = 17;
 export const EINVAL: i64 = 22;
 export const ENOSPC: i64 = 28;
 export const EOPNOTSUPP: i64 = 95;
+
+// control slot fields (per worker)
+export const CTRL_PROG: u32 = 0x0c;
+export const CTRL_ALLOC_CACHE: u32 = 0x80;
+
+// coroutine frame header (offsets from the frame are negative: frame - CORO_HDR_SIZE is the object)
+export const CORO_HDR_SIZE: u32 = 32;
+export const CORO_MAGIC: u32 = 0x4f524f43;

@@ -34,10 +34,13 @@ export const FRAME_HEAP_MAX = 1 << 30;
 /** Owners (program ids) with an account: 0 .. FRAME_MAX_OWNERS - 1. */
 export const FRAME_MAX_OWNERS = 1024;
 
-/** Mirrors of runtime/wasm/frame-alloc.ts. */
-const ALLOC_STATE_SIZE = 256;
-const OWNER_ACCT_SIZE = 16;
-const ALLOC_CACHE_SIZE = 256;
+// Mirrors of runtime/wasm/frame-alloc.ts (test/unit/runtime/rt-abi.test.ts checks them).
+/** Bytes of the allocator's state block. */
+export const ALLOC_STATE_SIZE = 256;
+/** Bytes of one owner's account. */
+export const OWNER_ACCT_SIZE = 16;
+/** Bytes of one worker's cache. */
+export const ALLOC_CACHE_SIZE = 256;
 const NO_CAP = 0xffffffff;
 const CNT_REJECTED = 0;
 const CNT_DOUBLE = 1;

@@ -384,9 +384,16 @@ export class Vm {
     return loadObjectInto(this, bytes, opts);
   }
 
-  /** Value regions of every map, for the interpreter's memory checks. */
+  /**
+   * Value regions of every map, and the frame allocator's region (coroutine frames and
+   * bpf_obj_new objects live there), for the interpreter's memory checks.
+   */
   mapRegions(): MemRegion[] {
-    return this.maps.map((m) => m.valueRegion);
+    const { heapStart, heapEnd } = this.allocator.layout;
+    return [
+      ...this.maps.map((m) => m.valueRegion),
+      { start: heapStart, end: heapEnd, writable: true, name: 'frame heap' },
+    ];
   }
 
   /** The map with id (fd) `id`, or undefined. */

@@ -64,7 +64,7 @@ const KIND_TAIL: u8 = 3;
 const N_CLASSES: u32 = 16;
 const MAX_SMALL: u32 = 4096;
 /** Largest request served (from a run of whole spans). */
-export const FRAME_ALLOC_MAX: u32 = 1 << 20;
+export const FRAME_ALLOC_MAX: u32 = 0x100000;
 /** Longest run: FRAME_ALLOC_MAX plus the header, in spans. */
 const MAX_RUN_PAGES: u32 = (FRAME_ALLOC_MAX + SPAN_HDR + SPAN_MASK) >> SPAN_SHIFT;
 
@@ -99,8 +99,8 @@ const CE_HEAD: u32 = 0;
 const CE_COUNT: u32 = 4;
 const CE_REMOTE: u32 = 8;
 const CE_SPAN: u32 = 12;
-/** Bytes of one worker's cache. */
-export const ALLOC_CACHE_SIZE: u32 = N_CLASSES * CE_SIZE;
+/** Bytes of one worker's cache: N_CLASSES * CE_SIZE. */
+export const ALLOC_CACHE_SIZE: u32 = 256;
 /** Bytes of other workers' objects a cache keeps per class before it sends frees home. */
 const CACHE_FOREIGN_BYTES: u32 = 32768;
 /** Attempts of a CAS loop before it falls back. */

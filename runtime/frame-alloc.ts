@@ -45,6 +45,7 @@ const NO_CAP = 0xffffffff;
 const CNT_REJECTED = 0;
 const CNT_DOUBLE = 1;
 const CNT_FAILED = 2;
+const CNT_REMOTE = 3;
 
 /** The names of the allocator's kfuncs; each is also the runtime module's export. */
 export const FRAME_ALLOC_KFUNCS = [
@@ -84,6 +85,8 @@ export interface FrameAllocStats {
   readonly doubleFrees: number;
   /** Allocations answered with 0 (size 0 or too big, a cap, the region exhausted). */
   readonly failedAllocs: number;
+  /** Frees of other workers' objects sent home (CAS-pushed onto the owner's remote list). */
+  readonly remoteFrees: number;
 }
 
 /** A live object, as `liveObjects` lists it. */
@@ -232,6 +235,7 @@ export class FrameAllocator {
       rejectedFrees: this.rt.alloc_counter(CNT_REJECTED) >>> 0,
       doubleFrees: this.rt.alloc_counter(CNT_DOUBLE) >>> 0,
       failedAllocs: this.rt.alloc_counter(CNT_FAILED) >>> 0,
+      remoteFrees: this.rt.alloc_counter(CNT_REMOTE) >>> 0,
     };
   }
 

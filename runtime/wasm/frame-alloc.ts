@@ -77,11 +77,13 @@ const ST_SEQ: u32 = 16;
 const ST_REJECTED: u32 = 20;
 const ST_DOUBLE: u32 = 24;
 const ST_FAILED: u32 = 28;
-const ST_MAX_OWNERS: u32 = 32;
-const ST_SPAN_TABLE: u32 = 36;
-const ST_OWNERS: u32 = 40;
-const ST_CACHES: u32 = 44;
-const ST_WORKERS: u32 = 48;
+/** Frees sent home to the span owner's remote list. */
+const ST_REMOTE: u32 = 32;
+const ST_MAX_OWNERS: u32 = 36;
+const ST_SPAN_TABLE: u32 = 40;
+const ST_OWNERS: u32 = 44;
+const ST_CACHES: u32 = 48;
+const ST_WORKERS: u32 = 52;
 /** Free lists of large runs, by length in spans (1..MAX_RUN_PAGES). */
 const ST_RUNS: u32 = 64;
 /** Bytes of the state block. */
@@ -110,6 +112,7 @@ const CAS_TRIES: u32 = 64;
 const CNT_REJECTED: u32 = 0;
 const CNT_DOUBLE: u32 = 1;
 const CNT_FAILED: u32 = 2;
+const CNT_REMOTE: u32 = 3;
 
 /**
  * The size class of a request of 1..MAX_SMALL bytes: 16, 32, 48, 64, then two classes per
@@ -482,7 +485,10 @@ function remotePush(head: usize, p: usize): bool {
   if (RT_SHARED) {
     const home = load<u32>(span, SP_WORKER);
     if (home != aWorker && n * size >= CACHE_FOREIGN_BYTES) {
-      if (remotePush(aCaches + home * ALLOC_CACHE_SIZE + c * CE_SIZE + CE_REMOTE, p)) return;
+      if (remotePush(aCaches + home * ALLOC_CACHE_SIZE + c * CE_SIZE + CE_REMOTE, p)) {
+        count(CNT_REMOTE);
+        return;
+      }
     }
   }
   store<u32>(p, load<u32>(ce, CE_HEAD));
@@ -661,9 +667,9 @@ export function alloc_set_cap(owner: u32, objects: u32, bytes: u32): bool {
   return true;
 }
 
-/** Host: a counter (0 rejected frees, 1 double frees, 2 failed allocations). */
+/** Host: a counter (0 rejected frees, 1 double frees, 2 failed allocations, 3 remote frees). */
 export function alloc_counter(which: u32): u32 {
-  return which > CNT_FAILED ? 0 : ld32(aState + ST_REJECTED + which * 4);
+  return which > CNT_REMOTE ? 0 : ld32(aState + ST_REJECTED + which * 4);
 }
 
 /** Host: the bump pointer (the first byte never carved into spans). */

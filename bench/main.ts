@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: the performance report of issue #3 item 8. Sections (each optional with
  * `--only`): the benchmark corpus on the JIT, the interpreter and (where it works) the kernel
- * JIT; the per-run overhead of the run methods; map lookups from BPF; compile latency per phase. Tables go to
+ * JIT; the per-run overhead of the run methods; map lookups from BPF; frame allocator alloc+free pairs; compile latency per phase. Tables go to
  * stdout, progress to stderr, and `--json FILE` writes the same figures as JSON.
  *
  * Every ns figure is a median over timed rounds after a warm-up of at least 100 ms (V8 must
@@ -38,6 +38,7 @@ import { benchPlans, parseOptions, USAGE, type BenchOptions, type BenchPlans } f
 import { benchOverhead, formatOverhead, type OverheadReport } from './overhead.bench.js';
 import { heading } from './table.js';
 import { benchMaps, formatMaps, type MapsReport } from './maps.bench.js';
+import { benchAlloc, formatAlloc, type AllocReport } from './alloc.bench.js';
 
 /** Where and how the bench ran. */
 interface MachineInfo {
@@ -65,6 +66,7 @@ interface BenchReport {
   corpus?: CorpusReport;
   overhead?: OverheadReport;
   maps?: MapsReport;
+  alloc?: AllocReport;
   compile?: CompileReport;
   verify?: VerifyReport;
 }
@@ -167,6 +169,12 @@ async function runBench(opts: BenchOptions): Promise<BenchReport> {
   if (opts.sections.has('maps')) {
     report.maps = await benchMaps(plans.jit, progress);
     process.stdout.write(`${heading('Map lookups from BPF')}\n${formatMaps(report.maps)}\n`);
+  }
+  if (opts.sections.has('alloc')) {
+    report.alloc = await benchAlloc(plans.jit, progress);
+    process.stdout.write(
+      `${heading('Frame allocator: alloc + free')}\n${formatAlloc(report.alloc)}\n`,
+    );
   }
   if (opts.sections.has('compile')) {
     report.compile = await benchCompile({

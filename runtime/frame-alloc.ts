@@ -58,11 +58,11 @@ export const FRAME_ALLOC_KFUNCS = [
 /** A kfunc the runtime module implements. */
 export type FrameAllocKfunc = (typeof FRAME_ALLOC_KFUNCS)[number];
 
-/** Where a Vm put the allocator: the state block every runtime instance attaches to. */
+/** Where a Vm put the allocator. */
 export interface FrameAllocLayout {
   /** Address of the state block (`alloc_attach`'s first argument). */
   readonly state: number;
-  /** The region spans are carved from: [heapStart, heapEnd), 64 KiB aligned. */
+  /** The region spans are carved from: [heapStart, heapEnd), 64 KiB aligned; 0, 0 until made. */
   readonly heapStart: number;
   readonly heapEnd: number;
 }
@@ -97,46 +97,40 @@ export interface LiveObject {
   readonly owner: number;
 }
 
+/** How a Vm lets its allocator take memory: its host heap, and the region's size. */
+export interface FrameAllocHost {
+  /** Takes `bytes` bytes of the Vm's memory (growing it); 16-byte aligned. */
+  readonly alloc: (bytes: number) => number;
+  /** Bytes of the region, made at the first need (`VmOptions.frameHeap`). */
+  readonly frameHeap: number;
+}
+
 /**
- * Lays out the allocator in a Vm being created: the region (`frameHeap` bytes, rounded up to
- * whole spans) and the state block, both taken from `alloc` (the Vm's host heap), and
- * initialises them through runtime instance `rt`. `workers`: caches to make (every worker
- * thread and the host thread).
+ * Lays out the allocator's state block in a Vm being created (from `host.alloc`, the Vm's host
+ * heap) and initialises it through runtime instance `rt`, which then attaches as allocator
+ * worker `worker` with control slot `ctrl`. `workers`: caches to make (every worker thread and
+ * the host thread). The region itself is made later, by `FrameAllocator.ensureRegion`.
  */
 export function initFrameAlloc(
   rt: RtExports,
-  alloc: (bytes: number) => number,
-  frameHeap: number,
+  host: FrameAllocHost,
   workers: number,
-): FrameAllocLayout {
-  if (!Number.isInteger(frameHeap) || frameHeap < FRAME_SPAN_SIZE || frameHeap > FRAME_HEAP_MAX)
+  worker: number,
+  ctrl: number,
+): FrameAllocator {
+  const f = host.frameHeap;
+  if (!Number.isInteger(f) || f < FRAME_SPAN_SIZE || f > FRAME_HEAP_MAX)
     throw new UsageError(
-      `frameHeap must be an integer in ${FRAME_SPAN_SIZE}..${FRAME_HEAP_MAX}, not ${frameHeap}`,
+      `frameHeap must be an integer in ${FRAME_SPAN_SIZE}..${FRAME_HEAP_MAX}, not ${f}`,
     );
-  const bytes = Math.ceil(frameHeap / FRAME_SPAN_SIZE) * FRAME_SPAN_SIZE;
-  const raw = alloc(bytes + FRAME_SPAN_SIZE);
-  const heapStart = Math.ceil(raw / FRAME_SPAN_SIZE) * FRAME_SPAN_SIZE;
-  const spans = bytes / FRAME_SPAN_SIZE;
-  const state = alloc(
-    ALLOC_STATE_SIZE +
-      align16(spans) +
-      FRAME_MAX_OWNERS * OWNER_ACCT_SIZE +
-      workers * ALLOC_CACHE_SIZE,
+  const state = host.alloc(
+    ALLOC_STATE_SIZE + FRAME_MAX_OWNERS * OWNER_ACCT_SIZE + workers * ALLOC_CACHE_SIZE,
   );
-  const spanTable = state + ALLOC_STATE_SIZE;
-  const owners = spanTable + align16(spans);
+  const owners = state + ALLOC_STATE_SIZE;
   const caches = owners + FRAME_MAX_OWNERS * OWNER_ACCT_SIZE;
-  rt.alloc_init(
-    state,
-    heapStart,
-    heapStart + bytes,
-    spanTable,
-    owners,
-    FRAME_MAX_OWNERS,
-    caches,
-    workers,
-  );
-  return { state, heapStart, heapEnd: heapStart + bytes };
+  rt.alloc_init(state, owners, FRAME_MAX_OWNERS, caches, workers);
+  rt.alloc_attach(state, worker, ctrl);
+  return new FrameAllocator(rt, state, host);
 }
 
 /**
@@ -165,13 +159,39 @@ export function frameAllocKfuncs(rt: RtExports): KfuncProto[] {
  * vm.allocator.free(p);
  */
 export class FrameAllocator {
-  /** Where the region and the state block are. */
-  readonly layout: FrameAllocLayout;
   private readonly rt: RtExports;
+  private readonly state: number;
+  private readonly host: FrameAllocHost;
+  private heapStart = 0;
+  private heapEnd = 0;
 
-  constructor(rt: RtExports, layout: FrameAllocLayout) {
+  constructor(rt: RtExports, state: number, host: FrameAllocHost) {
     this.rt = rt;
-    this.layout = layout;
+    this.state = state;
+    this.host = host;
+  }
+
+  /** Where the state block and the region are. */
+  get layout(): FrameAllocLayout {
+    return { state: this.state, heapStart: this.heapStart, heapEnd: this.heapEnd };
+  }
+
+  /**
+   * Makes the region (`frameHeap` bytes, whole spans) if it does not exist yet. Only while no
+   * program that allocates is running: the Vm calls it when it loads a program that calls an
+   * allocator kfunc, and `alloc` calls it; until then a Vm pays no memory for the allocator.
+   */
+  ensureRegion(): void {
+    if (this.heapEnd !== 0) return;
+    const bytes = Math.ceil(this.host.frameHeap / FRAME_SPAN_SIZE) * FRAME_SPAN_SIZE;
+    const spans = bytes / FRAME_SPAN_SIZE;
+    const raw = this.host.alloc(bytes + FRAME_SPAN_SIZE + spans);
+    const start = Math.ceil(raw / FRAME_SPAN_SIZE) * FRAME_SPAN_SIZE;
+    // the span table goes in the tail the alignment left over (at least `spans` bytes)
+    const spanTable = start + bytes;
+    this.rt.alloc_set_region(start, start + bytes, spanTable);
+    this.heapStart = start;
+    this.heapEnd = start + bytes;
   }
 
   /**
@@ -182,6 +202,7 @@ export class FrameAllocator {
     if (!Number.isInteger(size) || size < 0 || size > 0xffffffff)
       throw new UsageError(`bad allocation size ${size}`);
     checkOwner(owner);
+    this.ensureRegion();
     return this.rt.host_frame_alloc(size, owner) >>> 0;
   }
 
@@ -255,15 +276,11 @@ export class FrameAllocator {
 
   /** Bytes of the region carved into spans so far. */
   get carvedBytes(): number {
-    return (this.rt.alloc_top() >>> 0) - this.layout.heapStart;
+    return this.heapEnd === 0 ? 0 : (this.rt.alloc_top() >>> 0) - this.heapStart;
   }
 }
 
 function checkOwner(owner: number): void {
   if (!Number.isInteger(owner) || owner < 0 || owner >= FRAME_MAX_OWNERS)
     throw new UsageError(`owner ${owner} is out of range 0..${FRAME_MAX_OWNERS - 1}`);
-}
-
-function align16(n: number): number {
-  return Math.ceil(n / 16) * 16;
 }

@@ -39,14 +39,13 @@ export interface RtExports {
   /** Once per Vm: lays out the allocator's state block. */
   readonly alloc_init: (
     state: number,
-    heapStart: number,
-    heapEnd: number,
-    spanTable: number,
     owners: number,
     maxOwners: number,
     caches: number,
     workers: number,
   ) => void;
+  /** Once per Vm, while nothing allocates: the region spans are carved from, its span table. */
+  readonly alloc_set_region: (heapStart: number, heapEnd: number, spanTable: number) => number;
   /** Once per instance: the state block, this instance's worker index and control slot. */
   readonly alloc_attach: (state: number, worker: number, ctrl: number) => void;
   readonly bpf_coro_frame_alloc: (...args: bigint[]) => bigint;

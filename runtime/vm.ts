@@ -51,11 +51,11 @@ import { jumpTarget, subprogIndexOf, type Program, type ProgType } from '../src/
 import { adaptHelpers, compileHelperAdapter } from '../jit/adapter.js';
 import { compileProgram, type CompiledModule, type CompileTimings } from '../jit/compile.js';
 import {
+  FRAME_ALLOC_KFUNCS,
   FRAME_HEAP_DEFAULT,
-  FrameAllocator,
+  type FrameAllocator,
   frameAllocKfuncs,
   initFrameAlloc,
-  type FrameAllocLayout,
 } from './frame-alloc.js';
 import { HeapArena } from './heap.js';
 import {
@@ -121,9 +121,10 @@ export interface VmOptions extends HelperOptions {
   /** How often (ms) an idle worker bumps its heartbeat (default 100). */
   readonly heartbeatMs?: number;
   /**
-   * Bytes reserved at creation for the frame allocator's region (coroutine frames, bpf_obj_new
-   * objects, `vm.allocator.alloc`): default 8 MiB, at most 1 GiB, rounded up to 64 KiB. An
-   * allocation that finds it exhausted returns 0.
+   * Bytes of the frame allocator's region (coroutine frames, bpf_obj_new objects,
+   * `vm.allocator.alloc`): default 8 MiB, at most 1 GiB, rounded up to 64 KiB. The region is
+   * made when the first program that calls an allocator kfunc is loaded (or the host first
+   * allocates); an allocation that finds it exhausted returns 0.
    */
   readonly frameHeap?: number;
 }
@@ -286,14 +287,13 @@ export class Vm {
     this.rt = instantiateRt(this.memory, 0, (op) => (op === 1 ? 0n : -22n));
     for (const h of runtimeModuleHelpers(this.rt)) this.helpers.register(h);
     for (const h of this.helpers.all()) this.builtinHelpers.set(h.id, h);
-    const alloc = initFrameAlloc(
+    this.allocator = initFrameAlloc(
       this.rt,
-      (bytes) => this.heap.alloc(bytes),
-      opts.frameHeap ?? FRAME_HEAP_DEFAULT,
+      { alloc: (bytes) => this.heap.alloc(bytes), frameHeap: opts.frameHeap ?? FRAME_HEAP_DEFAULT },
       n + 1,
+      n,
+      this.worker.ctrl,
     );
-    this.rt.alloc_attach(alloc.state, n, this.worker.ctrl);
-    this.allocator = new FrameAllocator(this.rt, alloc);
     for (const k of frameAllocKfuncs(this.rt)) {
       this.registerKfunc(k);
       this.builtinKfuncs.set(k.name, k);
@@ -308,16 +308,11 @@ export class Vm {
         ? []
         : [...workerHelpers(this, 0, cfg), ...runtimeModuleHelpers(this.rt)].map((h) => h.id),
     );
-    this.workers = n === 0 ? undefined : this.startWorkers(n, cfg, opts, alloc);
+    this.workers = n === 0 ? undefined : this.startWorkers(n, cfg, opts);
   }
 
   /** Starts the worker threads once the adapter of their JS helpers is compiled. */
-  private startWorkers(
-    n: number,
-    cfg: WorkerHelperConfig,
-    opts: VmOptions,
-    alloc: FrameAllocLayout,
-  ): WorkerPool {
+  private startWorkers(n: number, cfg: WorkerHelperConfig, opts: VmOptions): WorkerPool {
     const count = workerHelpers(this, 0, cfg).length;
     const adapter = compileHelperAdapter(count).then((wasm) => WebAssembly.compile(wasm));
     return new WorkerPool({
@@ -326,7 +321,7 @@ export class Vm {
       adapter,
       helpers: cfg,
       alloc: {
-        state: alloc.state,
+        state: this.allocator.layout.state,
         kfuncs: [...this.builtinKfuncs.keys()].map((name) => ({
           name,
           slot: this.kfuncSlot(name) as number,
@@ -390,10 +385,10 @@ export class Vm {
    */
   mapRegions(): MemRegion[] {
     const { heapStart, heapEnd } = this.allocator.layout;
-    return [
-      ...this.maps.map((m) => m.valueRegion),
-      { start: heapStart, end: heapEnd, writable: true, name: 'frame heap' },
-    ];
+    const regions = this.maps.map((m) => m.valueRegion);
+    if (heapEnd !== 0)
+      regions.push({ start: heapStart, end: heapEnd, writable: true, name: 'frame heap' });
+    return regions;
   }
 
   /** The map with id (fd) `id`, or undefined. */
@@ -456,6 +451,9 @@ export class Vm {
     const verified = opts.verify === false ? undefined : this.verify(prog, { ...opts, type });
     if (this.workerCount > 0)
       this.checkWorkerCalls(prog, opts.kfuncs ?? new Map(), opts.maps ?? []);
+    // a program that calls the frame allocator: make its region now, while nothing runs
+    const names = [...(opts.kfuncs?.values() ?? [])].map((k) => k.name);
+    if (FRAME_ALLOC_KFUNCS.some((k) => names.includes(k))) this.allocator.ensureRegion();
     const links = this.link(
       prog,
       opts.maps ?? [],

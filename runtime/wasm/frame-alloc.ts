@@ -4,10 +4,11 @@
 // host (the `host_*`/`alloc_*` exports, runtime/frame-alloc.ts); never calls out, never waits,
 // never traps: a request it cannot serve returns 0, a bad free is counted and ignored.
 //
-// Layout. The Vm reserves, at creation, a region [heapStart, heapEnd) aligned to SPAN_SIZE and
-// a state block (`alloc_init`): counters, the large-run free lists, a span table (one kind byte
-// per span), per-owner accounts and one cache per worker. Spans are carved from the region with
-// a bounded CAS on the bump pointer.
+// Layout. The Vm makes at creation a state block (`alloc_init`): counters, the large-run free
+// lists, per-owner accounts and one cache per worker; and, when a program that allocates is
+// loaded or the host first allocates, the region [heapStart, heapEnd) aligned to SPAN_SIZE with
+// its span table (one kind byte per span) (`alloc_set_region`). Spans are carved from the
+// region with a bounded CAS on the bump pointer.
 // - A small span serves one size class (16 B .. 4 KiB). Its header (span start, so that
 //   `addr & ~(SPAN_SIZE-1)` finds it) holds a magic, the class, the worker that carves it, the
 //   slot geometry and a per-slot owner table (u16: 0 free, else owner + 1) that doubles as the
@@ -195,27 +196,31 @@ function count(which: u32): void {
   else store<u32>(p, load<u32>(p) + 1);
 }
 
+/**
+ * Zeroes `n` bytes (a multiple of 8) at `p` (8-aligned). Small objects are cleared with
+ * inline stores: V8 compiles `memory.fill` to a call out of generated code, which costs more
+ * than the whole allocation fast path.
+ */
+// @ts-ignore: decorator
+@inline function zero(p: usize, n: u32): void {
+  if (n <= 256) {
+    for (let k: u32 = 0; k < n; k += 8) store<u64>(p + k, 0);
+  } else memory.fill(p, 0, n);
+}
+
 // ---- set-up, from the host ----
 
 /**
- * Host, once per Vm before any instance attaches: lays out the state block. The region
- * [heapStart, heapEnd) must be SPAN_SIZE-aligned; the span table has one byte per span, the
- * owner accounts `maxOwners` entries, the caches `workers` entries (every worker and the host).
+ * Host, once per Vm before any instance attaches: lays out the state block, without a region
+ * (every allocation fails until `alloc_set_region`). The owner accounts have `maxOwners`
+ * entries, the caches `workers` entries (every worker and the host).
  */
-export function alloc_init(
-  state: u32, heapStart: u32, heapEnd: u32, spanTable: u32, owners: u32, maxOwners: u32,
-  caches: u32, workers: u32,
-): void {
+export function alloc_init(state: u32, owners: u32, maxOwners: u32, caches: u32, workers: u32): void {
   memory.fill(state, 0, ALLOC_STATE_SIZE);
-  store<u32>(state, heapStart, ST_HEAP_START);
-  store<u32>(state, heapEnd, ST_HEAP_END);
-  store<u32>(state, heapStart, ST_TOP);
   store<u32>(state, maxOwners, ST_MAX_OWNERS);
-  store<u32>(state, spanTable, ST_SPAN_TABLE);
   store<u32>(state, owners, ST_OWNERS);
   store<u32>(state, caches, ST_CACHES);
   store<u32>(state, workers, ST_WORKERS);
-  memory.fill(spanTable, 0, (heapEnd - heapStart) >> SPAN_SHIFT);
   memory.fill(caches, 0, workers * ALLOC_CACHE_SIZE);
   for (let o: u32 = 0; o < maxOwners; o++) {
     const a = owners + o * OWNER_ACCT_SIZE;
@@ -225,12 +230,47 @@ export function alloc_init(
   }
 }
 
+/**
+ * Host, once per Vm, while no program that allocates runs: gives the allocator its region
+ * [heapStart, heapEnd) (SPAN_SIZE-aligned) and the span table (one byte per span). The Vm
+ * makes the region when a program that calls the allocator is loaded, or at the first host
+ * allocation, so that a Vm that never allocates pays nothing for it. False when set already.
+ */
+export function alloc_set_region(heapStart: u32, heapEnd: u32, spanTable: u32): bool {
+  if (load<u32>(aState, ST_HEAP_END) != 0) return false;
+  memory.fill(spanTable, 0, (heapEnd - heapStart) >> SPAN_SHIFT);
+  store<u32>(aState, spanTable, ST_SPAN_TABLE);
+  store<u32>(aState, heapStart, ST_TOP);
+  store<u32>(aState, heapStart, ST_HEAP_START);
+  if (RT_SHARED) atomic.store<u32>(aState + ST_HEAP_END, heapEnd);
+  else store<u32>(aState, heapEnd, ST_HEAP_END);
+  return refreshRegion();
+}
+
+/**
+ * Reloads this instance's copy of the region from the state block (an instance that attached
+ * before the region existed sees it at its first miss); true when there is one.
+ */
+function refreshRegion(): bool {
+  const end = ld32(aState + ST_HEAP_END);
+  if (end == 0) return false;
+  aHeapStart = load<u32>(aState, ST_HEAP_START);
+  aSpanTable = load<u32>(aState, ST_SPAN_TABLE);
+  aHeapLen = end - <u32>aHeapStart;
+  return true;
+}
+
+/** True when `p` lies in the region (refreshing this instance's view on a miss). */
+// @ts-ignore: decorator
+@inline function inRegion(p: usize): bool {
+  if (p >= aHeapStart && <u32>(p - aHeapStart) < aHeapLen) return true;
+  return aHeapLen == 0 && refreshRegion() && p >= aHeapStart && <u32>(p - aHeapStart) < aHeapLen;
+}
+
 /** Host, once per runtime instance: the state block, this instance's worker and control slot. */
 export function alloc_attach(state: u32, worker: u32, ctrl: u32): void {
   aState = state;
-  aHeapStart = load<u32>(state, ST_HEAP_START);
-  aHeapLen = load<u32>(state, ST_HEAP_END) - <u32>aHeapStart;
-  aSpanTable = load<u32>(state, ST_SPAN_TABLE);
+  refreshRegion();
   aOwners = load<u32>(state, ST_OWNERS);
   aMaxOwners = load<u32>(state, ST_MAX_OWNERS);
   aCaches = load<u32>(state, ST_CACHES);
@@ -268,6 +308,7 @@ function charge(owner: u32, bytes: u32): bool {
 function takeSpans(k: u32): usize {
   const run = popRun(k);
   if (run != 0) return run;
+  if (aHeapLen == 0 && !refreshRegion()) return 0;
   const topP = aState + ST_TOP;
   const end = <u64>aHeapStart + <u64>aHeapLen;
   for (let n: u32 = 0; n < CAS_TRIES; n++) {
@@ -401,7 +442,7 @@ function allocLarge(size: u32, owner: u32): usize {
   for (let t: u32 = 1; t < k; t++) setKind(run + (t << SPAN_SHIFT), KIND_TAIL);
   setKind(run, KIND_LARGE);
   const p = run + SPAN_HDR;
-  memory.fill(p, 0, (size + 7) & ~7);
+  zero(p, (size + 7) & ~7);
   if (RT_SHARED) atomic.store<u32>(run + SP_OWNER, owner + 1);
   else store<u32>(run, owner + 1, SP_OWNER);
   return p;
@@ -428,7 +469,7 @@ export function frameAlloc(size: u32, owner: u32): usize {
   let p = <usize>load<u32>(ce, CE_HEAD);
   if (p != 0) {
     store<u32>(ce, load<u32>(p), CE_HEAD);
-    store<u32>(ce, load<u32>(ce, CE_COUNT) - 1, CE_COUNT);
+    if (RT_SHARED) store<u32>(ce, load<u32>(ce, CE_COUNT) - 1, CE_COUNT);
   } else {
     p = refill(c, ce);
     if (p == 0) {
@@ -441,7 +482,7 @@ export function frameAlloc(size: u32, owner: u32): usize {
   const off = <u32>(p - span) - load<u32>(span, SP_DATA);
   const idx = <u32>((<u64>off * <u64>load<u32>(span, SP_RECIP)) >> 32);
   store<u16>(span + SPAN_HDR + idx * 2, <u16>(owner + 1));
-  memory.fill(p, 0, (size + 7) & ~7);
+  zero(p, (size + 7) & ~7);
   return p;
 }
 
@@ -452,8 +493,8 @@ export function frameAlloc(size: u32, owner: u32): usize {
  * region, not a slot start, free). Never traps for any `p`.
  */
 export function liveSize(p: usize): u32 {
+  if (!inRegion(p)) return 0;
   const rel = <u32>(p - aHeapStart);
-  if (p < aHeapStart || rel >= aHeapLen) return 0;
   const span = aHeapStart + (rel & ~SPAN_MASK);
   const kind = load<u8>(aSpanTable + (rel >> SPAN_SHIFT));
   if (kind == KIND_SMALL) {
@@ -481,8 +522,9 @@ function remotePush(head: usize, p: usize): bool {
 @inline function cacheFree(span: usize, p: usize, size: u32): void {
   const c = load<u32>(span, SP_CLASS);
   const ce = aCache + c * CE_SIZE;
-  const n = load<u32>(ce, CE_COUNT);
   if (RT_SHARED) {
+    // the count only bounds other workers' objects kept here; one worker needs no bound
+    const n = load<u32>(ce, CE_COUNT);
     const home = load<u32>(span, SP_WORKER);
     if (home != aWorker && n * size >= CACHE_FOREIGN_BYTES) {
       if (remotePush(aCaches + home * ALLOC_CACHE_SIZE + c * CE_SIZE + CE_REMOTE, p)) {
@@ -490,10 +532,10 @@ function remotePush(head: usize, p: usize): bool {
         return;
       }
     }
+    store<u32>(ce, n + 1, CE_COUNT);
   }
   store<u32>(p, load<u32>(ce, CE_HEAD));
   store<u32>(ce, <u32>p, CE_HEAD);
-  store<u32>(ce, n + 1, CE_COUNT);
 }
 
 /**
@@ -502,11 +544,11 @@ function remotePush(head: usize, p: usize): bool {
  * from the host.
  */
 export function frameFree(p: usize): bool {
-  const rel = <u32>(p - aHeapStart);
-  if (p < aHeapStart || rel >= aHeapLen) {
+  if (!inRegion(p)) {
     count(CNT_REJECTED);
     return false;
   }
+  const rel = <u32>(p - aHeapStart);
   const span = aHeapStart + (rel & ~SPAN_MASK);
   const kind = load<u8>(aSpanTable + (rel >> SPAN_SHIFT));
   if (kind == KIND_SMALL) {
@@ -631,6 +673,7 @@ export function alloc_obj_owner(p: u32): u32 {
 
 /** Host: the first live object after `after` (0: from the start), or 0 when there is none. */
 export function alloc_next_live(after: u32): u32 {
+  if (aHeapLen == 0 && !refreshRegion()) return 0;
   const end = aHeapStart + aHeapLen;
   let span: usize = <usize>after < aHeapStart ? aHeapStart : <usize>(after & ~SPAN_MASK);
   for (; span < end; span += SPAN_SIZE) {

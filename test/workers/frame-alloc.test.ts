@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { heapBase, WASM_PAGE, workerLayout } from '../../src/abi.js';
 import { assemble } from '../../src/asm/assembler.js';
 import { createProgram } from '../../src/program.js';
-import { FrameAllocator, initFrameAlloc } from '../../runtime/frame-alloc.js';
+import { initFrameAlloc } from '../../runtime/frame-alloc.js';
 import { instantiateRt } from '../../runtime/rt.js';
 import { Vm } from '../../runtime/vm.js';
 import type { StressInit, StressReport } from './frame-alloc-stress-worker.js';
@@ -44,9 +44,15 @@ describe('frame allocator under several threads', () => {
       return p;
     };
     const rt = instantiateRt(memory, 0, () => -22n);
-    const layout = initFrameAlloc(rt, bump, 8 << 20, THREADS + 1);
-    rt.alloc_attach(layout.state, THREADS, workerLayout(THREADS).ctrl);
-    const host = new FrameAllocator(rt, layout);
+    const host = initFrameAlloc(
+      rt,
+      { alloc: bump, frameHeap: 8 << 20 },
+      THREADS + 1,
+      THREADS,
+      workerLayout(THREADS).ctrl,
+    );
+    host.ensureRegion();
+    const layout = host.layout;
     const mailbox = bump(MAILBOXES * 4);
     const go = bump(4);
     const i32 = new Int32Array(memory.buffer);

@@ -28,6 +28,9 @@ describe('frame allocator: size classes', () => {
   it('serves every size from 1 to 4096 B from its class, 8-aligned and zeroed', () => {
     const vm = Vm.create();
     const a = vm.allocator;
+    expect(a.layout.heapEnd).toBe(0); // a Vm makes the region only when something allocates
+    a.ensureRegion();
+    expect(a.layout.heapEnd - a.layout.heapStart).toBe(8 << 20);
     const u8 = vm.u8();
     const got: number[] = [];
     for (let size = 1; size <= 4096; size += size < 200 ? 1 : 37) {

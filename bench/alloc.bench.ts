@@ -29,9 +29,12 @@ export interface AllocReport {
   readonly baseline: NsSample;
   readonly objNew: NsSample;
   readonly coroFrame: NsSample;
+  /** Two calls of an empty runtime-module function, per iteration. */
+  readonly calls: NsSample;
   /** ns per pair, baseline subtracted. */
   readonly objNewNs: number;
   readonly coroFrameNs: number;
+  readonly callsNs: number;
   /** Host path, ns per pair (single-threaded build, shared-memory build). */
   readonly hostNs: number;
   readonly hostSharedNs: number;
@@ -57,6 +60,14 @@ const BODIES = {
     calls: [
       [4, 'bpf_obj_new_impl'],
       [9, 'bpf_obj_drop_impl'],
+    ] as [number, string][],
+  },
+  /** Two calls of a runtime-module function that returns at once: the cost of the calls alone. */
+  calls: {
+    text: `mov %r1, ${SIZE}\nmov %r2, 0\ncall kfunc 0\njne %r0, 0, +4\nadd %r7, 1\nmov %r1, %r0\nmov %r2, 0\ncall kfunc 0`,
+    calls: [
+      [4, 'bench_nop'],
+      [9, 'bench_nop'],
     ] as [number, string][],
   },
   coroFrame: {
@@ -100,6 +111,8 @@ export async function benchAlloc(
   progress: (line: string) => void,
 ): Promise<AllocReport> {
   const vm = Vm.create();
+  // bpf_tail_call's resolver with map 0 returns 0 after one compare: a stand-in for an empty kfunc
+  vm.registerKfunc({ name: 'bench_nop', fn: () => 0n, wasm: vm.rt.bpf_tail_call });
   const time = async (name: keyof typeof BODIES): Promise<NsSample> => {
     progress(`alloc: ${name}`);
     const body = BODIES[name];
@@ -118,6 +131,7 @@ export async function benchAlloc(
   const baseline = await time('baseline');
   const objNew = await time('objNew');
   const coroFrame = await time('coroFrame');
+  const calls = await time('calls');
   progress('alloc: host path');
   const host = hostPairs(vm.allocator, plan);
   const hostShared = hostPairs(sharedAllocator(), plan);
@@ -130,8 +144,10 @@ export async function benchAlloc(
     baseline,
     objNew,
     coroFrame,
+    calls,
     objNewNs: per(objNew),
     coroFrameNs: per(coroFrame),
+    callsNs: per(calls),
     hostNs: host.median,
     hostSharedNs: hostShared.median,
   };
@@ -146,6 +162,7 @@ export function formatAlloc(r: AllocReport): string {
       fmtNs(r.coroFrameNs),
       `≤ ${ALLOC_TARGET_NS}`,
     ],
+    ['two calls of an empty kfunc (JIT, the calls alone)', fmtNs(r.callsNs), ''],
     ['host alloc + free (rt.wasm)', fmtNs(r.hostNs), ''],
     ['host alloc + free (rt-shared.wasm, atomics)', fmtNs(r.hostSharedNs), ''],
   ];

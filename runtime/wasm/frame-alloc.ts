@@ -469,7 +469,11 @@ export function frameAlloc(size: u32, owner: u32): usize {
   let p = <usize>load<u32>(ce, CE_HEAD);
   if (p != 0) {
     store<u32>(ce, load<u32>(p), CE_HEAD);
-    if (RT_SHARED) store<u32>(ce, load<u32>(ce, CE_COUNT) - 1, CE_COUNT);
+    if (RT_SHARED) {
+      // the count is a soft bound: a drained remote list is not counted, so stop at 0
+      const n = load<u32>(ce, CE_COUNT);
+      if (n != 0) store<u32>(ce, n - 1, CE_COUNT);
+    }
   } else {
     p = refill(c, ce);
     if (p == 0) {

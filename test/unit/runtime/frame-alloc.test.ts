@@ -146,6 +146,34 @@ describe('frame allocator: bad frees', () => {
     expect(a.liveObjects().map((o) => o.addr)).toEqual([p, q, r2].sort((x, y) => x - y));
   });
 
+  it('ignores any random pointer given to free, the free kfuncs or the frame check', () => {
+    const rng = createPrng(0xbad);
+    const vm = Vm.create({ frameHeap: 1 << 20 });
+    const a = vm.allocator;
+    const live = [a.alloc(24), a.alloc(4000), a.alloc(70_000), a.alloc(300)];
+    const before = a.liveObjects();
+    const starts = new Set(live);
+    const { heapStart, heapEnd } = a.layout;
+    let bad = 0;
+    for (let k = 0; k < 20_000; k++) {
+      const base = rng.pick([0, heapStart, heapEnd, rng.pick(live), rng.next32()]);
+      const x = (base + rng.int(200) - 100) >>> 0;
+      if (starts.has(x) || starts.has(x + 32)) continue;
+      bad++;
+      expect(a.free(x)).toBe(false);
+      expect(a.isCoroFrame(x)).toBe(false);
+      const hi = BigInt(rng.next32()) << 32n;
+      vm.rt.bpf_obj_drop_impl(BigInt(x) | (rng.bool(0.1) ? hi : 0n), 0n, 0n, 0n, 0n);
+      vm.rt.bpf_coro_frame_free(BigInt(x) | (rng.bool(0.1) ? hi : 0n), 0n, 0n, 0n, 0n);
+    }
+    expect(bad).toBeGreaterThan(19_000);
+    expect(a.liveObjects()).toEqual(before);
+    // a free slot's start counts as a double free, anything else as rejected
+    const st = a.stats();
+    expect([st.liveObjects, st.rejectedFrees + st.doubleFrees]).toEqual([4, 3 * bad]);
+    expect(st.doubleFrees).toBeLessThan(bad / 10);
+  });
+
   it('never lets a random sequence hand out overlapping or doubly live objects (model check)', () => {
     const rng = createPrng(0xf4a11);
     const vm = Vm.create({ frameHeap: 2 << 20 });

@@ -262,7 +262,8 @@ export class FrameAllocator {
 
   /**
    * The live objects (of `owner`, or all), in address order, found by walking the spans'
-   * owner tables: the coroutine runtime uses it to find orphaned frames.
+   * owner tables: the coroutine runtime uses it to find orphaned frames. A coroutine frame's
+   * object starts CORO_HDR_SIZE bytes before the frame (`isCoroFrame(addr + CORO_HDR_SIZE)`).
    */
   liveObjects(owner?: number): LiveObject[] {
     const out: LiveObject[] = [];

@@ -689,7 +689,9 @@ export function alloc_next_live(after: u32): u32 {
       const n = load<u32>(span, SP_NSLOTS);
       const size = load<u32>(span, SP_SIZE);
       const data = span + load<u32>(span, SP_DATA);
-      for (let i: u32 = 0; i < n; i++) {
+      // in the span of `after`, start at the slot after it
+      const i0: u32 = <usize>after >= data ? <u32>((<usize>after - data) / size) : 0;
+      for (let i = i0; i < n; i++) {
         const p = data + i * size;
         if (p > after && load<u16>(span + SPAN_HDR + i * 2) != 0) return <u32>p;
       }

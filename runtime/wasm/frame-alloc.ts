@@ -548,6 +548,24 @@ function remotePush(head: usize, p: usize): bool {
  * from the host.
  */
 export function frameFree(p: usize): bool {
+  return freeObject(p, false);
+}
+
+/**
+ * A live coroutine frame's header check for `freeObject`: its magic is set (and then cleared);
+ * false when `p` (a live object) is not a frame.
+ */
+// @ts-ignore: decorator
+@inline function takeCoroMagic(p: usize, slot: u32): bool {
+  // a frame's object holds the header and at least one byte: a smaller slot is no frame
+  if (slot <= CORO_HDR_SIZE || load<u32>(p + CORO_HDR_SIZE - 4) != CORO_MAGIC) return false;
+  store<u32>(p + CORO_HDR_SIZE - 4, 0);
+  return true;
+}
+
+/** frameFree; with `coro`, only a live coroutine frame's object is freed (its magic cleared). */
+// @ts-ignore: decorator
+@inline function freeObject(p: usize, coro: bool): bool {
   if (!inRegion(p)) {
     count(CNT_REJECTED);
     return false;
@@ -557,11 +575,15 @@ export function frameFree(p: usize): bool {
   const kind = load<u8>(aSpanTable + (rel >> SPAN_SHIFT));
   if (kind == KIND_SMALL) {
     const idx = slotIndex(span, p);
-    if (idx == 0xffffffff) {
+    const entry = span + SPAN_HDR + idx * 2;
+    if (
+      idx == 0xffffffff ||
+      (coro && (load<u16>(entry) == 0 || !takeCoroMagic(p, load<u32>(span, SP_SIZE))))
+    ) {
       count(CNT_REJECTED);
       return false;
     }
-    const old = <u32>xchg16(span + SPAN_HDR + idx * 2, 0);
+    const old = <u32>xchg16(entry, 0);
     if (old == 0) {
       count(CNT_DOUBLE);
       return false;
@@ -572,6 +594,10 @@ export function frameFree(p: usize): bool {
     return true;
   }
   if (kind == KIND_LARGE && p == span + SPAN_HDR) {
+    if (coro && (ld32(span + SP_OWNER) == 0 || !takeCoroMagic(p, load<u32>(span, SP_SIZE)))) {
+      count(CNT_REJECTED);
+      return false;
+    }
     const old = xchg32(span + SP_OWNER, 0);
     if (old == 0) {
       count(CNT_DOUBLE);
@@ -634,20 +660,18 @@ export function coroFrameAlloc(size: u64, owner: u32): usize {
  */
 export function coro_frame_check(frame: u32, need: u32): u32 {
   const obj = <usize>(frame - CORO_HDR_SIZE);
-  if (frame < CORO_HDR_SIZE || liveSize(obj) == 0) return 0;
+  if (frame < CORO_HDR_SIZE || liveSize(obj) <= CORO_HDR_SIZE) return 0;
   if (load<u32>(obj + CORO_HDR_SIZE - 4) != CORO_MAGIC) return 0;
   return load<u32>(obj + CORO_HDR_SIZE - 8) >= need ? 1 : 0;
 }
 
 /** bpf_coro_frame_free: frees a live frame (clearing its magic); false, counted, otherwise. */
 export function coroFrameFree(frame: u64): bool {
-  if (frame > 0xffffffff || coro_frame_check(<u32>frame, 0) == 0) {
+  if (frame > 0xffffffff || frame < <u64>CORO_HDR_SIZE) {
     count(CNT_REJECTED);
     return false;
   }
-  const f = <usize>frame;
-  store<u32>(f - 4, 0);
-  return frameFree(f - CORO_HDR_SIZE);
+  return freeObject(<usize>frame - CORO_HDR_SIZE, true);
 }
 
 // ---- host side ----

@@ -269,6 +269,14 @@ describe.each<Engine>(['jit', 'interp'])('frame allocator kfuncs from BPF (%s)',
     expect(vm.allocator.isCoroFrame(f1 + 8)).toBe(false);
     const plain = vm.allocator.alloc(64);
     expect(vm.allocator.isCoroFrame(plain + CORO_HDR_SIZE)).toBe(false);
+    // a 16-byte object whose neighbour carries the magic where a header would have it
+    const small = vm.allocator.alloc(16);
+    const next = vm.allocator.alloc(16);
+    expect(next).toBe(small + 16);
+    vm.dataView().setUint32(small + CORO_HDR_SIZE + CORO_HDR.magic, CORO_MAGIC, true);
+    expect(vm.allocator.isCoroFrame(small + CORO_HDR_SIZE)).toBe(false);
+    free.run(u64(small + CORO_HDR_SIZE));
+    expect(vm.allocator.free(small) && vm.allocator.free(next)).toBe(true);
 
     expect(free.run(u64(f1))).toBe(7n);
     expect(dv.getUint32(f1 + CORO_HDR.magic, true)).toBe(0);
@@ -276,7 +284,7 @@ describe.each<Engine>(['jit', 'interp'])('frame allocator kfuncs from BPF (%s)',
     free.run(u64(f1)); // twice
     free.run(u64(plain + CORO_HDR_SIZE)); // not a frame: rejected, the object stays live
     free.run(u64(f2 + 1));
-    expect(vm.allocator.stats()).toMatchObject({ liveObjects: 2, rejectedFrees: 3 });
+    expect(vm.allocator.stats()).toMatchObject({ liveObjects: 2, rejectedFrees: 4 });
     expect(vm.allocator.liveObjects().map((o) => o.addr)).toEqual(
       [f2 - CORO_HDR_SIZE, plain].sort((x, y) => x - y),
     );

@@ -48,6 +48,8 @@ export interface RtExports {
   readonly alloc_set_region: (heapStart: number, heapEnd: number, spanTable: number) => number;
   /** Once per instance: the state block, this instance's worker index and control slot. */
   readonly alloc_attach: (state: number, worker: number, ctrl: number) => void;
+  /** When this instance's worker stops allocating: its cached objects go to the shared depot. */
+  readonly alloc_flush: () => void;
   readonly bpf_coro_frame_alloc: (...args: bigint[]) => bigint;
   readonly bpf_coro_frame_free: (...args: bigint[]) => bigint;
   readonly bpf_obj_new_impl: (...args: bigint[]) => bigint;

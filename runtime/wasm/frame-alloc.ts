@@ -23,6 +23,10 @@
 //   CACHE_FOREIGN_BYTES of other workers' objects; beyond that it is CAS-pushed onto the remote
 //   list of the span owner's cache for that class, which the owner takes whole with one
 //   exchange when its cache runs empty (the kernel's llist: pushes only, so no ABA).
+// - Depot (shared build): a cache list that grows past CACHE_SPILL_BYTES, or every list of a
+//   worker that stops (`alloc_flush`), is CAS-pushed whole onto the class's depot list; a
+//   worker whose cache and remote list are empty takes the depot list whole before it carves.
+//   Without it, memory one worker freed would stay out of the others' reach.
 // - Accounting: per owner one u64 word, objects << 32 | bytes (slot bytes), changed with one
 //   atomic add per alloc and per free, so it is exact at every instant; caps (objects, bytes)
 //   are checked against it. Owner = the running program's id (ctrl + CTRL_PROG).
@@ -87,6 +91,8 @@ const ST_CACHES: u32 = 48;
 const ST_WORKERS: u32 = 52;
 /** Free lists of large runs, by length in spans (1..MAX_RUN_PAGES). */
 const ST_RUNS: u32 = 64;
+/** The depot: per class, a list of free objects any worker may take whole (CAS-pushed batches). */
+const ST_DEPOT: u32 = 144;
 /** Bytes of the state block. */
 export const ALLOC_STATE_SIZE: u32 = 256;
 
@@ -106,6 +112,10 @@ const CE_SPAN: u32 = 12;
 export const ALLOC_CACHE_SIZE: u32 = 256;
 /** Bytes of other workers' objects a cache keeps per class before it sends frees home. */
 const CACHE_FOREIGN_BYTES: u32 = 32768;
+/** Bytes a worker's cache keeps per class before it hands its whole list to the depot. */
+const CACHE_SPILL_BYTES: u32 = 65536;
+/** Most links a spill walks (a cache list is far shorter; this only bounds the loop). */
+const SPILL_WALK_MAX: u32 = 1 << 20;
 /** Attempts of a CAS loop before it falls back. */
 const CAS_TRIES: u32 = 64;
 
@@ -402,8 +412,12 @@ function newSpan(c: u32): usize {
 
 /** Refills class `c` of this worker's cache and returns one object, or 0. */
 function refill(c: u32, ce: usize): usize {
-  if (RT_SHARED && ld32(ce + CE_REMOTE) != 0) {
-    const p = <usize>xchg32(ce + CE_REMOTE, 0);
+  if (RT_SHARED) {
+    // objects other workers sent home, then the depot, each taken whole with one exchange
+    let p: usize = 0;
+    if (ld32(ce + CE_REMOTE) != 0) p = <usize>xchg32(ce + CE_REMOTE, 0);
+    const depot = aState + ST_DEPOT + c * 4;
+    if (p == 0 && ld32(depot) != 0) p = <usize>xchg32(depot, 0);
     if (p != 0) {
       store<u32>(ce, load<u32>(p), CE_HEAD);
       store<u32>(ce, 0, CE_COUNT);
@@ -536,10 +550,45 @@ function remotePush(head: usize, p: usize): bool {
         return;
       }
     }
-    store<u32>(ce, n + 1, CE_COUNT);
+    if ((n + 1) * size > CACHE_SPILL_BYTES) spill(c, ce);
+    store<u32>(ce, load<u32>(ce, CE_COUNT) + 1, CE_COUNT);
   }
   store<u32>(p, load<u32>(ce, CE_HEAD));
   store<u32>(ce, <u32>p, CE_HEAD);
+}
+
+/**
+ * Hands the whole cache list of class `c` to the depot (one CAS-pushed batch), so that memory
+ * a worker freed does not stay out of the other workers' reach. Shared build only.
+ */
+function spill(c: u32, ce: usize): void {
+  const head = <usize>load<u32>(ce, CE_HEAD);
+  if (head == 0) return;
+  let tail = head;
+  for (let n: u32 = 0; load<u32>(tail) != 0; n++) {
+    if (n >= SPILL_WALK_MAX) return;
+    tail = <usize>load<u32>(tail);
+  }
+  const depot = aState + ST_DEPOT + c * 4;
+  for (let n: u32 = 0; n < CAS_TRIES; n++) {
+    const h = ld32(depot);
+    store<u32>(tail, h);
+    if (cas32(depot, h, <u32>head)) {
+      store<u32>(ce, 0, CE_HEAD);
+      store<u32>(ce, 0, CE_COUNT);
+      return;
+    }
+  }
+  store<u32>(tail, 0);
+}
+
+/**
+ * Host or worker, when this worker stops allocating (an orderly exit): hands every cached
+ * object to the depot. The single-threaded build has no depot and keeps its cache.
+ */
+export function alloc_flush(): void {
+  if (!RT_SHARED) return;
+  for (let c: u32 = 0; c < N_CLASSES; c++) spill(c, aCache + c * CE_SIZE);
 }
 
 /**

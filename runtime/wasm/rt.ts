@@ -30,7 +30,7 @@ import { coroFrameAlloc, coroFrameFree, frameAlloc, frameFree, runningOwner } fr
 import { RINGBUF_HDR, RINGBUF_POS_BYTES, ringOfRecord, ringbufCommit, ringbufOutput, ringbufQuery, ringbufReserve } from './ringbuf';
 
 export {
-  alloc_attach, alloc_counter, alloc_init, alloc_next_live, alloc_set_region, alloc_obj_owner, alloc_obj_size,
+  alloc_attach, alloc_counter, alloc_flush, alloc_init, alloc_next_live, alloc_set_region, alloc_obj_owner, alloc_obj_size,
   alloc_owner_live, alloc_set_cap, alloc_top, coro_frame_check, host_frame_alloc, host_frame_free,
 } from './frame-alloc';
 

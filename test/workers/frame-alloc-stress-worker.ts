@@ -7,7 +7,7 @@
  * of two live objects, or an address handed out twice while live, shows as a wrong word.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { workerLayout } from '../../src/abi.js';
+import { CORO_HDR, CORO_MAGIC, CTRL_PROG, workerLayout } from '../../src/abi.js';
 import { instantiateRt } from '../../runtime/rt.js';
 import { createPrng } from '../helpers/prng.js';
 
@@ -32,13 +32,22 @@ export interface StressReport {
   readonly frees: number;
   readonly given: number;
   readonly taken: number;
+  /** Sequence numbers of the coroutine frames this thread allocated. */
+  readonly seqs: readonly number[];
   readonly errors: readonly string[];
 }
 
 const d = workerData as StressInit;
 const rt = instantiateRt(d.memory, d.index, () => -22n);
-rt.alloc_attach(d.state, d.index, workerLayout(d.index).ctrl);
+const ctrl = workerLayout(d.index).ctrl;
+rt.alloc_attach(d.state, d.index, ctrl);
 const u32 = new Uint32Array(d.memory.buffer);
+/** The "program" of this thread: the owner its coroutine frames are charged to. */
+const prog = 1 + d.index;
+u32[(ctrl + CTRL_PROG) >>> 2] = prog;
+/** Marks, in an object's size word, a coroutine frame. */
+const FRAME = 0x80000000;
+const seqs: number[] = [];
 const i32 = new Int32Array(d.memory.buffer);
 const rng = createPrng(d.seed);
 const errors: string[] = [];
@@ -55,17 +64,17 @@ function pickSize(): number {
   return 8 + rng.int(4089);
 }
 
-function fill(p: number, size: number): void {
+function fill(p: number, size: number, frame: boolean): void {
   const tag = ((d.index + 1) << 24) | (++tags & 0xffffff);
   const w = p >>> 2;
-  u32[w] = size;
+  u32[w] = size | (frame ? FRAME : 0);
   for (let k = 1; k < size >>> 2; k++) u32[w + k] = tag;
 }
 
 /** Checks the object at `p` is whole; false (and an error) when a word was overwritten. */
 function check(p: number, why: string): boolean {
   const w = p >>> 2;
-  const size = u32[w] as number;
+  const size = (u32[w] as number) & ~FRAME;
   const tag = u32[w + 1] as number;
   if (size < 8 || size > 20_000) {
     errors.push(`worker ${d.index}: ${why} 0x${p.toString(16)}: bad size word ${size}`);
@@ -80,9 +89,22 @@ function check(p: number, why: string): boolean {
   return true;
 }
 
+/** A fresh coroutine frame's header: magic, size, owner, a sequence number. */
+function checkHeader(f: number, size: number): void {
+  const at = (off: number): number => u32[(f + off) >>> 2] as number;
+  const bad =
+    at(CORO_HDR.magic) !== CORO_MAGIC || at(CORO_HDR.size) !== size || at(CORO_HDR.owner) !== prog;
+  if (bad || at(CORO_HDR.seq) === 0 || rt.coro_frame_check(f, size) !== 1)
+    errors.push(`worker ${d.index}: frame 0x${f.toString(16)} has a bad header`);
+  seqs.push(at(CORO_HDR.seq));
+}
+
 function alloc(): void {
   const size = pickSize();
-  const p = rt.host_frame_alloc(size, 1 + rng.int(3)) >>> 0;
+  const frame = rng.bool(0.2);
+  const p = frame
+    ? Number(rt.bpf_coro_frame_alloc(BigInt(size), 0n, 0n, 0n, 0n))
+    : rt.host_frame_alloc(size, 1 + rng.int(3)) >>> 0;
   if (p === 0) {
     r.nulls++;
     return;
@@ -95,7 +117,8 @@ function alloc(): void {
       break;
     }
   }
-  fill(p, size);
+  if (frame) checkHeader(p, size);
+  fill(p, size, frame);
   live.push(p);
 }
 
@@ -104,7 +127,11 @@ function free(at: number): void {
   live[at] = live[live.length - 1] as number;
   live.pop();
   check(p, 'free');
-  if (rt.host_frame_free(p) !== 1)
+  if (((u32[p >>> 2] as number) & FRAME) !== 0) {
+    // (whether it was accepted shows in the rejected-free counter the test checks: another
+    // thread may already have the same address as a new frame, so it cannot be checked here)
+    rt.bpf_coro_frame_free(BigInt(p), 0n, 0n, 0n, 0n);
+  } else if (rt.host_frame_free(p) !== 1)
     errors.push(`worker ${d.index}: free of live 0x${p.toString(16)} refused`);
   r.frees++;
 }
@@ -134,5 +161,6 @@ for (let op = 0; op < d.ops && errors.length < 10; op++) {
   else handOff();
 }
 while (live.length > 0) free(live.length - 1);
-const report: StressReport = { ...r, errors };
+rt.alloc_flush(); // an orderly exit: what this thread's cache holds goes to the depot
+const report: StressReport = { ...r, seqs, errors };
 parentPort?.postMessage(report);

@@ -8,7 +8,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
-import { heapBase, WASM_PAGE, workerLayout } from '../../src/abi.js';
+import { CORO_HDR_SIZE, heapBase, WASM_PAGE, workerLayout } from '../../src/abi.js';
 import { assemble } from '../../src/asm/assembler.js';
 import { createProgram } from '../../src/program.js';
 import { initFrameAlloc } from '../../runtime/frame-alloc.js';
@@ -83,12 +83,17 @@ describe('frame allocator under several threads', () => {
       const p = Atomics.exchange(i32, (mailbox >>> 2) + k, 0) >>> 0;
       if (p === 0) continue;
       left++;
-      expect(host.free(p)).toBe(true);
+      const frame = ((new Uint32Array(memory.buffer)[p >>> 2] as number) & 0x80000000) !== 0;
+      expect(frame ? host.free(p - CORO_HDR_SIZE) : host.free(p)).toBe(true);
     }
     const allocs = done.reduce((n, d) => n + d.allocs, 0);
     const frees = done.reduce((n, d) => n + d.frees, 0);
     expect(frees + left).toBe(allocs);
     expect(done.reduce((n, d) => n + d.given, 0)).toBeGreaterThan(1000);
+    // coroutine frames took distinct sequence numbers from the Vm-wide counter
+    const seqs = done.flatMap((d) => d.seqs);
+    expect(seqs.length).toBeGreaterThan(1000);
+    expect(new Set(seqs).size).toBe(seqs.length);
     const stats = host.stats();
     expect(stats).toMatchObject({
       liveObjects: 0,
@@ -103,6 +108,53 @@ describe('frame allocator under several threads', () => {
     const again = Array.from({ length: 100 }, () => host.alloc(4000, 1));
     expect(again.every((p) => p !== 0)).toBe(true);
     expect(new Set(again).size).toBe(100);
+  });
+});
+
+describe('frame allocator across workers of one shared memory', () => {
+  /** Two runtime instances (allocator workers 0 and 1) over one shared memory, in this thread. */
+  function twoWorkers(frameHeap: number) {
+    const memory = new WebAssembly.Memory({ initial: 64, maximum: 64, shared: true });
+    let top = heapBase(2);
+    const bump = (bytes: number): number => {
+      const p = top;
+      top += Math.ceil(bytes / 16) * 16;
+      return p;
+    };
+    const rt0 = instantiateRt(memory, 0, () => -22n);
+    const a0 = initFrameAlloc(rt0, { alloc: bump, frameHeap }, 2, 0, workerLayout(0).ctrl);
+    a0.ensureRegion();
+    const rt1 = instantiateRt(memory, 1, () => -22n);
+    rt1.alloc_attach(a0.layout.state, 1, workerLayout(1).ctrl);
+    return { a0, rt0, rt1 };
+  }
+
+  it('hands a cache over 64 KiB to the depot, where another worker finds it', () => {
+    const { a0, rt0, rt1 } = twoWorkers(2 * 0x10000);
+    // worker 0 takes 17 slots of 4 KiB (15 per span: both spans) and frees them; the 17th
+    // free finds 16 objects (64 KiB) cached and hands them to the depot first
+    const ps = Array.from({ length: 17 }, () => rt0.host_frame_alloc(4096, 1) >>> 0);
+    expect(ps.every((p) => p !== 0)).toBe(true);
+    expect(a0.carvedBytes).toBe(2 * 0x10000);
+    for (const p of ps) expect(rt0.host_frame_free(p)).toBe(1);
+    // the region is exhausted, yet worker 1 gets those 16 back from the depot, and no more
+    const got = Array.from({ length: 16 }, () => rt1.host_frame_alloc(4000, 2) >>> 0);
+    expect(new Set(got)).toEqual(new Set(ps.slice(0, 16)));
+    expect(rt1.host_frame_alloc(4000, 2)).toBe(0);
+    expect(rt0.host_frame_alloc(4000, 2)).toBe(ps[16]); // worker 0 kept the last one
+    expect(a0.usage(2)).toEqual({ objects: 17, bytes: 17 * 4096 });
+  });
+
+  it('lets a worker that stops hand its cache to the others (alloc_flush)', () => {
+    const { a0, rt0, rt1 } = twoWorkers(0x10000);
+    const ps = Array.from({ length: 10 }, () => rt0.host_frame_alloc(1000, 0) >>> 0);
+    for (const p of ps) rt0.host_frame_free(p);
+    // worker 1 would need a new span for class 1024: there is none
+    expect(rt1.host_frame_alloc(1000, 0)).toBe(0);
+    rt0.alloc_flush();
+    const got = Array.from({ length: 10 }, () => rt1.host_frame_alloc(1000, 0) >>> 0);
+    expect(new Set(got)).toEqual(new Set(ps));
+    expect(a0.stats()).toMatchObject({ liveObjects: 10, failedAllocs: 1 });
   });
 });
 

@@ -15,6 +15,7 @@
  */
 
 import {
+  CORO_HDR_SIZE,
   CTRL_CORO_DEPTH,
   CTRL_ERR_CODE,
   FUNC_TOKEN_BASE,
@@ -52,6 +53,13 @@ import type { HelperArgs, MemRegion, TokenTarget } from '../src/interp/env.js';
 import { jumpTarget, subprogIndexOf, type Program, type ProgType } from '../src/program.js';
 import { adaptHelpers, compileHelperAdapter } from '../jit/adapter.js';
 import { compileProgram, type CompiledModule, type CompileTimings } from '../jit/compile.js';
+import {
+  FRAME_ALLOC_KFUNCS,
+  FRAME_HEAP_DEFAULT,
+  type FrameAllocator,
+  frameAllocKfuncs,
+  initFrameAlloc,
+} from './frame-alloc.js';
 import { HeapArena } from './heap.js';
 import {
   allHelpers,
@@ -120,6 +128,13 @@ export interface VmOptions extends HelperOptions {
   readonly heartbeatMs?: number;
   /** Coroutine policies: deadlines, sweeps, where deferred frames go (runtime/coroutines.ts). */
   readonly coroutines?: CoroutineOptions;
+  /**
+   * Bytes of the frame allocator's region (coroutine frames, bpf_obj_new objects,
+   * `vm.allocator.alloc`): default 8 MiB, at most 1 GiB, rounded up to 64 KiB. The region is
+   * made when the first program that calls an allocator kfunc is loaded (or the host first
+   * allocates); an allocation that finds it exhausted returns 0.
+   */
+  readonly frameHeap?: number;
 }
 
 /** Options of `Vm.load`. */
@@ -201,6 +216,8 @@ export class Vm {
   readonly heap: HeapArena;
   /** The runtime module instance of worker 0 (map operations). */
   readonly rt: RtExports;
+  /** The frame allocator (coroutine frames, bpf_obj_new objects): accounts, caps, live objects. */
+  readonly allocator: FrameAllocator;
   /** CPUs (workers) percpu maps keep values for: the worker count, 1 without workers. */
   readonly nCpus: number;
   /** Worker threads of this Vm (0: single-threaded). */
@@ -217,6 +234,8 @@ export class Vm {
     { readonly slot: number; readonly proto: KfuncProto }
   >();
   private readonly kfuncBySlot = new Map<number, KfuncProto>();
+  /** The kfuncs the runtime module implements, by name: worker threads run them too. */
+  private readonly builtinKfuncs = new Map<string, KfuncProto>();
   private kfuncsFilled = 0;
   /** Globals shared by every module instantiated for worker 0. */
   readonly globals: {
@@ -278,9 +297,10 @@ export class Vm {
       return this.memory.buffer.byteLength;
     });
     // generic lookup on a family without one finds nothing; update/delete are refused
-    this.rt = instantiateRt(this.memory, this.table, 0, this.worker, (op) =>
-      op === 1 ? 0n : -22n,
-    );
+    this.rt = instantiateRt(this.memory, 0, (op) => (op === 1 ? 0n : -22n), {
+      table: this.table,
+      layout: this.worker,
+    });
     for (const h of runtimeModuleHelpers(this.rt)) this.helpers.register(h);
     this.taskRefs = new TaskRefs(
       () => this.heap.alloc(TASK_STRUCT_SIZE),
@@ -289,6 +309,17 @@ export class Vm {
     );
     for (const h of this.taskRefs.helpers()) this.helpers.register(h);
     for (const h of this.helpers.all()) this.builtinHelpers.set(h.id, h);
+    this.allocator = initFrameAlloc(
+      this.rt,
+      { alloc: (bytes) => this.heap.alloc(bytes), frameHeap: opts.frameHeap ?? FRAME_HEAP_DEFAULT },
+      n + 1,
+      n,
+      this.worker.ctrl,
+    );
+    for (const k of frameAllocKfuncs(this.rt)) {
+      this.registerKfunc(k);
+      this.builtinKfuncs.set(k.name, k);
+    }
     for (const h of opts.helpers ?? []) this.helpers.register(h);
     const cfg: WorkerHelperConfig = {
       seed: opts.seed ?? DEFAULT_SEED,
@@ -321,11 +352,11 @@ export class Vm {
 
   /** Addresses of live coroutine frames, for the coroutine sweep (from the frame allocator). */
   private liveCoroutineFrames(): number[] {
-    return this.frameSource?.() ?? [];
+    return this.allocator
+      .liveObjects()
+      .map((o) => o.addr + CORO_HDR_SIZE)
+      .filter((f) => this.allocator.isCoroFrame(f));
   }
-
-  /** Where live coroutine frames are enumerated from (the frame allocator; tests may set it). */
-  frameSource: (() => number[]) | undefined;
 
   /** Starts the worker threads once the adapter of their JS helpers is compiled. */
   private startWorkers(n: number, cfg: WorkerHelperConfig, opts: VmOptions): WorkerPool {
@@ -336,6 +367,13 @@ export class Vm {
       count: n,
       adapter,
       helpers: cfg,
+      alloc: {
+        state: this.allocator.layout.state,
+        kfuncs: [...this.builtinKfuncs.keys()].map((name) => ({
+          name,
+          slot: this.kfuncSlot(name) as number,
+        })),
+      },
       ...(opts.heartbeatMs !== undefined ? { heartbeatMs: opts.heartbeatMs } : {}),
       ...(opts.onWorkerExit !== undefined ? { onWorkerExit: opts.onWorkerExit } : {}),
     });
@@ -388,9 +426,16 @@ export class Vm {
     return loadObjectInto(this, bytes, opts);
   }
 
-  /** Value regions of every map, for the interpreter's memory checks. */
+  /**
+   * Value regions of every map, and the frame allocator's region (coroutine frames and
+   * bpf_obj_new objects live there), for the interpreter's memory checks.
+   */
   mapRegions(): MemRegion[] {
-    return this.maps.map((m) => m.valueRegion);
+    const { heapStart, heapEnd } = this.allocator.layout;
+    const regions = this.maps.map((m) => m.valueRegion);
+    if (heapEnd !== 0)
+      regions.push({ start: heapStart, end: heapEnd, writable: true, name: 'frame heap' });
+    return regions;
   }
 
   /** The map with id (fd) `id`, or undefined. */
@@ -453,6 +498,9 @@ export class Vm {
     const verified = opts.verify === false ? undefined : this.verify(prog, { ...opts, type });
     if (this.workerCount > 0)
       this.checkWorkerCalls(prog, opts.kfuncs ?? new Map(), opts.maps ?? []);
+    // a program that calls the frame allocator: make its region now, while nothing runs
+    const names = [...(opts.kfuncs?.values() ?? [])].map((k) => k.name);
+    if (FRAME_ALLOC_KFUNCS.some((k) => names.includes(k))) this.allocator.ensureRegion();
     const links = this.link(
       prog,
       opts.maps ?? [],
@@ -613,7 +661,7 @@ export class Vm {
 
   /**
    * Refuses, in a Vm with workers, a program that calls what a worker thread cannot run: a
-   * kfunc, a helper that needs host state (runtime/worker-helpers.ts lists what workers run), or
+   * kfunc other than the runtime module's, a helper that needs host state (runtime/worker-helpers.ts lists what workers run), or
    * a map write that is not concurrent yet on a map the program can reach (UNSAFE_IN_WORKERS).
    */
   private checkWorkerCalls(
@@ -626,8 +674,11 @@ export class Vm {
       if (prog.ops[idx]?.kind !== 'call') return;
       if (i.src === BPF_PSEUDO_KFUNC_CALL) {
         const name = kfuncs.get(idx)?.name ?? `kfunc#${i.imm}`;
+        const builtin = this.builtinKfuncs.get(name);
+        if (builtin !== undefined && this.kfuncs.get(name)?.proto === builtin) return;
         throw new UsageError(
-          `insn ${idx}: kfunc '${name}' cannot run in a worker thread (kfuncs are host functions)`,
+          `insn ${idx}: kfunc '${name}' cannot run in a worker thread (host kfuncs are JS functions of the host thread; ` +
+            'workers run the kfuncs of the runtime module: the frame allocator)',
         );
       }
       if (i.src !== 0) return;

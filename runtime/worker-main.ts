@@ -89,7 +89,12 @@ const globals = {
   ctrl: new WebAssembly.Global({ value: 'i32', mutable: false }, layout.ctrl),
   ctx: new WebAssembly.Global({ value: 'i32', mutable: false }, layout.ctx),
 };
-const rt = instantiateRt(memory, table, init.index, layout, (op) => (op === 1 ? 0n : -22n));
+const rt = instantiateRt(memory, init.index, (op) => (op === 1 ? 0n : -22n), { table, layout });
+rt.alloc_attach(init.alloc.state, init.index, layout.ctrl);
+// the runtime module's kfuncs (the frame allocator): Vm-wide slots, this worker's instance
+for (const k of init.alloc.kfuncs) {
+  table.set(k.slot, (rt as unknown as Record<string, WebAssembly.ExportValue>)[k.name] ?? null);
+}
 const jsHelpers = workerHelpers(host, init.index, init.helpers);
 const adapted =
   init.adapter === undefined

@@ -46,6 +46,17 @@ export interface WorkerInit {
   readonly port: MessagePort;
   /** How often (ms) an idle worker wakes to bump its heartbeat. */
   readonly heartbeatMs: number;
+  readonly alloc: WorkerAllocInit;
+}
+
+/**
+ * The frame allocator as a worker joins it: the state block its runtime instance attaches to,
+ * and the call-table slots of the kfuncs the runtime module implements (by export name), which
+ * the worker fills from its own instance.
+ */
+export interface WorkerAllocInit {
+  readonly state: number;
+  readonly kfuncs: readonly { readonly name: string; readonly slot: number }[];
 }
 
 /** A run's failure as the worker encodes it in its scratch area (JSON, UTF-8). */

@@ -116,6 +116,8 @@ export const CTRL_CORO_DEPTH = 0x6c;
 export const CTRL_CORO_SCRATCH = 0x78;
 /** 0x80..0x9f: the frame allocator's per-worker words (runtime/wasm/frame-alloc.ts). */
 export const CTRL_ALLOC = 0x80;
+/** u32: address of this worker's allocator cache (set when the runtime module attaches). */
+export const CTRL_ALLOC_CACHE = 0x80;
 /** 0xa0..0xbf: termination (runtime/ termination): epoch, deadline, acknowledgement. */
 export const CTRL_TERM = 0xa0;
 

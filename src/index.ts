@@ -93,4 +93,12 @@ export { BpfMap, type MapSpec } from '../runtime/maps/map.js';
 export { LoadedObject, ObjectGlobals, type ObjectOptions } from '../runtime/object.js';
 export { TypedMap } from '../runtime/btf-view.js';
 export type { KfuncProto } from '../runtime/helpers.js';
+export {
+  FRAME_ALLOC_MAX,
+  FRAME_SIZE_CLASSES,
+  FrameAllocator,
+  type FrameAllocStats,
+  type LiveObject,
+  type OwnerUsage,
+} from '../runtime/frame-alloc.js';
 export type { TestRunOptions, TestRunResult } from '../runtime/test-run.js';

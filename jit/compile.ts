@@ -35,6 +35,7 @@ import {
   EXPORT_FUNC_PREFIX,
   FUNC_TOKEN_BASE,
   HELPER_BLOCK_SIZE,
+  programOwner,
   IMPORT_CTRL,
   IMPORT_CORO_DRAIN,
   IMPORT_CTX,
@@ -218,7 +219,8 @@ function buildModule(
   if (needs.coro) {
     m.addFunctionImport(CORO_DRAIN, IMPORT_MODULE, IMPORT_CORO_DRAIN, b.i32, b.i32);
   }
-  addEntryFunctions(b, m, opts.entry, needs);
+  // allocations are charged to owner id + 1 (0 is the host); src/abi.ts programOwner
+  addEntryFunctions(b, m, opts.entry, needs, programOwner(opts.links.helperBase));
   return { reloopered, markers, webs };
 }
 

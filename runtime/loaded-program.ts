@@ -10,6 +10,8 @@
 
 import type { VerifiedProgram } from '../src/verifier/verified-program.js';
 import {
+  CTRL_PROG,
+  programOwner,
   CTRL_DEFER_HEAD,
   CTRL_DEFER_TAIL,
   CTRL_R0,
@@ -113,6 +115,11 @@ export class LoadedProgram {
     this.runCtxFn = init.exports?.[EXPORT_RUN_CTX] as RunCtxFn | undefined;
     this.insnBudget = init.insnBudget ?? DEFAULT_INSN_BUDGET;
     this.inputView = new Uint8Array(vm.memory.buffer, vm.worker.packet, PACKET_CAPACITY);
+  }
+
+  /** The frame allocator owner this program's allocations are charged to (id + 1). */
+  get owner(): number {
+    return programOwner(this.links.helperBase);
   }
 
   /**
@@ -471,6 +478,7 @@ export class LoadedProgram {
       mayGotoBudget: BPF_MAX_LOOPS,
       packet: len > 0 ? { addr: pkt, len } : undefined,
     };
+    vm.dataView().setUint32(w.ctrl + CTRL_PROG, this.owner, true);
     const r0 = interpret(this.program, env, r1, r2);
     // what the run deferred continues now, on the interpreter too (the JIT's entry does this)
     const v = vm.dataView();

@@ -17,6 +17,7 @@
 import {
   CORO_HDR_SIZE,
   CTRL_CORO_DEPTH,
+  programOwner,
   CTRL_ERR_CODE,
   FUNC_TOKEN_BASE,
   HELPER_BLOCK_SIZE,
@@ -135,6 +136,12 @@ export interface VmOptions extends HelperOptions {
    * allocates); an allocation that finds it exhausted returns 0.
    */
   readonly frameHeap?: number;
+  /**
+   * What each loaded program may hold in the frame allocator at once (coroutine frames and
+   * bpf_obj_new objects, counted in allocator slots): beyond it bpf_coro_frame_alloc and
+   * bpf_obj_new return NULL, and the program takes its verified NULL path. Default: no cap.
+   */
+  readonly programAllocCap?: { readonly objects?: number; readonly bytes?: number };
 }
 
 /** Options of `Vm.load`. */
@@ -256,6 +263,7 @@ export class Vm {
   private bytes: Uint8Array;
   private closed = false;
   private readonly onCompiled: VmOptions['onCompiled'];
+  private readonly programAllocCap: VmOptions['programAllocCap'];
 
   private constructor(opts: VmOptions) {
     const n = opts.workers ?? 0;
@@ -269,6 +277,7 @@ export class Vm {
     this.nCpus = Math.max(1, n);
     const host = defaultHost(opts);
     this.onCompiled = opts.onCompiled;
+    this.programAllocCap = opts.programAllocCap;
     this.helpers = new HelperRegistry();
     this.services = new HelperServices(this, host, opts);
     for (const h of allHelpers(this.services)) this.helpers.register(h);
@@ -508,6 +517,8 @@ export class Vm {
       opts.kfuncs ?? new Map(),
     );
     const id = this.nextProgram++;
+    if (this.programAllocCap !== undefined)
+      this.allocator.setCap(programOwner(links.helperBase), this.programAllocCap);
     prog.subprogs.forEach((_, k) =>
       this.tokens.set(links.funcTokenBase + k, { prog, links, subprog: k }),
     );

@@ -267,6 +267,13 @@ export const SK_BUFF = {
 // Call table.
 /** Table slots per program for helpers: slot = helperBase + helper id. */
 export const HELPER_BLOCK_SIZE = 0x100;
+/**
+ * The allocator owner a program's allocations are charged to (its id + 1; 0 is the host), from
+ * its helper block; the run's entry stores it at ctrl + CTRL_PROG.
+ */
+export function programOwner(helperBase: number): number {
+  return helperBase / HELPER_BLOCK_SIZE + 1;
+}
 /** Function tokens start here: a token is the table slot of its function. */
 export const FUNC_TOKEN_BASE = 0x10000;
 /** Most kfuncs one Vm can register; their slots sit just below FUNC_TOKEN_BASE. */

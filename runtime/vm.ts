@@ -79,6 +79,7 @@ import {
 } from '../src/helper-protos.js';
 import type { MapInfo } from '../src/verifier/reg-state.js';
 import { verifyProgram, type KfuncSig, type LdMap } from '../src/verifier/verifier.js';
+import { kfuncProto } from '../src/kfunc-protos.js';
 import type { VerifiedProgram } from '../src/verifier/verified-program.js';
 import { instantiateRt, type RtExports } from './rt.js';
 import { xorshift32 } from './helpers/random.js';
@@ -132,6 +133,8 @@ export interface LoadOptions {
   readonly logSize?: number;
   /** C source lines for the verifier log, by insn index (from BTF.ext line info). */
   readonly lineInfo?: (insnIdx: number) => string | undefined;
+  /** Sizes of the program BTF's types, by id (`bpf_obj_new_impl`; src/loader `btfTypeSizes`). */
+  readonly btfTypeSize?: (id: number) => number | undefined;
   /**
    * The maps a program's BPF_PSEUDO_MAP_IDX / _IDX_VALUE loads index (an object's maps, in
    * order). BPF_PSEUDO_MAP_FD / _VALUE loads name maps by their Vm id instead.
@@ -430,7 +433,10 @@ export class Vm {
    */
   verify(
     prog: Program,
-    opts: Pick<LoadOptions, 'type' | 'maps' | 'kfuncs' | 'logLevel' | 'logSize' | 'lineInfo'> = {},
+    opts: Pick<
+      LoadOptions,
+      'type' | 'maps' | 'kfuncs' | 'logLevel' | 'logSize' | 'lineInfo' | 'btfTypeSize'
+    > = {},
   ): VerifiedProgram {
     const objMaps = opts.maps ?? [];
     const maps = new Map<number, LdMap>();
@@ -443,8 +449,9 @@ export class Vm {
     const kfuncs = new Map<number, KfuncSig>();
     for (const [idx, k] of opts.kfuncs ?? []) {
       const known = this.kfuncs.get(k.name);
-      const sig = known?.proto.sig;
-      // A registered kfunc without a signature: initialised arguments, an unknown scalar back.
+      // A registered kfunc without a signature of its own: the built-in one of its name
+      // (src/kfunc-protos.ts), else initialised arguments and an unknown scalar back.
+      const sig = known?.proto.sig ?? (known === undefined ? undefined : kfuncProto(k.name));
       kfuncs.set(
         idx,
         sig ?? { name: k.name, args: [], ret: { kind: 'scalar' }, missing: known === undefined },
@@ -458,6 +465,7 @@ export class Vm {
       ...(opts.logLevel !== undefined ? { logLevel: opts.logLevel } : {}),
       ...(opts.logSize !== undefined ? { logSize: opts.logSize } : {}),
       ...(opts.lineInfo !== undefined ? { lineInfo: opts.lineInfo } : {}),
+      ...(opts.btfTypeSize !== undefined ? { btfTypeSize: opts.btfTypeSize } : {}),
     });
   }
 

@@ -138,7 +138,8 @@ export function verifyProgram(prog: Program, opts: VerifyOptions = {}): Verified
   return {
     prog,
     type: env.type,
-    reachable: env.facts().map((f) => f !== undefined),
+    // Array.from: slots never explored are holes in the facts array
+    reachable: Array.from(env.facts(), (f) => f !== undefined),
     facts: env.facts(),
     memInputSize: env.memInputMax,
     frameChecks: env.frameChecks,

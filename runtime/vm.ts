@@ -17,6 +17,7 @@
 import {
   CTRL_ERR_CODE,
   FUNC_TOKEN_BASE,
+  CORO_FRAME_CHECK_SLOT,
   HELPER_BLOCK_SIZE,
   KFUNC_SLOT_BASE,
   MAX_KFUNCS,
@@ -79,7 +80,7 @@ import {
 } from '../src/helper-protos.js';
 import type { MapInfo } from '../src/verifier/reg-state.js';
 import { verifyProgram, type KfuncSig, type LdMap } from '../src/verifier/verifier.js';
-import { kfuncProto } from '../src/kfunc-protos.js';
+import { BPF_THROW, kfuncProto } from '../src/kfunc-protos.js';
 import type { VerifiedProgram } from '../src/verifier/verified-program.js';
 import { instantiateRt, type RtExports } from './rt.js';
 import { xorshift32 } from './helpers/random.js';
@@ -271,6 +272,9 @@ export class Vm {
     // generic lookup on a family without one finds nothing; update/delete are refused
     this.rt = instantiateRt(this.memory, 0, (op) => (op === 1 ? 0n : -22n));
     for (const h of runtimeModuleHelpers(this.rt)) this.helpers.register(h);
+    // the frame allocator's check, for accesses through coroutine handles (src/abi.ts)
+    const frameCheck = (this.rt as unknown as Record<string, unknown>)['coro_frame_check'];
+    if (typeof frameCheck === 'function') this.table.set(CORO_FRAME_CHECK_SLOT, frameCheck);
     for (const h of this.helpers.all()) this.builtinHelpers.set(h.id, h);
     for (const h of opts.helpers ?? []) this.helpers.register(h);
     const cfg: WorkerHelperConfig = {
@@ -416,6 +420,7 @@ export class Vm {
       opts.maps ?? [],
       opts.ksyms ?? new Map(),
       opts.kfuncs ?? new Map(),
+      verified,
     );
     const id = this.nextProgram++;
     prog.subprogs.forEach((_, k) =>
@@ -451,7 +456,9 @@ export class Vm {
       const known = this.kfuncs.get(k.name);
       // A registered kfunc without a signature of its own: the built-in one of its name
       // (src/kfunc-protos.ts), else initialised arguments and an unknown scalar back.
-      const sig = known?.proto.sig ?? (known === undefined ? undefined : kfuncProto(k.name));
+      // bpf_throw is built into both engines.
+      const builtin = known !== undefined || k.name === BPF_THROW ? kfuncProto(k.name) : undefined;
+      const sig = known?.proto.sig ?? builtin;
       kfuncs.set(
         idx,
         sig ?? { name: k.name, args: [], ret: { kind: 'scalar' }, missing: known === undefined },
@@ -654,22 +661,40 @@ export class Vm {
     return this.closed;
   }
 
-  /** Kfunc slots of a program's kfunc calls; a strong kfunc the Vm lacks is a LinkError. */
+  /**
+   * The runtime's `coro_frame_check(frame, need)` (the call table's CORO_FRAME_CHECK_SLOT, as
+   * generated code calls it): whether `frame` is a live coroutine frame of at least `need`
+   * bytes. False while the slot is empty (no frame allocator).
+   */
+  coroFrameCheck(frame: number, need: number): boolean {
+    const fn = this.table.get(CORO_FRAME_CHECK_SLOT) as ((f: number, n: number) => number) | null;
+    return fn !== null && fn(frame >>> 0, need >>> 0) !== 0;
+  }
+
+  /**
+   * Kfunc slots of a program's kfunc calls; a strong kfunc the Vm lacks is a LinkError.
+   * `bpf_throw` needs no slot: both engines unwind themselves (`throwInsns`).
+   */
   private linkKfuncs(
     prog: Program,
     names: ReadonlyMap<number, { readonly name: string; readonly weak: boolean }>,
-  ): Map<number, number> {
+  ): { slots: Map<number, number>; throwInsns: Set<number> } {
     const slots = new Map<number, number>();
+    const throwInsns = new Set<number>();
     prog.insns.forEach((i, idx) => {
       if (prog.ops[idx]?.kind !== 'call' || i.src !== BPF_PSEUDO_KFUNC_CALL) return;
       const k = names.get(idx);
       if (k === undefined)
         throw new LinkError(`kfunc#${i.imm}`, `insn ${idx}: kfunc call #${i.imm} names no kfunc`);
+      if (k.name === BPF_THROW) {
+        throwInsns.add(idx);
+        return;
+      }
       const slot = this.kfuncSlot(k.name);
       if (slot !== undefined) slots.set(idx, slot);
       else if (!k.weak) throw new LinkError(k.name, `insn ${idx}: unknown kfunc '${k.name}'`);
     });
-    return slots;
+    return { slots, throwInsns };
   }
 
   private link(
@@ -677,6 +702,7 @@ export class Vm {
     objMaps: readonly BpfMap[],
     ksyms: ReadonlyMap<number, bigint>,
     kfuncs: ReadonlyMap<number, { readonly name: string; readonly weak: boolean }>,
+    verified: VerifiedProgram | undefined,
   ): ProgLinks {
     if (this.nextProgram >= KFUNC_SLOT_BASE / HELPER_BLOCK_SIZE) {
       throw new LinkError(
@@ -684,7 +710,7 @@ export class Vm {
         `too many programs in one Vm (limit ${KFUNC_SLOT_BASE / HELPER_BLOCK_SIZE})`,
       );
     }
-    const kfuncSlots = this.linkKfuncs(prog, kfuncs);
+    const { slots: kfuncSlots, throwInsns } = this.linkKfuncs(prog, kfuncs);
     const helperBase = this.nextProgram * HELPER_BLOCK_SIZE;
     const funcTokenBase = this.nextToken;
     this.nextToken += prog.subprogs.length;
@@ -710,7 +736,23 @@ export class Vm {
       }
       ldImm64.set(idx, BigInt(this.mapLoadAddr(prog, idx, objMaps)));
     });
-    return { helperBase, funcTokenBase, ldImm64, kfuncSlots };
+    return {
+      helperBase,
+      funcTokenBase,
+      ldImm64,
+      kfuncSlots,
+      ...(throwInsns.size > 0 ? { throwInsns } : {}),
+      // what the engines check at run time (src/verifier/check-coro.ts)
+      ...(verified?.frameChecks !== undefined && verified.frameChecks.size > 0
+        ? { frameChecks: verified.frameChecks }
+        : {}),
+      ...(verified?.coroEntries !== undefined && verified.coroEntries.size > 0
+        ? { coroEntries: verified.coroEntries }
+        : {}),
+      ...(verified?.objNewSizes !== undefined && verified.objNewSizes.size > 0
+        ? { objNewSizes: verified.objNewSizes }
+        : {}),
+    };
   }
 
   /** The map (and value offset) a map pseudo lddw at `idx` loads. */

@@ -12,6 +12,7 @@
 
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import {
+  CORO_FRAME_CHECK_SLOT,
   CTRL_ARG0,
   CTRL_ARG1,
   CTRL_ARG2,
@@ -89,6 +90,9 @@ const globals = {
   ctx: new WebAssembly.Global({ value: 'i32', mutable: false }, layout.ctx),
 };
 const rt = instantiateRt(memory, init.index, (op) => (op === 1 ? 0n : -22n));
+// the frame allocator's check, for accesses through coroutine handles (src/abi.ts)
+const frameCheck = (rt as unknown as Record<string, unknown>)['coro_frame_check'];
+if (typeof frameCheck === 'function') table.set(CORO_FRAME_CHECK_SLOT, frameCheck);
 const jsHelpers = workerHelpers(host, init.index, init.helpers);
 const adapted =
   init.adapter === undefined

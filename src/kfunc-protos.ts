@@ -14,6 +14,9 @@
 
 import type { KfuncSig } from './verifier/verifier.js';
 
+/** The exception kfunc, built into both engines (no call-table slot). */
+export const BPF_THROW = 'bpf_throw';
+
 /** `BPF_MAP_TYPE_QUEUE`. */
 const BPF_MAP_TYPE_QUEUE = 22;
 

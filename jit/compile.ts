@@ -24,6 +24,7 @@
  */
 
 import {
+  CORO_ENTRY_CHECK_SLOT,
   CORO_FRAME_CHECK_SLOT,
   CTRL_ERR_AUX,
   CTRL_ERR_CODE,
@@ -1206,6 +1207,28 @@ class FuncCompiler {
       this.depthCheck(idx),
       this.set64(0, m.call_indirect('table', m.i32.wrap(v()), this.args(), this.i64x5(), b.i64)),
     ]);
+    if (this.opts.links.callxChecks?.has(idx) === true) {
+      // a target from a frame, a handle or .rodata: only a verified entry's token
+      const entry = m.if(
+        m.i64.ge_u(
+          m.i64.sub(v(), m.i64.const(FUNC_TOKEN_BASE)),
+          m.i64.const(0x1_0000_0000 - FUNC_TOKEN_BASE),
+        ),
+        m.i32.const(0),
+        m.call_indirect(
+          'table',
+          m.i32.const(CORO_ENTRY_CHECK_SLOT),
+          [m.i32.wrap(v())],
+          b.createType([b.i32]),
+          b.i32,
+        ),
+      );
+      return [
+        m.local.set(T64A, this.get64(reg)),
+        m.if(m.i32.eqz(entry), this.fail('call', idx, v())),
+        func,
+      ];
+    }
     return [
       m.local.set(T64A, this.get64(reg)),
       m.if(m.i64.lt_u(v(), m.i64.const(FUNC_TOKEN_BASE)), helper, func),

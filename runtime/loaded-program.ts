@@ -472,6 +472,7 @@ export class LoadedProgram {
       callKfunc: (slot, args) => vm.callKfunc(slot, args),
       resolveToken: (token) => vm.resolveToken(token),
       coroFrameCheck: (frame, need) => vm.coroFrameCheck(frame, need),
+      isCoroEntry: (token) => vm.isCoroEntry(token),
       insnBudget: this.insnBudget,
       mayGotoBudget: BPF_MAX_LOOPS,
       packet: len > 0 ? { addr: pkt, len } : undefined,

@@ -17,6 +17,7 @@
 import {
   CTRL_ERR_CODE,
   FUNC_TOKEN_BASE,
+  CORO_ENTRY_CHECK_SLOT,
   CORO_FRAME_CHECK_SLOT,
   HELPER_BLOCK_SIZE,
   KFUNC_SLOT_BASE,
@@ -81,6 +82,7 @@ import {
 import type { MapInfo } from '../src/verifier/reg-state.js';
 import { verifyProgram, type KfuncSig, type LdMap } from '../src/verifier/verifier.js';
 import { BPF_THROW, kfuncProto } from '../src/kfunc-protos.js';
+import { wasmI32Function } from './wasm-fn.js';
 import type { VerifiedProgram } from '../src/verifier/verified-program.js';
 import { instantiateRt, type RtExports } from './rt.js';
 import { xorshift32 } from './helpers/random.js';
@@ -275,6 +277,11 @@ export class Vm {
     // the frame allocator's check, for accesses through coroutine handles (src/abi.ts)
     const frameCheck = (this.rt as unknown as Record<string, unknown>)['coro_frame_check'];
     if (typeof frameCheck === 'function') this.table.set(CORO_FRAME_CHECK_SLOT, frameCheck);
+    // which tokens callx may reach through a frame, a handle or .rodata
+    this.table.set(
+      CORO_ENTRY_CHECK_SLOT,
+      wasmI32Function((token) => (this.isCoroEntry(BigInt(token >>> 0)) ? 1 : 0), 1),
+    );
     for (const h of this.helpers.all()) this.builtinHelpers.set(h.id, h);
     for (const h of opts.helpers ?? []) this.helpers.register(h);
     const cfg: WorkerHelperConfig = {
@@ -672,6 +679,16 @@ export class Vm {
   }
 
   /**
+   * Whether `token` names a function the verifier verified as a token entry (a coroutine
+   * resume / destroy function: `VerifiedProgram.coroEntries`), which a `callx` through a frame,
+   * a handle or `.rodata` may call (CORO_ENTRY_CHECK_SLOT).
+   */
+  isCoroEntry(token: bigint): boolean {
+    const t = this.tokens.get(Number(token));
+    return t !== undefined && t.links.coroEntries?.has(t.subprog) === true;
+  }
+
+  /**
    * Kfunc slots of a program's kfunc calls; a strong kfunc the Vm lacks is a LinkError.
    * `bpf_throw` needs no slot: both engines unwind themselves (`throwInsns`).
    */
@@ -748,6 +765,9 @@ export class Vm {
         : {}),
       ...(verified?.coroEntries !== undefined && verified.coroEntries.size > 0
         ? { coroEntries: verified.coroEntries }
+        : {}),
+      ...(verified?.callxChecks !== undefined && verified.callxChecks.size > 0
+        ? { callxChecks: verified.callxChecks }
         : {}),
       ...(verified?.objNewSizes !== undefined && verified.objNewSizes.size > 0
         ? { objNewSizes: verified.objNewSizes }

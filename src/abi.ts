@@ -274,6 +274,13 @@ export const EXEC_CODE = {
  * program's block, which never holds a helper.
  */
 export const CORO_FRAME_CHECK_SLOT = 0;
+/**
+ * Call-table slot of the Vm's `coro_entry_check(token: i32) -> i32`: 1 when `token` names a
+ * function the verifier verified as a token entry (resume / destroy, `coroEntries`). Generated
+ * code calls it before a `callx` whose target came from a frame, a handle or `.rodata`
+ * (`callxChecks`). Helper id 0 of the second program's block, which never holds a helper.
+ */
+export const CORO_ENTRY_CHECK_SLOT = HELPER_BLOCK_SIZE;
 
 /**
  * What the Vm fixed when it linked a program: where its helper slots and function tokens
@@ -300,6 +307,8 @@ export interface ProgLinks {
   readonly frameChecks?: ReadonlyMap<number, number>;
   /** From the verifier: token entry subprog → frame size r1 is checked against (0: none). */
   readonly coroEntries?: ReadonlyMap<number, number>;
+  /** From the verifier: `callx` insns whose target must be a verified entry's token. */
+  readonly callxChecks?: ReadonlySet<number>;
   /** From the verifier: `bpf_obj_new_impl` calls, insn → object size passed in r1. */
   readonly objNewSizes?: ReadonlyMap<number, number>;
 }

@@ -56,6 +56,11 @@ export interface ExecEnv {
    * `need` bytes (accesses through coroutine handles, resume functions' r1). Absent: never.
    */
   readonly coroFrameCheck?: (frame: number, need: number) => boolean;
+  /**
+   * Whether `token` names a function verified as a token entry (coroutine resume / destroy),
+   * which a checked `callx` (`ProgLinks.callxChecks`) may call. Absent: none is.
+   */
+  readonly isCoroEntry?: (token: bigint) => boolean;
   /** The function behind a token, or undefined when the value is not a function token. */
   readonly resolveToken: (token: bigint) => TokenTarget | undefined;
   /** Most instructions one run may execute before it fails with 'insn-budget'. */

@@ -665,6 +665,10 @@ class Run {
 
   callx(s: Slot, pc: number): number {
     const v = this.regs[s.dst]!;
+    // a target from a frame, a handle or .rodata: only a verified entry's token (as the JIT)
+    if (this.links.callxChecks?.has(pc) === true && this.env.isCoroEntry?.(v) !== true) {
+      throw new ExecError(pc, 'call', `callx to ${hex(v)}: not a verified coroutine entry`);
+    }
     if (v < TOKEN_BASE) {
       this.helper(Number(v), pc);
       return pc + 1;

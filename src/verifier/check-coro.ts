@@ -41,16 +41,18 @@
  *   (`VerifiedProgram.frameChecks`); a failure ends the run with an ExecError.
  * - The entry of a function verified with r1 = frame of N bytes: `coro_frame_check(r1, N)`
  *   (`VerifiedProgram.coroEntries`), as `callx` or the runtime may pass anything.
- * - `callx` on a handle: the target must be a function token (or helper id) of the call table;
- *   the Wasm table traps on anything else. NOT checked: that the token names a function that
- *   was verified as an entry (any function of any loaded program is in the table) — see below.
+ * - `callx` on a handle (`VerifiedProgram.callxChecks`): the target must be the token of a
+ *   function verified as a token entry, of any program of the Vm (`coro_entry_check`, call-table
+ *   slot CORO_ENTRY_CHECK_SLOT; the interpreter asks the Vm). Helper ids and the tokens of
+ *   other functions fail the run ('call'), so a number stored into a frame reaches nothing
+ *   that was verified for other arguments. A callx insn that also calls a function token on
+ *   another path makes that function an entry too.
  * - The coroutine kfuncs validate their frame arguments (runtime side).
  *
  * ## What is not proven
  *
- * - That a `callx` through a handle reaches a verified entry point: a program can store any
- *   number into a frame and call it. Closing this needs a Vm-wide table of entry tokens that
- *   `callx` consults (runtime work; the facts `coroEntries` list the entries per program).
+ * - That the entry a `callx` through a handle reaches is the one the frame was made for: any
+ *   verified entry may be called with any frame; its own r1 check (above) keeps it in bounds.
  * - That references stored in a frame at a suspension are released by the destroy function
  *   (issue 7 item 6's "destroy path" stretch): frame contents are not tracked, so a program
  *   that keeps a reference across a suspension is rejected (`Unreleased reference`) instead.

@@ -414,9 +414,14 @@ class Exploration {
         return this.call(st, idx, insn);
       case 'callx': {
         const reg = readReg(env, st, idx, callxReg(insn));
-        if (reg.type === 'PTR_TO_FUNC') return this.localCall(st, idx, reg.subprog);
+        if (reg.type === 'PTR_TO_FUNC') {
+          const seen = env.callxFuncTargets.get(idx) ?? new Set<number>();
+          env.callxFuncTargets.set(idx, seen.add(reg.subprog));
+          return this.localCall(st, idx, reg.subprog);
+        }
         // A token loaded from a frame, a handle or .rodata (check-coro.ts).
         checkCallx(env, st, idx, insn);
+        env.callxHandleInsns.add(idx);
         return idx + 1;
       }
       case 'exit':
@@ -584,6 +589,11 @@ export class DoCheck {
       env.escapeFunc(subprogIndexOf(env.prog, start));
     }
     for (;;) {
+      // A callx checked at run time (its target must be a verified entry) that also calls a
+      // function token on another path: that function must be an entry too.
+      for (const idx of env.callxHandleInsns) {
+        for (const k of env.callxFuncTargets.get(idx) ?? []) env.escapeFunc(k);
+      }
       const todo = [...env.escapedFuncs]
         .sort((a, b) => a - b)
         .find((k) => this.coroEntries.get(k) !== (env.funcFrameSize.get(k) ?? 0));

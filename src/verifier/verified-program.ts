@@ -66,6 +66,12 @@ export interface VerifiedProgram {
    * `coro_frame_check(r1, size)` at entry), or 0 when r1 was an unknown scalar (no check).
    */
   readonly coroEntries?: ReadonlyMap<number, number>;
+  /**
+   * `callx` insns whose target is a word loaded from a frame, a handle or `.rodata`: the
+   * backends allow only tokens of functions verified as entries (`coroEntries` of any program)
+   * and fail the run otherwise.
+   */
+  readonly callxChecks?: ReadonlySet<number>;
   /** `bpf_obj_new_impl` calls: insn → object size; the backends pass it in r1 (kernel fixup). */
   readonly objNewSizes?: ReadonlyMap<number, number>;
   /** `bpf_throw` calls: the run unwinds to the entry with r0 = r1 (the cookie). */

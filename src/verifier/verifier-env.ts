@@ -80,6 +80,10 @@ export class VerifierEnv {
   readonly funcFrameSize = new Map<number, number>();
   /** `bpf_obj_new_impl` calls: insn → object size (passed in r1 at run time). */
   readonly objNewSizes = new Map<number, number>();
+  /** `callx` insns whose target is a coroutine handle on some path (checked at run time). */
+  readonly callxHandleInsns = new Set<number>();
+  /** `callx` insn → the subprogs a function-token target named there. */
+  readonly callxFuncTargets = new Map<number, Set<number>>();
   /** `bpf_throw` calls (noreturn kfuncs). */
   readonly throwInsns = new Set<number>();
   /** Exploring an async (timer) callback, subprog `asyncSubprog`. */

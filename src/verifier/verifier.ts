@@ -145,6 +145,7 @@ export function verifyProgram(prog: Program, opts: VerifyOptions = {}): Verified
     frameChecks: env.frameChecks,
     coroEntries: check?.coroEntries ?? new Map(),
     objNewSizes: env.objNewSizes,
+    callxChecks: env.callxHandleInsns,
     throwInsns: env.throwInsns,
     stackDepth: env.stackDepth.slice(),
     processedInsns: env.insnProcessed,

@@ -128,6 +128,7 @@ describe('coroutine handles', () => {
     asm: string,
     frameSize: number,
     shift = 0,
+    token = (base: number): number => base + 1,
   ): Promise<{ jit: LoadedProgram; interp: LoadedProgram; calls: number[][]; frame: number }> {
     const vm = makeTestVm();
     vms.push(vm);
@@ -142,7 +143,7 @@ describe('coroutine handles', () => {
     const value = new Uint8Array(64);
     const view = new DataView(value.buffer);
     view.setBigUint64(16, 0xabcdn, true);
-    view.setBigUint64(8, BigInt(jit.links.funcTokenBase + 1), true);
+    view.setBigUint64(8, BigInt(token(jit.links.funcTokenBase)), true);
     map.update(new Uint8Array(4), value);
     return { jit, interp, calls, frame };
   }
@@ -227,5 +228,47 @@ describe('coroutine handles', () => {
       `frame at insn ${entry}`,
       `frame at insn ${entry}`,
     ]);
+  });
+});
+
+describe('callx through a handle', () => {
+  it('reaches only functions verified as token entries', async () => {
+    const vm = makeTestVm();
+    vms.push(vm);
+    const asm = `mov %r1, 0
+      call kfunc 1
+      jne %r0, 0, +2
+      mov %r0, 0
+      exit
+      ldxdw %r2, [%r0+8]
+      mov %r1, 0
+      callx %r2
+      exit
+      entry:
+      mov %r0, 7
+      exit`;
+    // entry's token sits in .rodata-like global data: an entry with r1 unknown
+    const map = vm.createMap({ name: 'f', type: 2, keySize: 4, valueSize: 16, maxEntries: 1 });
+    const frame = map.valueRegion.start;
+    stubFrameCheck(vm, () => frame, 16, []);
+    vm.registerKfunc({ name: 'bpf_coro_take_cancelled', fn: () => BigInt(frame) });
+    const insns = assemble(asm);
+    const prog = createProgram(insns, { type: 'mem', dataFuncs: [9] });
+    const kfuncs = new Map([[1, { name: 'bpf_coro_take_cancelled', weak: false }]]);
+    const jit = await vm.load(prog, { kfuncs });
+    const interp = await jit.withEngine('interp');
+    expect(jit.verified?.callxChecks).toEqual(new Set([7]));
+    expect(jit.verified?.coroEntries).toEqual(new Map([[1, 0]]));
+    const put = (token: number): void => {
+      const v = new Uint8Array(16);
+      new DataView(v.buffer).setBigUint64(8, BigInt(token), true);
+      map.update(new Uint8Array(4), v);
+    };
+    put(jit.links.funcTokenBase + 1);
+    expect([outcome(jit), outcome(interp)]).toEqual(['r0=7 thrown=false', 'r0=7 thrown=false']);
+    for (const bad of [jit.links.funcTokenBase, 5, 0]) {
+      put(bad);
+      expect([outcome(jit), outcome(interp)]).toEqual(['call at insn 7', 'call at insn 7']);
+    }
   });
 });

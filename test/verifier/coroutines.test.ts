@@ -22,6 +22,8 @@ const KFUNCS = [
   'bpf_task_acquire', // 5
   'bpf_task_release', // 6
   'bpf_coro_enqueue', // 7
+  'bpf_obj_new_impl', // 8
+  'bpf_obj_drop_impl', // 9
 ] as const;
 
 /** `lddw %rX, map_fd 1` is a ringbuf, `map_fd 2` a queue of u64, `map_fd 3` a queue of u32. */
@@ -32,6 +34,12 @@ const MAPS: ReadonlyMap<number, LdMap> = new Map([
   ],
   [2, { map: { keySize: 0, valueSize: 8, maxEntries: 8, type: 22, id: 2 }, value: false, off: 0 }],
   [3, { map: { keySize: 0, valueSize: 4, maxEntries: 8, type: 22, id: 3 }, value: false, off: 0 }],
+]);
+
+/** The program BTF's sized types: type 3 is a 24-byte struct, type 4 a 8192-byte one. */
+const BTF_SIZES = new Map([
+  [3, 24],
+  [4, 8192],
 ]);
 
 function verify(asm: string, type: ProgType = 'perf_event'): VerifiedProgram {
@@ -46,7 +54,11 @@ function verify(asm: string, type: ProgType = 'perf_event'): VerifiedProgram {
     const m = MAPS.get(i.imm);
     if (i.code === 0x18 && i.src === BPF_PSEUDO_MAP_FD && m !== undefined) maps.set(idx, m);
   });
-  return verifyProgram(createProgram(insns, { type }), { kfuncs, maps });
+  return verifyProgram(createProgram(insns, { type }), {
+    kfuncs,
+    maps,
+    btfTypeSize: (id) => BTF_SIZES.get(id),
+  });
 }
 
 /** 'accept' or the reason of the VerifierError. */
@@ -342,6 +354,47 @@ describe('task references', () => {
     expect(verdict(asm('mov %r1, 0'))).toBe('R1 type=scalar expected=ptr_task_struct');
     expect(verdict(asm('call 158\nmov %r1, %r0', 'mov %r1, 0\nmov %r1, 0'))).toMatch(
       /^Unreleased reference/,
+    );
+  });
+});
+
+describe('bpf_obj_new_impl', () => {
+  const obj = (
+    type: string,
+    off: number,
+    drop = 'mov %r1, %r6\nmov %r2, 0\ncall kfunc 9',
+  ): string =>
+    `${type}
+    mov %r2, 0
+    call kfunc 8
+    mov %r6, %r0
+    jne %r6, 0, +2
+    mov %r0, 0
+    exit
+    stdw [%r6+${off}], 1
+    ${drop}
+    mov %r0, 0
+    exit`;
+
+  it('gives an object of the size of its BTF type, recorded for the backends', () => {
+    const v = verify(obj('mov %r1, 3', 16));
+    expect([...(v.objNewSizes ?? [])]).toEqual([[2, 24]]);
+    expect(verdict(obj('mov %r1, 3', 24))).toBe(
+      'R6 min value is outside of the allowed memory range',
+    );
+  });
+
+  it('needs a constant id of a sized type of at most 4 KiB', () => {
+    expect(verdict(obj('call 5\nmov %r1, %r0', 0))).toBe('R1 BTF type id is not a known constant');
+    expect(verdict(obj('mov %r1, 7', 0))).toBe(
+      "R1 type id 7 names no sized type of the program's BTF",
+    );
+    expect(verdict(obj('mov %r1, 4', 0))).toBe('bpf_obj_new type size 8192 is not in [1, 4096]');
+  });
+
+  it('must be dropped', () => {
+    expect(verdict(obj('mov %r1, 3', 0, 'mov %r1, 0'))).toMatch(
+      /^Unreleased reference id=\d+ alloc_insn=2$/,
     );
   });
 });

@@ -272,3 +272,42 @@ describe('callx through a handle', () => {
     }
   });
 });
+
+describe('bpf_obj_new_impl', () => {
+  it('gets the object size of its BTF type in r1 on both engines', async () => {
+    const vm = makeTestVm();
+    vms.push(vm);
+    const map = vm.createMap({ name: 'o', type: 2, keySize: 4, valueSize: 32, maxEntries: 1 });
+    const sizes: bigint[] = [];
+    vm.registerKfunc({
+      name: 'bpf_obj_new_impl',
+      fn: (a) => {
+        sizes.push(a[0]);
+        return BigInt(map.valueRegion.start);
+      },
+    });
+    vm.registerKfunc({ name: 'bpf_obj_drop_impl', fn: () => 0n });
+    const insns = assemble(`mov %r1, 3
+      mov %r2, 0
+      call kfunc 0
+      jne %r0, 0, +1
+      exit
+      mov %r6, %r0
+      stdw [%r6+16], 9
+      ldxdw %r7, [%r6+16]
+      mov %r1, %r6
+      mov %r2, 0
+      call kfunc 1
+      mov %r0, %r7
+      exit`);
+    const kfuncs = new Map([
+      [2, { name: 'bpf_obj_new_impl', weak: false }],
+      [10, { name: 'bpf_obj_drop_impl', weak: false }],
+    ]);
+    const prog = createProgram(insns, { type: 'mem' });
+    const jit = await vm.load(prog, { kfuncs, btfTypeSize: (id) => (id === 3 ? 24 : undefined) });
+    const interp = await jit.withEngine('interp');
+    expect([outcome(jit), outcome(interp)]).toEqual(['r0=9 thrown=false', 'r0=9 thrown=false']);
+    expect(sizes).toEqual([24n, 24n]);
+  });
+});

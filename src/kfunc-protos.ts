@@ -31,7 +31,12 @@ export const KFUNC_PROTOS: ReadonlyMap<string, KfuncSig> = new Map<string, Kfunc
         ret: { kind: 'frame' },
       },
       /** `void bpf_coro_frame_free(void *frame)`. */
-      { name: 'bpf_coro_frame_free', args: [{ kind: 'frame' }], ret: { kind: 'void' } },
+      {
+        name: 'bpf_coro_frame_free',
+        args: [{ kind: 'frame' }],
+        ret: { kind: 'void' },
+        mayFreeFrames: true,
+      },
       /** `void bpf_coro_defer(void *frame)`: resume at the end of the current run. */
       { name: 'bpf_coro_defer', args: [{ kind: 'frame' }], ret: { kind: 'void' } },
       /** `long bpf_coro_enqueue(void *queue_map, void *frame)`: 0 or -errno. */
@@ -39,17 +44,29 @@ export const KFUNC_PROTOS: ReadonlyMap<string, KfuncSig> = new Map<string, Kfunc
         name: 'bpf_coro_enqueue',
         args: [{ kind: 'map', mapType: BPF_MAP_TYPE_QUEUE, valueSize: 8 }, { kind: 'frame' }],
         ret: { kind: 'scalar' },
+        mayFreeFrames: true,
       },
       /** `long bpf_coro_yield(void *frame)`: to the Vm's ready queue; 0 or -errno. */
-      { name: 'bpf_coro_yield', args: [{ kind: 'frame' }], ret: { kind: 'scalar' } },
+      {
+        name: 'bpf_coro_yield',
+        args: [{ kind: 'frame' }],
+        ret: { kind: 'scalar' },
+        mayFreeFrames: true,
+      },
       /** `long bpf_coro_sleep(void *frame, u64 ns)`: resume after a host timer. */
       {
         name: 'bpf_coro_sleep',
         args: [{ kind: 'frame' }, { kind: 'scalar' }],
         ret: { kind: 'scalar' },
+        mayFreeFrames: true,
       },
       /** `void bpf_coro_detach(void *frame)`: the runtime owns the frame from now on. */
-      { name: 'bpf_coro_detach', args: [{ kind: 'frame' }], ret: { kind: 'void' } },
+      {
+        name: 'bpf_coro_detach',
+        args: [{ kind: 'frame' }],
+        ret: { kind: 'void' },
+        mayFreeFrames: true,
+      },
       /** `void *bpf_coro_take_cancelled(void *ctx)`: a cancelled frame to destroy, or NULL. */
       { name: 'bpf_coro_take_cancelled', args: [{ kind: 'any' }], ret: { kind: 'handle' } },
       /** `void bpf_throw(u64 cookie)`: unwinds to the program's entry; r0 = cookie. */

@@ -53,7 +53,7 @@ import { readReg } from './check-alu.js';
 import { checkHelperMemAccess } from './check-mem.js';
 import { mapAllRegs } from './check-jmp.js';
 import type { VerifierEnv } from './verifier-env.js';
-import { checkCoroKfuncArg, checkThrow, REG_CORO_HANDLE } from './check-coro.js';
+import { checkCoroKfuncArg, checkThrow, demoteFrames, REG_CORO_HANDLE } from './check-coro.js';
 
 /** Map types (uapi `enum bpf_map_type`) the compatibility rules name. */
 const MAP = {
@@ -642,6 +642,7 @@ export function checkKfuncCall(
     env.throwInsns.add(idx);
     return false;
   }
+  if (sig.mayFreeFrames === true) demoteFrames(st);
   const frameSize = (st.frames[st.curframe]?.regs[1] ?? regNotInit()).scalar.varOff.value;
   clobberArgs(st);
   const ret = sig.ret;

@@ -29,7 +29,14 @@
  * - **Handles**: an 8-byte load from a frame, a handle or `.rodata` gives a `coro_handle`: a
  *   scalar (arithmetic makes it a plain scalar) that may be a frame address or a token. It may
  *   be dereferenced only after a NULL check (`if rX == 0`), at a non-negative offset within
- *   CORO_FRAME_MAX.
+ *   CORO_FRAME_MAX. One insn may not access memory through a handle on one path and through
+ *   a pointer other than the start of a frame on another (the run-time check is per insn).
+ * - **Frames that may be gone**: after a call that may free a frame or hand it to another
+ *   worker (`callx`, `bpf_coro_frame_free`, `_detach`, `_yield`, `_sleep`, `_enqueue`; not
+ *   `_defer`, which resumes after the run), every frame pointer becomes a non-NULL handle (its
+ *   accesses are checked at run time, so a freed frame is not touched) and every pointer into
+ *   the middle of a frame a plain scalar (frames have no identity in the verifier, so any of
+ *   them may be the one).
  * - **`bpf_throw`** ends the path (noreturn); it is rejected while a reference or a lock is
  *   held, and inside callbacks (bpf_loop, for_each, timers).
  * - Frame arguments of the coroutine kfuncs are frames (`coro_mem` at offset 0) or non-NULL
@@ -56,8 +63,10 @@
  * - That references stored in a frame at a suspension are released by the destroy function
  *   (issue 7 item 6's "destroy path" stretch): frame contents are not tracked, so a program
  *   that keeps a reference across a suspension is rejected (`Unreleased reference`) instead.
- * - That frames are freed exactly once, or not used after `bpf_coro_frame_free` (the runtime's
- *   frame check and its owner/deadline accounting cover this).
+ * - That frames are freed exactly once, or not leaked (the kfuncs validate their frame
+ *   arguments; the runtime's owner/deadline accounting destroys what is left behind).
+ * - That a frame handed to another worker (yield, sleep, enqueue) is not freed there between
+ *   the run-time check of an access and the access itself (a race the check narrows only).
  * - That a word loaded from a frame is the pointer that was stored there: loads give scalars
  *   (handles), so a pointer round-tripped through a frame cannot be dereferenced as its old type,
  *   and a pointer stored into a frame may come back out as a scalar (an address leak within the
@@ -72,6 +81,8 @@ import { tnumIsConst } from './tnum.js';
 import type { KfuncArg } from './verifier.js';
 import type { VerifierEnv } from './verifier-env.js';
 import { readReg } from './check-alu.js';
+import { mapAllRegs } from './check-jmp.js';
+import { regBoundsSync, scalarCopy, SCALAR_UNKNOWN } from './bounds.js';
 
 /** Largest coroutine frame (and largest offset + size through a handle), in bytes. */
 export const CORO_FRAME_MAX = 0x10000;
@@ -80,6 +91,40 @@ export const CORO_FRAME_MIN = 16;
 
 /** An 8-byte word loaded from a frame, a handle or `.rodata`: maybe a handle or a token. */
 export const REG_CORO_HANDLE: RegState = regWith(regUnknownScalar(), { coroHandle: true });
+
+/** A non-NULL `coro_handle`: a frame pointer after its frame may have been freed. */
+const REG_CORO_HANDLE_NOT_NULL: RegState = regWith(REG_CORO_HANDLE, {
+  scalar: (() => {
+    const s = scalarCopy(SCALAR_UNKNOWN);
+    s.umin = 1n;
+    regBoundsSync(s);
+    return s;
+  })(),
+});
+
+/**
+ * After a call that may free a frame or hand it to another worker (`callx`, `KfuncSig.
+ * mayFreeFrames`): frame pointers (without identities, any of them may be the one) become
+ * non-NULL handles, whose accesses the run-time frame check covers; pointers into the middle
+ * of a frame become plain scalars.
+ */
+export function demoteFrames(st: VerifierState): void {
+  mapAllRegs(st, (r) => {
+    if (!isCoroMem(r)) return r;
+    return isFrameStart(r) ? REG_CORO_HANDLE_NOT_NULL : regUnknownScalar();
+  });
+}
+
+/** Whether `reg` points to the start of a coroutine frame (what the run-time check accepts). */
+export function isFrameStart(reg: RegState): boolean {
+  return (
+    isCoroMem(reg) &&
+    !reg.maybeNull &&
+    reg.off === 0 &&
+    tnumIsConst(reg.scalar.varOff) &&
+    reg.scalar.varOff.value === 0n
+  );
+}
 
 /** Whether `reg` is a coroutine frame pointer (`coro_mem`, maybe NULL). */
 export function isCoroMem(reg: RegState): boolean {
@@ -171,6 +216,8 @@ export function checkCallx(env: VerifierEnv, st: VerifierState, idx: number, ins
   }
   for (let a = 1; a <= 5; a++) f.regs[a] = regNotInit();
   f.regs[0] = regUnknownScalar();
+  // the callee may have freed any frame (a destroy function frees its own)
+  demoteFrames(st);
 }
 
 /** `bpf_throw`: no reference or lock held, not inside a callback. */

@@ -42,7 +42,13 @@ import {
 } from './stack.js';
 import type { VerifierState } from './states.js';
 import { checkCtxAccess } from './ctx-access.js';
-import { checkCoroStore, checkHandleAccess, loadsHandle, REG_CORO_HANDLE } from './check-coro.js';
+import {
+  checkCoroStore,
+  checkHandleAccess,
+  isFrameStart,
+  loadsHandle,
+  REG_CORO_HANDLE,
+} from './check-coro.js';
 import type { VerifierEnv } from './verifier-env.js';
 
 /** `BPF_MAX_VAR_OFF`: largest variable offset a pointer may carry. */
@@ -421,7 +427,7 @@ export function checkMemAccess(
   const storesPointer = value !== undefined && 'reg' in value && regIsPointer(value.reg);
   if (reg.type === 'SCALAR_VALUE' && reg.coroHandle) {
     // A frame handle: checked at run time (check-coro.ts).
-    env.noteAccessBase(idx, true, regno);
+    env.noteAccessBase(idx, 'handle', regno);
     const stored = t === 'write' ? storedReg(value) : undefined;
     const loaded = checkHandleAccess(env, idx, regno, reg, off, size, stored);
     return t === 'read' ? (loaded ?? loadedScalar(size, sx)) : undefined;
@@ -429,7 +435,8 @@ export function checkMemAccess(
   if (reg.maybeNull) {
     throw env.fail(idx, `R${regno} invalid mem access '${regTypeStr(reg)}'`);
   }
-  if (reg.type !== 'NOT_INIT' && reg.type !== 'SCALAR_VALUE') env.noteAccessBase(idx, false, regno);
+  if (reg.type !== 'NOT_INIT' && reg.type !== 'SCALAR_VALUE')
+    env.noteAccessBase(idx, isFrameStart(reg) ? 'frame' : 'pointer', regno);
   switch (reg.type) {
     case 'PTR_TO_STACK':
       return checkStackAccess(env, st, idx, regno, reg, off, size, t, opts);

@@ -155,11 +155,12 @@ export class VerifierEnv {
 
   /**
    * Notes the kind of base register of the memory access at `idx`: a handle (checked at run
-   * time) or a pointer the verifier proved. The run-time check is per insn, so one insn may
-   * not see both (check-coro.ts).
+   * time), a frame or another pointer the verifier proved. The run-time check is per insn and
+   * refuses anything but a live frame, so one insn may not see a handle and another pointer
+   * (a frame passes the check: it is live and at least as large as the access needs).
    */
-  noteAccessBase(idx: number, handle: boolean, regno: number): void {
-    const bit = handle ? 1 : 2;
+  noteAccessBase(idx: number, kind: 'handle' | 'frame' | 'pointer', regno: number): void {
+    const bit = kind === 'handle' ? 1 : kind === 'pointer' ? 2 : 0;
     const seen = this.accessBase[idx] ?? 0;
     if ((seen | bit) === 3) {
       throw this.fail(

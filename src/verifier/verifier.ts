@@ -41,6 +41,12 @@ export interface KfuncSig {
    * or a lock is held and inside callbacks (kernel `KF_...` exception kfunc).
    */
   readonly noreturn?: boolean;
+  /**
+   * The call may free a coroutine frame or hand it to another worker (`bpf_coro_frame_free`,
+   * `_detach`, `_yield`, `_sleep`, `_enqueue`): every frame pointer becomes a handle, whose
+   * accesses are checked at run time (src/verifier/check-coro.ts).
+   */
+  readonly mayFreeFrames?: boolean;
 }
 
 /** One kfunc argument. */

@@ -535,6 +535,7 @@ export class Vm {
         helperBase: links.helperBase,
         funcTokenBase: links.funcTokenBase,
         subprogs: prog.subprogs.length,
+        ...(links.coroEntries === undefined ? {} : { coroEntries: [...links.coroEntries.keys()] }),
       });
     }
     return new LoadedProgram(this, {

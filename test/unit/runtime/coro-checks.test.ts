@@ -12,12 +12,12 @@ import { isBpfError, isExecError } from '../../../src/errors.js';
 import { BPF_PSEUDO_KFUNC_CALL } from '../../../src/isa/opcodes.js';
 import { createProgram } from '../../../src/program.js';
 import type { LoadedProgram } from '../../../runtime/loaded-program.js';
-import type { Vm } from '../../../runtime/vm.js';
+import { Vm } from '../../../runtime/vm.js';
 import { makeTestVm } from '../../helpers/engines.js';
 
 const vms: Vm[] = [];
-afterEach(() => {
-  for (const vm of vms.splice(0)) void vm.close();
+afterEach(async () => {
+  await Promise.all(vms.splice(0).map((vm) => vm.close()));
 });
 
 /**
@@ -309,5 +309,44 @@ describe('bpf_obj_new_impl', () => {
     const interp = await jit.withEngine('interp');
     expect([outcome(jit), outcome(interp)]).toEqual(['r0=9 thrown=false', 'r0=9 thrown=false']);
     expect(sizes).toEqual([24n, 24n]);
+  });
+});
+
+describe('callx through a handle on a worker thread', () => {
+  it('reaches the verified entries of the programs loaded there, nothing else', async () => {
+    // Vm.create: the test Vm's wabt validation does not take shared memories
+    const vm = Vm.create({ workers: 1 });
+    vms.push(vm);
+    // BPF_F_RDONLY_PROG: 8-byte loads from its value are handles, as from .rodata
+    const map = vm.createMap({
+      name: 'ro',
+      type: 2,
+      keySize: 4,
+      valueSize: 8,
+      maxEntries: 1,
+      flags: 0x80,
+    });
+    const insns = assemble(`lddw %r1, map_value ${map.id}, 0
+      ldxdw %r2, [%r1+0]
+      mov %r1, 0
+      callx %r2
+      exit
+      entry:
+      mov %r0, 7
+      exit`);
+    const jit = await vm.load(createProgram(insns, { type: 'mem', dataFuncs: [6] }));
+    expect([jit.verified?.callxChecks, jit.verified?.coroEntries]).toEqual([
+      new Set([4]),
+      new Map([[1, 0]]),
+    ]);
+    const put = (token: number): void => {
+      const v = new Uint8Array(8);
+      new DataView(v.buffer).setBigUint64(0, BigInt(token), true);
+      map.update(new Uint8Array(4), v);
+    };
+    put(jit.links.funcTokenBase + 1);
+    expect(await jit.runOn(0)).toBe(7n);
+    put(jit.links.funcTokenBase);
+    await expect(jit.runOn(0)).rejects.toThrow(/call/);
   });
 });

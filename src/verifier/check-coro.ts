@@ -22,8 +22,9 @@
  *   released before it returns, as for a program.
  * - **`callx`** targets are function tokens (`func`, explored as a call) or words loaded from
  *   a frame, a handle or `.rodata` (`coro_handle`); for the latter r0 becomes an unknown scalar
- *   and r1–r5 are clobbered, r6–r9 and the stack are kept; no argument register may hold a
- *   stack pointer, and as no stack pointer can be stored into a frame or a map, the callee
+ *   and r1–r5 are clobbered, r6–r9 and the stack are kept; as the target may `bpf_throw`, no
+ *   reference or lock may be held and it may not run inside a callback; no argument register
+ *   may hold a stack pointer, and as no stack pointer can be stored into a frame or a map, the callee
  *   cannot reach the caller's stack; it may write frames and maps, whose contents the verifier
  *   does not track.
  * - **Handles**: an 8-byte load from a frame, a handle or `.rodata` gives a `coro_handle`: a
@@ -206,6 +207,23 @@ export function checkCallx(env: VerifierEnv, st: VerifierState, idx: number, ins
   }
   if (st.activeLocks > 0)
     throw env.fail(idx, 'function calls are not allowed while holding a lock');
+  // The target may be any verified entry, which may bpf_throw: nothing may be held, and no
+  // helper frame may be unwound (as for bpf_throw itself).
+  const cb = st.frames.findIndex((fr) => fr.inCallbackFn);
+  if (cb >= 0 || env.inAsyncCallback) {
+    const sub = cb >= 0 ? (st.frames[cb]?.subprogno ?? 0) : env.asyncSubprog;
+    throw env.fail(
+      idx,
+      `callx through a coroutine handle (insn ${idx}) cannot be called from callback subprog ${sub}`,
+    );
+  }
+  const ref = st.refs[0];
+  if (ref !== undefined) {
+    throw env.fail(
+      idx,
+      `callx through a coroutine handle while holding reference id=${ref.id} alloc_insn=${ref.insnIdx} (the callee may bpf_throw)`,
+    );
+  }
   const f = st.frames[st.curframe];
   if (f === undefined) throw new RangeError('bug: no frame');
   for (let a = 1; a <= 5; a++) {

@@ -261,6 +261,44 @@ describe('callx', () => {
     );
   });
 
+  it('holds no reference and runs in no callback (its target may bpf_throw)', () => {
+    const held = (release: string): string =>
+      callx('ldxdw %r2, [%r6+8]').replace(
+        'mov %r1, %r6\n    callx %r2',
+        `call 158
+        mov %r1, %r0
+        call kfunc 5
+        jeq %r0, 0, +2
+        mov %r1, %r0
+        ${release}
+        ldxdw %r2, [%r6+8]
+        mov %r1, %r6
+        callx %r2`,
+      );
+    expect(verdict(held('call kfunc 6'))).toBe('accept');
+    expect(verdict(held('mov %r1, 0'))).toBe(
+      'callx through a coroutine handle while holding reference id=2 alloc_insn=10 (the callee may bpf_throw)',
+    );
+    const inCb = (body: string): string => `mov %r1, 2
+      lddw %r2, func cb
+      mov %r3, 0
+      mov %r4, 0
+      call 181
+      mov %r0, 0
+      exit
+      cb:
+      mov %r1, 0
+      call kfunc 4
+      jeq %r0, 0, +3
+      ${body}
+      mov %r0, 0
+      exit`;
+    expect(verdict(inCb('ldxdw %r2, [%r0+8]\nmov %r1, %r0\nmov %r3, 0'))).toBe('accept');
+    expect(verdict(inCb('ldxdw %r2, [%r0+8]\nmov %r1, %r0\ncallx %r2'))).toBe(
+      'callx through a coroutine handle (insn 13) cannot be called from callback subprog 1',
+    );
+  });
+
   it('clobbers r1-r5, keeps r6-r9 and returns an unknown scalar', () => {
     const after = (use: string): string =>
       callx('ldxdw %r2, [%r6+8]').replace('callx %r2', `callx %r2\n${use}`);

@@ -24,9 +24,9 @@
  *   a frame, a handle or `.rodata` (`coro_handle`); for the latter r0 becomes an unknown scalar
  *   and r1–r5 are clobbered, r6–r9 and the stack are kept; as the target may `bpf_throw`, no
  *   reference or lock may be held and it may not run inside a callback; no argument register
- *   may hold a stack pointer, and as no stack pointer can be stored into a frame or a map, the callee
- *   cannot reach the caller's stack; it may write frames and maps, whose contents the verifier
- *   does not track.
+ *   may hold a stack pointer, and as no stack pointer can be stored into a frame or a map,
+ *   the callee cannot reach the caller's stack; it may write frames and maps, whose contents
+ *   the verifier does not track.
  * - **Handles**: an 8-byte load from a frame, a handle or `.rodata` gives a `coro_handle`: a
  *   scalar (arithmetic makes it a plain scalar) that may be a frame address or a token. It may
  *   be dereferenced only after a NULL check (`if rX == 0`), at a non-negative offset within
@@ -56,14 +56,25 @@
  *   that was verified for other arguments. A callx insn that also calls a function token on
  *   another path makes that function an entry too.
  * - The coroutine kfuncs validate their frame arguments (runtime side).
+ * - `bpf_throw` (`VerifiedProgram.throwInsns`; the Vm links it by name, no kfunc slot): the
+ *   JIT records the cookie with exec code 'throw' and traps, the interpreter throws
+ *   TerminationError('throw'); the host wrapper returns the cookie as r0 and sets
+ *   `LoadedProgram.thrown` (a batch ends with the TerminationError on both engines).
  *
  * ## What is not proven
  *
  * - That the entry a `callx` through a handle reaches is the one the frame was made for: any
  *   verified entry may be called with any frame; its own r1 check (above) keeps it in bounds.
  * - That references stored in a frame at a suspension are released by the destroy function
- *   (issue 7 item 6's "destroy path" stretch): frame contents are not tracked, so a program
- *   that keeps a reference across a suspension is rejected (`Unreleased reference`) instead.
+ *   (issue 7 item 6's "destroy path" stretch, not done): frame contents are not tracked, so a
+ *   program that keeps a reference across a suspension is rejected (`Unreleased reference`)
+ *   instead (coro_destroy's on_sample). Doing it needs (1) per-path frame slots (8-byte
+ *   stores at constant offsets of a frame with an identity kept across its NULL check), (2) at
+ *   each suspension kfunc, moving the references found in the frame's slots out of the path
+ *   and exploring the destroy (and resume) function with r1 = that frame and those slots,
+ *   suspend index and tokens, and (3) since any entry can also be reached by `callx` with any
+ *   frame, release kfuncs that accept a handle and validate it at run time in the generic
+ *   exploration of resume / destroy functions.
  * - That frames are freed exactly once, or not leaked (the kfuncs validate their frame
  *   arguments; the runtime's owner/deadline accounting destroys what is left behind).
  * - That a frame handed to another worker (yield, sleep, enqueue) is not freed there between

@@ -605,6 +605,10 @@ export class DoCheck {
       f.regs[1] =
         size > 0 ? regPtr('PTR_TO_MEM', { memCoro: true, memSize: size }) : regUnknownScalar();
       st.frames[0] = f;
+      const name = env.prog.subprogs[todo]?.name ?? '';
+      const what =
+        name === `func#${todo}` || name === '' ? `func#${todo}` : `${name} (func#${todo})`;
+      env.log.verbose(`token entry ${what}: ${regStr(1, f.regs[1] as RegState)}\n`);
       new Exploration(
         this,
         new ExploredStates({ maxStatesPerInsn: STATES_PER_INSN }),

@@ -42,7 +42,7 @@ const BTF_SIZES = new Map([
   [4, 8192],
 ]);
 
-function verify(asm: string, type: ProgType = 'perf_event'): VerifiedProgram {
+function verify(asm: string, type: ProgType = 'perf_event', logLevel = 0): VerifiedProgram {
   const insns = assemble(asm);
   const kfuncs = new Map<number, KfuncSig>();
   const maps = new Map<number, LdMap>();
@@ -58,6 +58,7 @@ function verify(asm: string, type: ProgType = 'perf_event'): VerifiedProgram {
     kfuncs,
     maps,
     btfTypeSize: (id) => BTF_SIZES.get(id),
+    logLevel,
   });
 }
 
@@ -322,6 +323,17 @@ describe('functions entered through their tokens (resume / destroy)', () => {
     const v = verify(tied(40, 32));
     expect([...(v.coroEntries ?? [])]).toEqual([[1, 40]]);
     expect(verdict(tied(40, 40))).toBe('R1 min value is outside of the allowed memory range');
+  });
+
+  it('are named in the log with the r1 they are verified with', () => {
+    try {
+      verify(tied(40, 40), 'perf_event', 1);
+      expect.unreachable();
+    } catch (e) {
+      const log = (e as { log: string }).log;
+      expect(log).toContain('token entry func#1: R1=coro_mem(sz=40)\n');
+      expect(log).toContain('invalid access to memory, mem_size=40 off=40 size=8\n');
+    }
   });
 
   it('take the smallest frame their token is stored in', () => {

@@ -5,21 +5,8 @@
 // token, a map descriptor address) or 0 when empty.
 
 import {
-  BPF_ANY,
-  BPF_EXIST,
-  BPF_F_LOCK,
-  BPF_MAP_TYPE_PERCPU_ARRAY,
-  BPF_NOEXIST,
-  E2BIG,
-  EEXIST,
-  EINVAL,
-  ENOENT,
-  MAP_DATA,
-  MAP_ELEM_SIZE,
-  MAP_MAX_ENTRIES,
-  MAP_N_CPUS,
-  MAP_TYPE,
-  MAP_VALUE_SIZE,
+  BPF_ANY, BPF_EXIST, BPF_F_LOCK, BPF_MAP_TYPE_PERCPU_ARRAY, BPF_NOEXIST, E2BIG, EEXIST, EINVAL, ENOENT,
+  MAP_DATA, MAP_ELEM_SIZE, MAP_MAX_ENTRIES, MAP_N_CPUS, MAP_TYPE, MAP_VALUE_SIZE,
 } from './abi';
 import { err } from './util';
 

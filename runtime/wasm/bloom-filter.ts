@@ -8,13 +8,7 @@
 // Called from BPF (bpf_map_push_elem / bpf_map_peek_elem) and from the host.
 
 import {
-  BPF_ANY,
-  EINVAL,
-  ENOENT,
-  MAP_BITSET_MASK,
-  MAP_DATA,
-  MAP_N_HASH_FUNCS,
-  MAP_VALUE_SIZE,
+  BPF_ANY, EINVAL, ENOENT, MAP_BITSET_MASK, MAP_DATA, MAP_N_HASH_FUNCS, MAP_VALUE_SIZE,
 } from './abi';
 import { err, hashKeySeeded } from './util';
 
@@ -25,9 +19,7 @@ export function bloomInit(map: usize): void {
 
 /** Bit number of hash function `index` for `value`. */
 function bitOf(map: usize, value: usize, index: u32): u32 {
-  return (
-    hashKeySeeded(value, load<u32>(map, MAP_VALUE_SIZE), index) & load<u32>(map, MAP_BITSET_MASK)
-  );
+  return hashKeySeeded(value, load<u32>(map, MAP_VALUE_SIZE), index) & load<u32>(map, MAP_BITSET_MASK);
 }
 
 /** map_push_elem: adds `value`; flags other than BPF_ANY are -EINVAL. */
@@ -38,7 +30,7 @@ export function bloomPush(map: usize, value: usize, flags: u64): u64 {
   for (let i: u32 = 0; i < k; i++) {
     const bit = bitOf(map, value, i);
     const at = data + (bit >>> 3);
-    store<u8>(at, (<u32>load<u8>(at)) | ((<u32>1) << (bit & 7)));
+    store<u8>(at, <u32>load<u8>(at) | (<u32>1 << (bit & 7)));
   }
   return 0;
 }
@@ -49,7 +41,7 @@ export function bloomPeek(map: usize, value: usize): u64 {
   const k = load<u32>(map, MAP_N_HASH_FUNCS);
   for (let i: u32 = 0; i < k; i++) {
     const bit = bitOf(map, value, i);
-    if (((<u32>load<u8>(data + (bit >>> 3))) & ((<u32>1) << (bit & 7))) == 0) return err(ENOENT);
+    if ((<u32>load<u8>(data + (bit >>> 3)) & (<u32>1 << (bit & 7))) == 0) return err(ENOENT);
   }
   return 0;
 }

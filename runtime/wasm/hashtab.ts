@@ -30,49 +30,14 @@
 //   access to one value).
 
 import {
-  BPF_EXIST,
-  BPF_F_LOCK,
-  BPF_MAP_TYPE_LRU_HASH,
-  BPF_MAP_TYPE_LRU_PERCPU_HASH,
-  BPF_MAP_TYPE_PERCPU_HASH,
-  BPF_NOEXIST,
-  E2BIG,
-  EBUSY,
-  EEXIST,
-  EINVAL,
-  ENOENT,
-  ELEM_FLAGS,
-  ELEM_FREE,
-  ELEM_HASH,
-  ELEM_NEXT,
-  ELEM_REF,
-  ELEM_USED,
-  HTAB_ELEM_HEADER,
-  MAP_COUNT,
-  MAP_DATA,
-  MAP_ELEMS,
-  MAP_ELEM_SIZE,
-  MAP_FREE_LIST,
-  MAP_KEY_SIZE,
-  MAP_LOCK,
-  MAP_LRU_HAND,
-  MAP_MAX_ENTRIES,
-  MAP_N_BUCKETS,
-  MAP_N_CPUS,
-  MAP_TYPE,
-  MAP_VALUE_SIZE,
+  BPF_EXIST, BPF_F_LOCK, BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH,
+  BPF_MAP_TYPE_PERCPU_HASH, BPF_NOEXIST, E2BIG, EBUSY, EEXIST, EINVAL, ENOENT, ELEM_FLAGS,
+  ELEM_FREE, ELEM_HASH, ELEM_NEXT, ELEM_REF, ELEM_USED, HTAB_ELEM_HEADER, MAP_COUNT, MAP_DATA,
+  MAP_ELEMS, MAP_ELEM_SIZE, MAP_FREE_LIST, MAP_KEY_SIZE, MAP_LOCK, MAP_LRU_HAND, MAP_MAX_ENTRIES,
+  MAP_N_BUCKETS, MAP_N_CPUS, MAP_TYPE, MAP_VALUE_SIZE,
 } from './abi';
 import {
-  LOCK_BIT,
-  add32,
-  cas32,
-  clear32,
-  ld32,
-  lockBit,
-  lockWord,
-  or32,
-  st32,
-  unlockBit,
+  LOCK_BIT, add32, cas32, clear32, ld32, lockBit, lockWord, or32, st32, unlockBit,
   unlockWord,
 } from './sync';
 import { bytesEqual, err, hashKey, round8 } from './util';
@@ -103,7 +68,7 @@ function bucketIdx(map: usize, hash: u32): u32 {
 }
 
 function bucketAt(map: usize, idx: u32): usize {
-  return <usize>load<u32>(map, MAP_DATA) + ((<usize>idx) << 2);
+  return <usize>load<u32>(map, MAP_DATA) + (<usize>idx << 2);
 }
 
 function bucketOf(map: usize, hash: u32): usize {
@@ -132,7 +97,7 @@ export function htabInit(map: usize): void {
   const elems = load<u32>(map, MAP_ELEMS);
   const nb = load<u32>(map, MAP_N_BUCKETS);
   const buckets = <usize>load<u32>(map, MAP_DATA);
-  for (let b: u32 = 0; b < nb; b++) store<u32>(buckets + ((<usize>b) << 2), nullsOf(b));
+  for (let b: u32 = 0; b < nb; b++) store<u32>(buckets + (<usize>b << 2), nullsOf(b));
   memory.fill(elems, 0, n * size);
   for (let k: u32 = 0; k < n; k++) {
     store<u32>(elems + k * size, k + 1 < n ? elems + (k + 1) * size : 0, ELEM_FREE);
@@ -282,14 +247,7 @@ function copyValue(map: usize, e: usize, value: usize, cpu: u32, allCpus: bool, 
  * element start zeroed, as in the kernel). A new element is filled before it is linked, so a
  * lookup never finds it half made. -EBUSY when the bucket or free-list lock stayed busy.
  */
-export function htabUpdate(
-  map: usize,
-  key: usize,
-  value: usize,
-  flags: u64,
-  cpu: u32,
-  allCpus: bool,
-): u64 {
+export function htabUpdate(map: usize, key: usize, value: usize, flags: u64, cpu: u32, allCpus: bool): u64 {
   const f = flags & ~BPF_F_LOCK;
   if (f > BPF_EXIST) return err(EINVAL);
   const ks = load<u32>(map, MAP_KEY_SIZE);
@@ -323,7 +281,7 @@ export function htabUpdate(
   st32(e + ELEM_HASH, hash);
   st32(e + ELEM_FLAGS, ELEM_USED);
   st32(e + ELEM_NEXT, headOf(b));
-  st32(b, (<u32>e) | LOCK_BIT);
+  st32(b, <u32>e | LOCK_BIT);
   add32(map + MAP_COUNT, 1);
   unlockBit(b);
   return 0;

@@ -15,27 +15,9 @@
 // Called from BPF (lookup, update, delete) and from the host (all, plus next_key).
 
 import {
-  BPF_EXIST,
-  BPF_NOEXIST,
-  EEXIST,
-  EINVAL,
-  ENOENT,
-  ENOMEM,
-  ENOSPC,
-  LPM_CHILD,
-  LPM_FLAGS,
-  LPM_IM,
-  LPM_NODE_HEADER,
-  LPM_PREFIXLEN,
-  MAP_AUX,
-  MAP_COUNT,
-  MAP_ELEMS,
-  MAP_ELEM_SIZE,
-  MAP_FREE_LIST,
-  MAP_KEY_SIZE,
-  MAP_MAX_ENTRIES,
-  MAP_ROOT,
-  MAP_VALUE_SIZE,
+  BPF_EXIST, BPF_NOEXIST, EEXIST, EINVAL, ENOENT, ENOMEM, ENOSPC, LPM_CHILD, LPM_FLAGS, LPM_IM,
+  LPM_NODE_HEADER, LPM_PREFIXLEN, MAP_AUX, MAP_COUNT, MAP_ELEMS, MAP_ELEM_SIZE, MAP_FREE_LIST,
+  MAP_KEY_SIZE, MAP_MAX_ENTRIES, MAP_ROOT, MAP_VALUE_SIZE,
 } from './abi';
 import { err, round8 } from './util';
 
@@ -69,7 +51,7 @@ function nodeValue(map: usize, n: usize): usize {
 
 /** Bit `index` of `data`, counting from the most significant bit of data[0]. */
 function extractBit(data: usize, index: u32): u32 {
-  return ((<u32>load<u8>(data + (index >>> 3))) >>> (7 - (index & 7))) & 1;
+  return (<u32>load<u8>(data + (index >>> 3)) >>> (7 - (index & 7))) & 1;
 }
 
 /** The kernel's longest_prefix_match: leading bits `node` and `key` share, capped at both prefix lengths. */
@@ -100,8 +82,7 @@ export function lpmInit(map: usize): void {
   const size = load<u32>(map, MAP_ELEM_SIZE);
   const elems = load<u32>(map, MAP_ELEMS);
   memory.fill(elems, 0, n * size);
-  for (let k: u32 = 0; k + 1 < n; k++)
-    store<u32>(elems + k * size, elems + (k + 1) * size, LPM_CHILD);
+  for (let k: u32 = 0; k + 1 < n; k++) store<u32>(elems + k * size, elems + (k + 1) * size, LPM_CHILD);
   store<u32>(map, elems, MAP_FREE_LIST);
   store<u32>(map, 0, MAP_ROOT);
   store<u32>(map, 0, MAP_COUNT);

@@ -10,17 +10,8 @@
 // takes) and reads back ids.
 
 import {
-  BPF_F_INNER_MAP,
-  BPF_MAP_TYPE_ARRAY,
-  BPF_MAP_TYPE_ARRAY_OF_MAPS,
-  BPF_MAP_TYPE_PERCPU_ARRAY,
-  EINVAL,
-  MAP_AUX,
-  MAP_FLAGS,
-  MAP_KEY_SIZE,
-  MAP_MAX_ENTRIES,
-  MAP_TYPE,
-  MAP_VALUE_SIZE,
+  BPF_F_INNER_MAP, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_ARRAY_OF_MAPS, BPF_MAP_TYPE_PERCPU_ARRAY,
+  EINVAL, MAP_AUX, MAP_FLAGS, MAP_KEY_SIZE, MAP_MAX_ENTRIES, MAP_TYPE, MAP_VALUE_SIZE,
 } from './abi';
 import { arrayElem, arrayLookup, fdArrayCheck } from './arraymap';
 import { htabLookup, htabUpdate } from './hashtab';

@@ -8,19 +8,8 @@
 // Called from BPF (bpf_map_push/pop/peek_elem in rt.ts) and from the host (host_push/...).
 
 import {
-  BPF_EXIST,
-  BPF_MAP_TYPE_QUEUE,
-  BPF_NOEXIST,
-  E2BIG,
-  EINVAL,
-  ENOENT,
-  MAP_DATA,
-  MAP_ELEM_SIZE,
-  MAP_HEAD,
-  MAP_MAX_ENTRIES,
-  MAP_TAIL,
-  MAP_TYPE,
-  MAP_VALUE_SIZE,
+  BPF_EXIST, BPF_MAP_TYPE_QUEUE, BPF_NOEXIST, E2BIG, EINVAL, ENOENT, MAP_DATA, MAP_ELEM_SIZE,
+  MAP_HEAD, MAP_MAX_ENTRIES, MAP_TAIL, MAP_TYPE, MAP_VALUE_SIZE,
 } from './abi';
 import { err } from './util';
 

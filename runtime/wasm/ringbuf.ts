@@ -74,7 +74,7 @@ export function ringbufReserve(map: usize, size: u64, flags: u64): usize {
   }
   const hdr = data + <usize>off;
   store<u32>(hdr, <u32>off, 4);
-  st32(hdr, (<u32>size) | RINGBUF_BUSY);
+  st32(hdr, <u32>size | RINGBUF_BUSY);
   st64(<usize>load<u32>(map, MAP_DATA) + 8, prod + total);
   unlockWord(map + MAP_LOCK);
   return hdr + RINGBUF_HDR;

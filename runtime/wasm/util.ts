@@ -6,7 +6,7 @@ import { MAP_DESC_SIZE, MAP_MAGIC, MAP_MAGIC_FIELD, NULL_GUARD_END } from './abi
 /** True when [p, p + n) lies in linear memory above the null guard. */
 export function ptrOk(p: u64, n: u32): bool {
   const end = p + <u64>n;
-  return p >= <u64>NULL_GUARD_END && end <= (<u64>memory.size()) << 16 && end >= p;
+  return p >= <u64>NULL_GUARD_END && end <= (<u64>memory.size() << 16) && end >= p;
 }
 
 /** True when `map` points at a live map descriptor. */
@@ -37,7 +37,7 @@ export function hashKey(p: usize, n: u32): u32 {
     x ^= x >> 33;
     x *= 0xff51afd7ed558ccd;
     x ^= x >> 33;
-    return (<u32>x) ^ (<u32>(x >> 32));
+    return <u32>x ^ <u32>(x >> 32);
   }
   if (n == 4) {
     let x = load<u32>(p);
@@ -63,7 +63,7 @@ export function hashKeySeeded(p: usize, n: u32, seed: u32): u32 {
     h = rotl<u32>(h, 13) * 5 + 0xe6546b64;
   }
   let tail: u32 = 0;
-  for (let s: u32 = 0; k < n; k++, s += 8) tail |= (<u32>load<u8>(p + k)) << s;
+  for (let s: u32 = 0; k < n; k++, s += 8) tail |= <u32>load<u8>(p + k) << s;
   if (tail != 0 || (n & 3) != 0) {
     tail *= 0xcc9e2d51;
     tail = rotl<u32>(tail, 15);
@@ -85,5 +85,5 @@ export function round8(n: u32): u32 {
 
 /** Negative errno as the u64 a helper returns. */
 export function err(e: i64): u64 {
-  return <u64>-e;
+  return <u64>(-e);
 }

@@ -20,6 +20,8 @@ import {
   programOwner,
   CTRL_ERR_CODE,
   FUNC_TOKEN_BASE,
+  CORO_ENTRY_CHECK_SLOT,
+  CORO_FRAME_CHECK_SLOT,
   HELPER_BLOCK_SIZE,
   KFUNC_SLOT_BASE,
   MAX_KFUNCS,
@@ -90,6 +92,8 @@ import {
 } from '../src/helper-protos.js';
 import type { MapInfo } from '../src/verifier/reg-state.js';
 import { verifyProgram, type KfuncSig, type LdMap } from '../src/verifier/verifier.js';
+import { BPF_THROW, kfuncProto } from '../src/kfunc-protos.js';
+import { wasmI32Function } from './wasm-fn.js';
 import type { VerifiedProgram } from '../src/verifier/verified-program.js';
 import { instantiateRt, type RtExports } from './rt.js';
 import { Coroutines, type CoroutineOptions } from './coroutines.js';
@@ -161,6 +165,8 @@ export interface LoadOptions {
   readonly logSize?: number;
   /** C source lines for the verifier log, by insn index (from BTF.ext line info). */
   readonly lineInfo?: (insnIdx: number) => string | undefined;
+  /** Sizes of the program BTF's types, by id (`bpf_obj_new_impl`; src/loader `btfTypeSizes`). */
+  readonly btfTypeSize?: (id: number) => number | undefined;
   /**
    * The maps a program's BPF_PSEUDO_MAP_IDX / _IDX_VALUE loads index (an object's maps, in
    * order). BPF_PSEUDO_MAP_FD / _VALUE loads name maps by their Vm id instead.
@@ -317,6 +323,14 @@ export class Vm {
       this.services.task,
     );
     for (const h of this.taskRefs.helpers()) this.helpers.register(h);
+    // the frame allocator's check, for accesses through coroutine handles (src/abi.ts)
+    const frameCheck = (this.rt as unknown as Record<string, unknown>)['coro_frame_check'];
+    if (typeof frameCheck === 'function') this.table.set(CORO_FRAME_CHECK_SLOT, frameCheck);
+    // which tokens callx may reach through a frame, a handle or .rodata
+    this.table.set(
+      CORO_ENTRY_CHECK_SLOT,
+      wasmI32Function((token) => (this.isCoroEntry(BigInt(token >>> 0)) ? 1 : 0), 1),
+    );
     for (const h of this.helpers.all()) this.builtinHelpers.set(h.id, h);
     this.allocator = initFrameAlloc(
       this.rt,
@@ -325,7 +339,8 @@ export class Vm {
       n,
       this.worker.ctrl,
     );
-    for (const k of frameAllocKfuncs(this.rt)) {
+    // the runtime module's kfuncs (frame allocator, coroutines): every worker runs its own
+    for (const k of [...frameAllocKfuncs(this.rt), ...Coroutines.rtKfuncs(this.rt)]) {
       this.registerKfunc(k);
       this.builtinKfuncs.set(k.name, k);
     }
@@ -354,7 +369,6 @@ export class Vm {
       },
       opts.coroutines,
     );
-    for (const k of Coroutines.rtKfuncs(this.rt)) this.registerKfunc(k);
     for (const k of this.coroutines.hostKfuncs()) this.registerKfunc(k);
     for (const k of this.taskRefs.kfuncs()) this.registerKfunc(k);
   }
@@ -515,6 +529,7 @@ export class Vm {
       opts.maps ?? [],
       opts.ksyms ?? new Map(),
       opts.kfuncs ?? new Map(),
+      verified,
     );
     const id = this.nextProgram++;
     if (this.programAllocCap !== undefined)
@@ -534,7 +549,10 @@ export class Vm {
    */
   verify(
     prog: Program,
-    opts: Pick<LoadOptions, 'type' | 'maps' | 'kfuncs' | 'logLevel' | 'logSize' | 'lineInfo'> = {},
+    opts: Pick<
+      LoadOptions,
+      'type' | 'maps' | 'kfuncs' | 'logLevel' | 'logSize' | 'lineInfo' | 'btfTypeSize'
+    > = {},
   ): VerifiedProgram {
     const objMaps = opts.maps ?? [];
     const maps = new Map<number, LdMap>();
@@ -547,8 +565,11 @@ export class Vm {
     const kfuncs = new Map<number, KfuncSig>();
     for (const [idx, k] of opts.kfuncs ?? []) {
       const known = this.kfuncs.get(k.name);
-      const sig = known?.proto.sig;
-      // A registered kfunc without a signature: initialised arguments, an unknown scalar back.
+      // A registered kfunc without a signature of its own: the built-in one of its name
+      // (src/kfunc-protos.ts), else initialised arguments and an unknown scalar back.
+      // bpf_throw is built into both engines.
+      const builtin = known !== undefined || k.name === BPF_THROW ? kfuncProto(k.name) : undefined;
+      const sig = known?.proto.sig ?? builtin;
       kfuncs.set(
         idx,
         sig ?? { name: k.name, args: [], ret: { kind: 'scalar' }, missing: known === undefined },
@@ -562,6 +583,7 @@ export class Vm {
       ...(opts.logLevel !== undefined ? { logLevel: opts.logLevel } : {}),
       ...(opts.logSize !== undefined ? { logSize: opts.logSize } : {}),
       ...(opts.lineInfo !== undefined ? { lineInfo: opts.lineInfo } : {}),
+      ...(opts.btfTypeSize !== undefined ? { btfTypeSize: opts.btfTypeSize } : {}),
     });
   }
 
@@ -617,6 +639,7 @@ export class Vm {
         helperBase: links.helperBase,
         funcTokenBase: links.funcTokenBase,
         subprogs: prog.subprogs.length,
+        ...(links.coroEntries === undefined ? {} : { coroEntries: [...links.coroEntries.keys()] }),
       });
     }
     return new LoadedProgram(this, {
@@ -685,11 +708,12 @@ export class Vm {
       if (prog.ops[idx]?.kind !== 'call') return;
       if (i.src === BPF_PSEUDO_KFUNC_CALL) {
         const name = kfuncs.get(idx)?.name ?? `kfunc#${i.imm}`;
+        if (name === BPF_THROW) return; // compiled inline: the JIT unwinds to the entry
         const builtin = this.builtinKfuncs.get(name);
         if (builtin !== undefined && this.kfuncs.get(name)?.proto === builtin) return;
         throw new UsageError(
           `insn ${idx}: kfunc '${name}' cannot run in a worker thread (host kfuncs are JS functions of the host thread; ` +
-            'workers run the kfuncs of the runtime module: the frame allocator)',
+            'workers run the kfuncs of the runtime module: the frame allocator and coroutines)',
         );
       }
       if (i.src !== 0) return;
@@ -756,22 +780,50 @@ export class Vm {
     return this.closed;
   }
 
-  /** Kfunc slots of a program's kfunc calls; a strong kfunc the Vm lacks is a LinkError. */
+  /**
+   * The runtime's `coro_frame_check(frame, need)` (the call table's CORO_FRAME_CHECK_SLOT, as
+   * generated code calls it): whether `frame` is a live coroutine frame of at least `need`
+   * bytes. False while the slot is empty (no frame allocator).
+   */
+  coroFrameCheck(frame: number, need: number): boolean {
+    const fn = this.table.get(CORO_FRAME_CHECK_SLOT) as ((f: number, n: number) => number) | null;
+    return fn !== null && fn(frame >>> 0, need >>> 0) !== 0;
+  }
+
+  /**
+   * Whether `token` names a function the verifier verified as a token entry (a coroutine
+   * resume / destroy function: `VerifiedProgram.coroEntries`), which a `callx` through a frame,
+   * a handle or `.rodata` may call (CORO_ENTRY_CHECK_SLOT).
+   */
+  isCoroEntry(token: bigint): boolean {
+    const t = this.tokens.get(Number(token));
+    return t !== undefined && t.links.coroEntries?.has(t.subprog) === true;
+  }
+
+  /**
+   * Kfunc slots of a program's kfunc calls; a strong kfunc the Vm lacks is a LinkError.
+   * `bpf_throw` needs no slot: both engines unwind themselves (`throwInsns`).
+   */
   private linkKfuncs(
     prog: Program,
     names: ReadonlyMap<number, { readonly name: string; readonly weak: boolean }>,
-  ): Map<number, number> {
+  ): { slots: Map<number, number>; throwInsns: Set<number> } {
     const slots = new Map<number, number>();
+    const throwInsns = new Set<number>();
     prog.insns.forEach((i, idx) => {
       if (prog.ops[idx]?.kind !== 'call' || i.src !== BPF_PSEUDO_KFUNC_CALL) return;
       const k = names.get(idx);
       if (k === undefined)
         throw new LinkError(`kfunc#${i.imm}`, `insn ${idx}: kfunc call #${i.imm} names no kfunc`);
+      if (k.name === BPF_THROW) {
+        throwInsns.add(idx);
+        return;
+      }
       const slot = this.kfuncSlot(k.name);
       if (slot !== undefined) slots.set(idx, slot);
       else if (!k.weak) throw new LinkError(k.name, `insn ${idx}: unknown kfunc '${k.name}'`);
     });
-    return slots;
+    return { slots, throwInsns };
   }
 
   private link(
@@ -779,6 +831,7 @@ export class Vm {
     objMaps: readonly BpfMap[],
     ksyms: ReadonlyMap<number, bigint>,
     kfuncs: ReadonlyMap<number, { readonly name: string; readonly weak: boolean }>,
+    verified: VerifiedProgram | undefined,
   ): ProgLinks {
     if (this.nextProgram >= KFUNC_SLOT_BASE / HELPER_BLOCK_SIZE) {
       throw new LinkError(
@@ -786,7 +839,7 @@ export class Vm {
         `too many programs in one Vm (limit ${KFUNC_SLOT_BASE / HELPER_BLOCK_SIZE})`,
       );
     }
-    const kfuncSlots = this.linkKfuncs(prog, kfuncs);
+    const { slots: kfuncSlots, throwInsns } = this.linkKfuncs(prog, kfuncs);
     if ([...kfuncs.values()].some((k) => k.name.startsWith('bpf_coro_'))) this.coroutines.prepare();
     const helperBase = this.nextProgram * HELPER_BLOCK_SIZE;
     const funcTokenBase = this.nextToken;
@@ -814,7 +867,26 @@ export class Vm {
       }
       ldImm64.set(idx, BigInt(this.mapLoadAddr(prog, idx, objMaps)));
     });
-    return { helperBase, funcTokenBase, ldImm64, kfuncSlots };
+    return {
+      helperBase,
+      funcTokenBase,
+      ldImm64,
+      kfuncSlots,
+      ...(throwInsns.size > 0 ? { throwInsns } : {}),
+      // what the engines check at run time (src/verifier/check-coro.ts)
+      ...(verified?.frameChecks !== undefined && verified.frameChecks.size > 0
+        ? { frameChecks: verified.frameChecks }
+        : {}),
+      ...(verified?.coroEntries !== undefined && verified.coroEntries.size > 0
+        ? { coroEntries: verified.coroEntries }
+        : {}),
+      ...(verified?.callxChecks !== undefined && verified.callxChecks.size > 0
+        ? { callxChecks: verified.callxChecks }
+        : {}),
+      ...(verified?.objNewSizes !== undefined && verified.objNewSizes.size > 0
+        ? { objNewSizes: verified.objNewSizes }
+        : {}),
+    };
   }
 
   /** The map (and value offset) a map pseudo lddw at `idx` loads. */

@@ -320,7 +320,27 @@ export const EXEC_CODE = {
   'insn-budget': 7,
   'fall-off': 8,
   helper: 9,
+  /** An access through a coroutine handle, or a token entry's r1, failed `coro_frame_check`. */
+  frame: 10,
+  /** `bpf_throw`: not an error; the host returns the cookie (aux) as r0. */
+  throw: 11,
 } as const;
+
+/**
+ * Call-table slot of the runtime's `coro_frame_check(frame: i32, need: i32) -> i32` (1 when
+ * `frame` is a live coroutine frame of at least `need` bytes; never traps), which generated
+ * code calls before every access through a coroutine handle and at the entry of a resume /
+ * destroy function (src/verifier/check-coro.ts). Slot 0 is helper id 0 of the first
+ * program's block, which never holds a helper.
+ */
+export const CORO_FRAME_CHECK_SLOT = 0;
+/**
+ * Call-table slot of the Vm's `coro_entry_check(token: i32) -> i32`: 1 when `token` names a
+ * function the verifier verified as a token entry (resume / destroy, `coroEntries`). Generated
+ * code calls it before a `callx` whose target came from a frame, a handle or `.rodata`
+ * (`callxChecks`). Helper id 0 of the second program's block, which never holds a helper.
+ */
+export const CORO_ENTRY_CHECK_SLOT = HELPER_BLOCK_SIZE;
 
 /**
  * What the Vm fixed when it linked a program: where its helper slots and function tokens
@@ -338,6 +358,19 @@ export interface ProgLinks {
    * without an entry names a weak kfunc the Vm does not have, and fails if it runs.
    */
   readonly kfuncSlots: ReadonlyMap<number, number>;
+  /** `bpf_throw` calls (insn indexes): both engines unwind to the entry with r0 = r1. */
+  readonly throwInsns?: ReadonlySet<number>;
+  /**
+   * From the verifier (`VerifiedProgram.frameChecks`): accesses through coroutine handles,
+   * insn → bytes the handle must be a live frame of, checked with `coro_frame_check`.
+   */
+  readonly frameChecks?: ReadonlyMap<number, number>;
+  /** From the verifier: token entry subprog → frame size r1 is checked against (0: none). */
+  readonly coroEntries?: ReadonlyMap<number, number>;
+  /** From the verifier: `callx` insns whose target must be a verified entry's token. */
+  readonly callxChecks?: ReadonlySet<number>;
+  /** From the verifier: `bpf_obj_new_impl` calls, insn → object size passed in r1. */
+  readonly objNewSizes?: ReadonlyMap<number, number>;
 }
 
 // Coroutine frames (notes/coroutines.md, DESIGN.md §5). `bpf_coro_frame_alloc(size, ctx)`

@@ -64,6 +64,8 @@ export {
 export { parseDataFile, type DataFile } from './asm/data-file.js';
 export { interpret } from './interp/interpreter.js';
 export { FUNC_PROTOS, funcProto, helperName, type FuncProto } from './helper-protos.js';
+export { KFUNC_PROTOS, kfuncProto } from './kfunc-protos.js';
+export type { KfuncSig, KfuncArg, KfuncRet } from './verifier/verifier.js';
 export { loadObject } from './loader/object.js';
 export {
   decodeBtf,

@@ -248,21 +248,23 @@ describe.each<Engine>(['jit', 'interp'])('frame allocator kfuncs from BPF (%s)',
     const free = await load(vm, 'ldxdw %r1, [%r1]\ncall kfunc 0\nmov %r0, 7\nexit', [
       [1, 'bpf_coro_frame_free'],
     ]);
-    vm.dataView().setUint32(vm.worker.ctrl + CTRL_PROG, 9, true);
+    // the run's entry charges the program: owner = its id + 1
+    const owner = alloc.owner;
+    expect(owner).toBe(1);
     const f1 = Number(alloc.run());
     const f2 = Number(alloc.run());
     const dv = vm.dataView();
     expect(f1 % 16).toBe(CORO_HDR_SIZE % 16);
     expect(dv.getUint32(f1 + CORO_HDR.magic, true)).toBe(CORO_MAGIC);
     expect(dv.getUint32(f1 + CORO_HDR.size, true)).toBe(100);
-    expect(dv.getUint32(f1 + CORO_HDR.owner, true)).toBe(9);
+    expect(dv.getUint32(f1 + CORO_HDR.owner, true)).toBe(owner);
     expect(dv.getBigUint64(f1 + CORO_HDR.deadline, true)).toBe(0n);
     expect(dv.getUint32(f1 + CORO_HDR.flags, true)).toBe(0);
     expect(dv.getUint32(f1 + CORO_HDR.parent, true)).toBe(0);
     const seq1 = dv.getUint32(f1 + CORO_HDR.seq, true);
     expect(seq1).not.toBe(0);
     expect(dv.getUint32(f2 + CORO_HDR.seq, true)).toBe(seq1 + 1);
-    expect(vm.allocator.usage(9)).toEqual({ objects: 2, bytes: 2 * 192 }); // 32 + 100 bytes: class 192
+    expect(vm.allocator.usage(owner)).toEqual({ objects: 2, bytes: 2 * 192 }); // 32 + 100 bytes: class 192
     expect(vm.allocator.isCoroFrame(f1, 100)).toBe(true);
     expect(vm.allocator.isCoroFrame(f1, 101)).toBe(false);
     expect(vm.allocator.isCoroFrame(f1 - CORO_HDR_SIZE)).toBe(false);
@@ -289,7 +291,7 @@ describe.each<Engine>(['jit', 'interp'])('frame allocator kfuncs from BPF (%s)',
       [f2 - CORO_HDR_SIZE, plain].sort((x, y) => x - y),
     );
     free.run(u64(f2));
-    expect(vm.allocator.usage(9)).toEqual({ objects: 0, bytes: 0 });
+    expect(vm.allocator.usage(owner)).toEqual({ objects: 0, bytes: 0 });
   });
 
   it('bpf_coro_frame_alloc returns NULL for size 0, too big, and at a cap', async () => {
@@ -299,7 +301,7 @@ describe.each<Engine>(['jit', 'interp'])('frame allocator kfuncs from BPF (%s)',
     ]);
     expect(prog.run(u64(0))).toBe(0n);
     expect(prog.run(u64(FRAME_ALLOC_MAX))).toBe(0n);
-    vm.allocator.setCap(0, { objects: 1 });
+    vm.allocator.setCap(prog.owner, { objects: 1 });
     expect(prog.run(u64(16))).not.toBe(0n);
     expect(prog.run(u64(16))).toBe(0n);
     expect(vm.allocator.stats()).toMatchObject({ liveObjects: 1, failedAllocs: 3 });

@@ -5,7 +5,7 @@
  * random sequence checked against a model, and the four kfuncs from BPF on both engines.
  */
 import { describe, expect, it } from 'vitest';
-import { CORO_HDR, CORO_HDR_SIZE, CORO_MAGIC, CTRL_PROG } from '../../../src/abi.js';
+import { CORO_HDR, CORO_HDR_SIZE, CORO_MAGIC } from '../../../src/abi.js';
 import { assemble } from '../../../src/asm/assembler.js';
 import { createProgram } from '../../../src/program.js';
 import {

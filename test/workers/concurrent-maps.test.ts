@@ -14,10 +14,12 @@ import { MapError, UsageError } from '../../src/errors.js';
 import type { LoadedProgram } from '../../runtime/loaded-program.js';
 import type { BpfMap } from '../../runtime/maps/map.js';
 import {
+  BPF_MAP_TYPE_ARRAY,
   BPF_MAP_TYPE_BLOOM_FILTER,
   BPF_MAP_TYPE_HASH,
   BPF_MAP_TYPE_LPM_TRIE,
   BPF_MAP_TYPE_LRU_HASH,
+  BPF_MAP_TYPE_PERCPU_ARRAY,
   BPF_MAP_TYPE_PERCPU_HASH,
   BPF_MAP_TYPE_QUEUE,
   BPF_MAP_TYPE_RINGBUF,
@@ -599,5 +601,63 @@ describe('a bloom filter pushed by two workers at once', () => {
     // and a value never pushed is (almost always) absent: the filter is not saturated
     const absent = Array.from({ length: 1000 }, (_, i) => u32s(i + 1, 0xdead));
     expect(absent.filter((v) => bloom.has(v)).length).toBeLessThan(100);
+  });
+});
+
+describe('a percpu array and a shared array counter incremented by two workers', () => {
+  it('keeps one exact count per worker, read back by the host', async () => {
+    const vm = await make();
+    const percpu = vm.createMap({
+      name: 'pcpu',
+      type: BPF_MAP_TYPE_PERCPU_ARRAY,
+      keySize: 4,
+      valueSize: 8,
+      maxEntries: 1,
+    });
+    const shared = vm.createMap({
+      name: 'total',
+      type: BPF_MAP_TYPE_ARRAY,
+      keySize: 4,
+      valueSize: 8,
+      maxEntries: 1,
+    });
+    // own CPU's slot: a plain read-modify-write; the shared counter: lock add
+    const prog = await vm.load(
+      assembleProgram(`
+        stw [%r10-4], 0
+        lddw %r1, map_fd ${percpu.id}
+        mov %r2, %r10
+        add %r2, -4
+        call 1
+        jeq %r0, 0, fail
+        ldxdw %r1, [%r0]
+        add %r1, 1
+        stxdw [%r0], %r1
+        lddw %r1, map_fd ${shared.id}
+        mov %r2, %r10
+        add %r2, -4
+        call 1
+        jeq %r0, 0, fail
+        mov %r1, 1
+        lock add [%r0], %r1
+        mov %r0, 0
+        exit
+      fail:
+        mov %r0, 1
+        exit`),
+      { type: 'mem', verify: false },
+    );
+    const m = 50000;
+    const inputs = Array.from({ length: m }, () => new Uint8Array(4));
+    const batches = [0, 1].map(() => prog.prepareBatch(inputs));
+    const r0 = await Promise.all(
+      batches.map((b, w) => prog.runBatchOn(w, b).then((r) => r.slice())),
+    );
+    for (const b of batches) prog.releaseBatch(b);
+    for (const r of r0) expect([...new Set(r)]).toEqual([0]);
+    const perCpu = percpu.lookup(key32(0)) as Uint8Array;
+    expect(perCpu.length).toBe(16);
+    expect([u64At(perCpu, 0), u64At(perCpu, 8)]).toEqual([BigInt(m), BigInt(m)]);
+    expect(u64At(shared.lookup(key32(0)) as Uint8Array, 0)).toBe(BigInt(2 * m));
   });
 });

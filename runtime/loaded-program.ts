@@ -197,6 +197,34 @@ export class LoadedProgram {
     return { count, descAddr, resultsAddr, dataAddr };
   }
 
+  /**
+   * Lays out `count` runs of one input for `runBatch`/`runBatchOn`: one copy of its bytes that
+   * every entry points at (a program that writes its input sees its earlier runs' writes, as with
+   * repeated `run` calls). For throughput runs over many workers: give each its own batch.
+   * Free it with `releaseBatch`.
+   * @example
+   * const b = prog.prepareRepeatBatch(packet, 100_000);
+   * await prog.runBatchOn(0, b);
+   */
+  prepareRepeatBatch(input: Uint8Array, count: number): Batch {
+    if (!Number.isInteger(count) || count < 1)
+      throw new UsageError(`a repeat batch needs a positive count, not ${count}`);
+    const len = this.checkInput(input);
+    const room = Math.max(len, this.memInputRoom());
+    const descAddr = this.vm.heap.alloc(count * 8 + count * 4 + room + 8);
+    const resultsAddr = descAddr + count * 8;
+    const dataAddr = resultsAddr + count * 4;
+    const u8 = this.vm.u8();
+    u8.set(input, dataAddr);
+    u8.fill(0, dataAddr + len, dataAddr + room);
+    const desc = new Uint32Array(this.vm.memory.buffer, descAddr, count * 2);
+    for (let k = 0; k < count; k++) {
+      desc[2 * k] = room === 0 ? 0 : dataAddr;
+      desc[2 * k + 1] = len;
+    }
+    return { count, descAddr, resultsAddr, dataAddr };
+  }
+
   /** Bytes a verified mem program may access after R1 (0 for other programs). */
   private memInputRoom(): number {
     return this.type === 'mem' ? (this.verified?.memInputSize ?? 0) : 0;

@@ -38,6 +38,7 @@ import { benchPlans, parseOptions, USAGE, type BenchOptions, type BenchPlans } f
 import { benchOverhead, formatOverhead, type OverheadReport } from './overhead.bench.js';
 import { heading } from './table.js';
 import { benchMaps, formatMaps, type MapsReport } from './maps.bench.js';
+import { benchWorkers, formatWorkers, type WorkersReport } from './workers.bench.js';
 
 /** Where and how the bench ran. */
 interface MachineInfo {
@@ -65,6 +66,7 @@ interface BenchReport {
   corpus?: CorpusReport;
   overhead?: OverheadReport;
   maps?: MapsReport;
+  workers?: WorkersReport;
   compile?: CompileReport;
   verify?: VerifyReport;
 }
@@ -167,6 +169,12 @@ async function runBench(opts: BenchOptions): Promise<BenchReport> {
   if (opts.sections.has('maps')) {
     report.maps = await benchMaps(plans.jit, progress);
     process.stdout.write(`${heading('Map lookups from BPF')}\n${formatMaps(report.maps)}\n`);
+  }
+  if (opts.sections.has('workers')) {
+    report.workers = await benchWorkers(plans.jit, progress);
+    process.stdout.write(
+      `${heading('Workers: throughput on 1 and 2 threads')}\n${formatWorkers(report.workers)}\n`,
+    );
   }
   if (opts.sections.has('compile')) {
     report.compile = await benchCompile({

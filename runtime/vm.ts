@@ -105,6 +105,12 @@ export interface VmOptions extends HelperOptions {
   readonly onWorkerExit?: (e: WorkerError) => void;
   /** How often (ms) an idle worker bumps its heartbeat (default 100). */
   readonly heartbeatMs?: number;
+  /**
+   * A run or batch on a worker that has not finished after this many ms, while the worker's
+   * heartbeat has not moved either, fails with a WorkerError naming the worker and the program,
+   * and the thread is terminated and replaced (`onWorkerExit` is told). Default: no limit.
+   */
+  readonly workerTimeoutMs?: number;
 }
 
 /** Options of `Vm.load`. */
@@ -223,6 +229,9 @@ export class Vm {
       throw new UsageError(
         'the clock and random options cannot cross to worker threads: a Vm with workers uses process.hrtime and a seeded xorshift per worker',
       );
+    const limit = opts.workerTimeoutMs;
+    if (limit !== undefined && !(Number.isFinite(limit) && limit > 0))
+      throw new UsageError(`workerTimeoutMs must be a positive number of ms, not ${limit}`);
     this.workerCount = n;
     this.nCpus = Math.max(1, n);
     const host = defaultHost(opts);
@@ -282,6 +291,7 @@ export class Vm {
       helpers: cfg,
       ...(opts.heartbeatMs !== undefined ? { heartbeatMs: opts.heartbeatMs } : {}),
       ...(opts.onWorkerExit !== undefined ? { onWorkerExit: opts.onWorkerExit } : {}),
+      ...(opts.workerTimeoutMs !== undefined ? { requestTimeoutMs: opts.workerTimeoutMs } : {}),
     });
   }
 
@@ -498,6 +508,7 @@ export class Vm {
       });
       await this.workers?.load({
         id: linked.id,
+        name: prog.name,
         module: mod,
         helperBase: links.helperBase,
         funcTokenBase: links.funcTokenBase,

@@ -46,6 +46,13 @@ export interface ScalingFigures {
   readonly rounds: number;
   readonly oneRange: readonly [number, number];
   readonly twoRange: readonly [number, number];
+  /**
+   * Cores the process got during the rounds (CPU time of all its threads / wall time,
+   * medians): on a busy machine, with Linux's autogroup fairness, a second thread need not
+   * bring a second core, and this says whether it did.
+   */
+  readonly coresOne: number;
+  readonly coresTwo: number;
 }
 
 /** The section's figures. */
@@ -68,20 +75,27 @@ async function scaling(
 ): Promise<ScalingFigures> {
   // rounds of at least 100 ms: a request's wake-up costs tens of µs on a loaded machine
   const roundMs = Math.max(100, plan.roundMs * 10);
-  const round = async (workers: number, requests: number): Promise<number> => {
+  const cores: Record<1 | 2, number[]> = { 1: [], 2: [] };
+  const round = async (workers: 1 | 2, requests: number): Promise<number> => {
+    const cpu0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     await Promise.all(
       batches
         .slice(0, workers)
         .flatMap((b, w) => Array.from({ length: requests }, () => prog.runBatchOn(w, b))),
     );
-    return Number(process.hrtime.bigint() - t0);
+    const ns = Number(process.hrtime.bigint() - t0);
+    const cpu = process.cpuUsage(cpu0);
+    cores[workers].push(((cpu.user + cpu.system) * 1000) / ns);
+    return ns;
   };
   // warm up both workers, then size a round to plan.roundMs on one worker
   const warmEnd = performance.now() + plan.warmupMs;
   while (performance.now() < warmEnd) await round(2, 1);
   const perRequest = (await round(1, 4)) / 4;
   const requests = Math.max(2, Math.round((roundMs * 1e6) / perRequest));
+  cores[1].length = 0;
+  cores[2].length = 0;
   const one: number[] = [];
   const two: number[] = [];
   for (let r = 0; r < plan.rounds; r++) {
@@ -99,6 +113,8 @@ async function scaling(
     rounds: plan.rounds,
     oneRange: range(one),
     twoRange: range(two),
+    coresOne: median(cores[1]),
+    coresTwo: median(cores[2]),
   };
 }
 
@@ -223,6 +239,7 @@ export function formatWorkers(r: WorkersReport): string {
     `${perSec(f.oneRange[0])}–${perSec(f.oneRange[1])}`,
     `${perSec(f.twoRange[0])}–${perSec(f.twoRange[1])}`,
     fmtNs(1e9 / f.one),
+    `${f.coresOne.toFixed(2)} / ${f.coresTwo.toFixed(2)}`,
   ];
   const all = [...r.programs, r.updates];
   const rounds = r.updates.rounds;
@@ -230,7 +247,16 @@ export function formatWorkers(r: WorkersReport): string {
     `JIT, one Vm with 2 worker threads; per request: a stream of ${PACKETS} packets (copies of packet.bin, xdp entry) replayed to ~${REQUEST_MS} ms (${r.programs.map((f) => `${f.name} ${f.perRequest}`).join(', ')} packets), or 64 runs of ${UPDATES} updates; medians of ${rounds} alternating 1-/2-worker rounds`,
     '',
     formatTable(
-      ['workload', '1 worker', '2 workers', '2/1', '1w range', '2w range', 'ns/item (1w)'],
+      [
+        'workload',
+        '1 worker',
+        '2 workers',
+        '2/1',
+        '1w range',
+        '2w range',
+        'ns/item (1w)',
+        'cores got (1w / 2w)',
+      ],
       all.map(row),
     ),
     '',
@@ -239,5 +265,6 @@ export function formatWorkers(r: WorkersReport): string {
         `${f.name}: 2 workers ${fmtRatio(f.ratio)} of 1 (target ≥ ${WORKERS_TARGET}×) ${verdict(f.ratio >= WORKERS_TARGET)}`,
     ),
     `hash updates under contention: ${perSec(r.updates.one)}/s on 1 worker, ${perSec(r.updates.two)}/s on 2 (${fmtRatio(r.updates.ratio)})`,
+    'cores got: CPU time of the process (all threads, the host included) per wall second in those rounds; 2 workers can only beat 1 when the second figure is near 2',
   ].join('\n');
 }

@@ -41,6 +41,7 @@ import { benchOverhead, formatOverhead, type OverheadReport } from './overhead.b
 import { heading } from './table.js';
 import { benchMaps, formatMaps, type MapsReport } from './maps.bench.js';
 import { benchAlloc, formatAlloc, type AllocReport } from './alloc.bench.js';
+import { benchWorkers, formatWorkers, type WorkersReport } from './workers.bench.js';
 
 /** Where and how the bench ran. */
 interface MachineInfo {
@@ -70,6 +71,7 @@ interface BenchReport {
   maps?: MapsReport;
   coroutines?: CoroutinesReport;
   alloc?: AllocReport;
+  workers?: WorkersReport;
   compile?: CompileReport;
   verify?: VerifyReport;
 }
@@ -183,6 +185,12 @@ async function runBench(opts: BenchOptions): Promise<BenchReport> {
     report.alloc = await benchAlloc(plans.jit, progress);
     process.stdout.write(
       `${heading('Frame allocator: alloc + free')}\n${formatAlloc(report.alloc)}\n`,
+    );
+  }
+  if (opts.sections.has('workers')) {
+    report.workers = await benchWorkers(plans.jit, progress);
+    process.stdout.write(
+      `${heading('Workers: throughput on 1 and 2 threads')}\n${formatWorkers(report.workers)}\n`,
     );
   }
   if (opts.sections.has('compile')) {

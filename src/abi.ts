@@ -120,6 +120,16 @@ export const CTRL_ALLOC = 0x80;
 export const CTRL_ALLOC_CACHE = 0x80;
 /** 0xa0..0xbf: termination (runtime/ termination): epoch, deadline, acknowledgement. */
 export const CTRL_TERM = 0xa0;
+/** 0xc0..0xdf: workers and their pool (runtime/worker-pool.ts, runtime/helpers/spinlock.ts). */
+export const CTRL_WORKERS = 0xc0;
+/**
+ * u32: address of the bpf_spin_lock the program running on this worker holds, 0 when none (a
+ * program holds at most one, as the verifier requires). The pool releases it when it replaces
+ * a dead or hung worker.
+ */
+export const CTRL_LOCK_HELD = 0xc0;
+/** u32: locks this worker's bpf_spin_lock took over from another owner that never released them. */
+export const CTRL_LOCK_BREAKS = 0xc4;
 
 /** Worker requests (CTRL_CMD). */
 export const WORKER_CMD_RUN = 1;

@@ -112,6 +112,8 @@ export const CTRL_DEFER_TAIL = 0x68;
  * code runs at a deferred point ("task context": bpf_get_stack may walk the user stack).
  */
 export const CTRL_CORO_DEPTH = 0x6c;
+/** u32: the frame the runtime's resume loop is running on this worker (0: none). */
+export const CTRL_CORO_CURRENT = 0x70;
 /** u64: scratch word of the coroutine kfuncs (a handle on its way into a queue map). */
 export const CTRL_CORO_SCRATCH = 0x78;
 /** 0x80..0x9f: the frame allocator's per-worker words (runtime/wasm/frame-alloc.ts). */

@@ -36,17 +36,65 @@ const CORPUS = readdirSync(join(ROOT, 'bench', 'corpus', 'bpf'))
   .filter((f) => f.endsWith('.bin'))
   .map((f) => join(ROOT, 'bench', 'corpus', 'bpf', f));
 
+const infiniteLoop = (insn: number): string => `infinite loop detected at insn ${insn}`;
+const tooLarge = 'BPF program is too large. Processed 1000001 insn';
+const noMemArg = 'R2 type=scalar expected=fp, pkt, pkt_meta, map_key, map_value, mem';
+
+/**
+ * The programs of the bundled coroutine examples the verifier still rejects, by object:
+ * loops whose counter lives in a frame (frame contents are not tracked, so the loop looks
+ * unbounded), references kept in a frame across a suspension (check-coro.ts, "What is not
+ * proven"), a frame on the BPF stack (CoroElide), and words loaded from frames or maps used as
+ * pointers. Every other program verifies.
+ */
+const BUNDLED_REJECTS: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  'coro_bench.o': {
+    roundtrip_yield: infiniteLoop(37),
+    halves_callback: 'R1 leaks addr into map',
+    alloc_free: tooLarge,
+  },
+  'coro_bench.v3.o': {
+    roundtrip_yield: infiniteLoop(41),
+    halves_callback: 'R1 leaks addr into map',
+    alloc_free: tooLarge,
+  },
+  'coro_destroy.o': {
+    on_sample: 'Unreleased reference id=2 alloc_insn=17',
+    on_scoped: 'R1 type=fp expected=coro_mem',
+  },
+  'coro_destroy.v3.o': {
+    on_sample: 'Unreleased reference id=2 alloc_insn=19',
+    on_scoped: 'R1 type=fp expected=coro_mem',
+  },
+  'coro_loop.o': { on_tick: tooLarge },
+  'coro_loop.v3.o': { on_tick: infiniteLoop(31) },
+  'uc_kvstore.o': { kv_serve: noMemArg },
+  'uc_kvstore.v3.o': { kv_serve: noMemArg },
+  'uc_stack.o': { on_sample: 'R1 type=coro_handle_or_null expected=ctx' },
+  'uc_stack.v3.o': { on_sample: 'R1 type=coro_handle_or_null expected=ctx' },
+  'uc_transmit.o': { classify: noMemArg, tx_worker: "R0 invalid mem access 'scalar'" },
+  'uc_transmit.v3.o': { classify: noMemArg, tx_worker: "R0 invalid mem access 'scalar'" },
+};
+
 describe('the verifier on the bundled examples', () => {
   it('finds the example objects', () => {
     expect(EXAMPLES.length).toBeGreaterThanOrEqual(10);
   });
 
-  it.each(EXAMPLES.map((f) => [f.slice(ROOT.length + 1), f] as const))('%s verifies', (_n, f) => {
-    const verdicts = verifyFile(f);
-    expect(verdicts.length).toBeGreaterThan(0);
-    for (const v of verdicts)
-      expect(v.accepted ? 'accept' : `${v.program}: ${v.message}`).toBe('accept');
-  });
+  it.each(EXAMPLES.map((f) => [f.slice(ROOT.length + 1), f] as const))(
+    '%s: every program verifies or is rejected as documented',
+    (n, f) => {
+      const verdicts = verifyFile(f);
+      expect(verdicts.length).toBeGreaterThan(0);
+      const rejects = BUNDLED_REJECTS[n.slice(n.lastIndexOf('/') + 1)] ?? {};
+      for (const v of verdicts) {
+        const reason = rejects[v.program ?? ''];
+        expect(v.accepted ? 'accept' : `${v.program}: ${v.message}`).toBe(
+          reason === undefined ? 'accept' : `${v.program}: ${reason}`,
+        );
+      }
+    },
+  );
 });
 
 describe('the verifier on the benchmark corpus', () => {
@@ -72,11 +120,12 @@ describe.skipIf(sharedXdp.length === 0)('the verifier on ../shared/examples', ()
 
   it.each(
     coro.filter((f) => f.endsWith('.g.o')).map((f) => [f.slice(SHARED.length + 1), f] as const),
-  )('%s: each program verifies or names what is missing', (_n, f) => {
+  )('%s: each program verifies, except coro_destroy on_sample', (_n, f) => {
+    // the coroutine kfuncs are registered in every Vm; on_sample keeps references in a frame
     for (const v of verifyFile(f)) {
-      if (v.accepted) continue;
-      expect(v.message).toMatch(
-        /calling kernel function bpf_\w+ is not allowed \(the Vm has no such kfunc\)|unreachable insn \d+/,
+      const kept = 'on_sample: Unreleased reference id=2 alloc_insn=17';
+      expect(v.accepted ? 'accept' : `${v.program}: ${v.message}`).toBe(
+        v.program === 'on_sample' ? kept : 'accept',
       );
     }
   });
@@ -143,33 +192,28 @@ describe('the verifier on the coroutine objects, with the built-in kfunc signatu
     });
   });
 
-  it('coro_loop: rejects the child handle clang dereferences without a NULL check', () => {
-    // .resume at suspend index 1 reloads the child frame from the parent's +0x20 and reads
-    // its promise: clang knows the slot is set, the verifier (no frame contents across
-    // suspensions) sees a coro_handle_or_null.
-    const reason = "R1 invalid mem access 'coro_handle_or_null'";
-    expect(coroVerdicts('coro_loop.g.o')).toEqual({ on_tick: `insn 55: ${reason}` });
-    expect(coroVerdicts('coro_loop.o')).toEqual({ on_tick: `insn 55: ${reason}` });
-    expect(coroVerdicts('coro_loop.v3.o')).toEqual({ on_tick: `insn 58: ${reason}` });
+  it('coro_loop: accepts the child handle clang dereferences without a NULL check', () => {
+    // .resume at suspend index 1 reloads the child frame from the parent's +0x20 and reads its
+    // promise without a NULL check: the run-time frame check refuses NULL (check-coro.ts).
+    expect(coroVerdicts('coro_loop.g.o')).toEqual({ on_tick: 'accept' });
+    expect(coroVerdicts('coro_loop.o')).toEqual({ on_tick: 'accept' });
+    expect(coroVerdicts('coro_loop.v3.o')).toEqual({ on_tick: 'accept' });
   });
 
-  it('coro_many_suspends: accepts the v3 compare tree, rejects the v4 jump table', () => {
+  it('coro_many_suspends: accepts the v3 compare tree and the v4 jump table', () => {
     // v4: the suspend index (a byte loaded from the frame) indexes the 14-entry jump table
-    // unchecked; the index is not tracked, so the table load may be out of bounds.
-    const table = 'insn 38: R3 max value is outside of the allowed memory range';
-    expect(coroVerdicts('coro_many_suspends.g.o')).toEqual({ on_many: table });
-    expect(coroVerdicts('coro_many_suspends.o')).toEqual({ on_many: table });
+    // unchecked; the table load is bounds-checked at run time (regionChecks).
+    expect(coroVerdicts('coro_many_suspends.g.o')).toEqual({ on_many: 'accept' });
+    expect(coroVerdicts('coro_many_suspends.o')).toEqual({ on_many: 'accept' });
     expect(coroVerdicts('coro_many_suspends.v3.o')).toEqual({ on_many: 'accept' });
   });
 
-  it('coro_symmetric: verifies the .rodata noop coroutine, rejects the unchecked child handle', () => {
-    // As coro_loop (the parent's .resume reads the child's result through +0x20 unchecked);
-    // past that, the child's final suspend loads the next resume token through either the
-    // .rodata noop frame or a handle at one insn, which the run-time frame check cannot serve.
-    const reason = "R2 invalid mem access 'coro_handle_or_null'";
-    expect(coroVerdicts('coro_symmetric.g.o')).toEqual({ on_sym: `insn 49: ${reason}` });
-    expect(coroVerdicts('coro_symmetric.o')).toEqual({ on_sym: `insn 49: ${reason}` });
-    expect(coroVerdicts('coro_symmetric.v3.o')).toEqual({ on_sym: `insn 52: ${reason}` });
+  it('coro_symmetric: accepts the load through either the .rodata noop frame or a handle', () => {
+    // the child's final suspend loads the next resume token through the .rodata noop frame on
+    // one path and through a handle on another: the run-time check accepts either.
+    expect(coroVerdicts('coro_symmetric.g.o')).toEqual({ on_sym: 'accept' });
+    expect(coroVerdicts('coro_symmetric.o')).toEqual({ on_sym: 'accept' });
+    expect(coroVerdicts('coro_symmetric.v3.o')).toEqual({ on_sym: 'accept' });
   });
 
   it('cannot create the BTF-defined maps of the plain .o builds of coro_perf_event and coro_destroy', () => {

@@ -88,13 +88,23 @@
  *   (issue 7 item 6's "destroy path" stretch, not done): frame contents are not tracked, so a
  *   program that keeps a reference across a suspension is rejected (`Unreleased reference`)
  *   instead (coro_destroy's on_sample). Doing it needs (1) per-path frame slots (8-byte
- *   stores at constant offsets of a frame with an identity kept across its NULL check), (2) at
- *   each suspension kfunc, moving the references found in the frame's slots out of the path
- *   and exploring the destroy (and resume) function with r1 = that frame and those slots,
- *   suspend index and tokens, and (3) since any entry can also be reached by `callx` with any
- *   frame, release kfuncs that accept a handle and validate it at run time in the generic
- *   exploration of resume / destroy functions.
- * - That frames are freed exactly once, or not leaked (the kfuncs validate their frame
+ *   stores at constant offsets of a frame with an identity kept across its NULL check; any
+ *   other write, `callx` or frame-freeing call drops them), (2) at each suspension kfunc,
+ *   moving the references found in the frame's slots out of the path (invalidating every
+ *   register and spill that holds them, as a release does) and exploring the destroy and
+ *   resume functions (tokens at +8 / +0 on the path) with r1 = that frame, those references
+ *   held and loads of their slots giving them back while they are held, the suspend-index
+ *   byte as stored, recursively at their own suspensions, and (3) the blocker: the same
+ *   functions are also reached by `callx` with any frame (coro_destroy's on_cancel calls
+ *   the destroy token of whatever frame `bpf_coro_take_cancelled` returns, and a program may
+ *   build a frame of the same size around that token), so their generic exploration must stay
+ *   sound, which needs release kfuncs and helpers (`bpf_task_release`, `bpf_ringbuf_discard`
+ *   / `_submit`) that take a handle and validate it at run time (a live task reference, a
+ *   reserved and not yet committed record). A seeded-only verification of the destroy
+ *   function would trust frame contents that nothing protects, so (2) is not done without (3).
+ * - That a load from read-only global data at an offset the verifier cannot bound succeeds:
+ *   the run fails ('mem') past the map value; if the same insn also loads through the start of
+ *   a frame on another path, that path fails the run too (not produced by clang). * - That frames are freed exactly once, or not leaked (the kfuncs validate their frame
  *   arguments; the runtime's owner/deadline accounting destroys what is left behind).
  * - That a frame handed to another worker (yield, sleep, enqueue) is not freed there between
  *   the run-time check of an access and the access itself (a race the check narrows only).

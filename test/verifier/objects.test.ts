@@ -1,10 +1,10 @@
 /**
- * The verifier on real clang output: every bundled example object, every benchmark-corpus
- * program (mem and XDP builds, v3 and v4) and the shared XDP example verify. The coroutine
- * objects (test/fixtures/elf/coro) are verified against the built-in kfunc signatures
- * (src/kfunc-protos.ts) in a Vm that registers those kfuncs, each with its documented outcome;
- * a plain Vm (the CLI's) has no coroutine kfuncs and says so. Verification times are measured
- * by `npm run bench -- --only verify`.
+ * The verifier on real clang output: every bundled example object (each program accepted or
+ * rejected as documented in BUNDLED_REJECTS), every benchmark-corpus program (mem and XDP
+ * builds, v3 and v4) and the shared XDP example verify. The coroutine objects
+ * (test/fixtures/elf/coro) are verified against the built-in kfunc signatures
+ * (src/kfunc-protos.ts) in a Vm that registers those kfuncs, each with its documented outcome.
+ * Verification times are measured by `npm run bench -- --only verify`.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -937,7 +937,17 @@ class FuncCompiler {
     const m = this.m;
     // an access through a coroutine handle: the runtime checks the frame first
     const need = this.opts.links.frameChecks?.get(idx);
-    const check = need === undefined ? [] : [this.frameCheck(idx, () => this.raw64(reg), need)];
+    const ranges = this.opts.links.regionChecks?.get(idx);
+    const inRanges = (): ExpressionRef | undefined =>
+      ranges === undefined
+        ? undefined
+        : this.inRanges(m.i64.add(this.raw64(reg), m.i64.const(off)), size, ranges);
+    const check =
+      need !== undefined
+        ? [this.frameCheck(idx, () => this.raw64(reg), need, inRanges())]
+        : ranges !== undefined
+          ? [m.if(m.i32.eqz(inRanges() as ExpressionRef), this.fail('mem', idx, this.raw64(reg)))]
+          : [];
     if (!this.memCheck && !align) {
       if (off >= 0) return { pre: check, ptr: this.get32(reg), offset: off };
       return { pre: check, ptr: m.i32.add(this.get32(reg), m.i32.const(off)), offset: 0 };
@@ -973,10 +983,15 @@ class FuncCompiler {
    * Fails the run with 'frame' unless the i64 `frame` is a live coroutine frame of at least
    * `need` bytes: `coro_frame_check` in the call table (CORO_FRAME_CHECK_SLOT).
    */
-  private frameCheck(idx: number, frame: () => ExpressionRef, need: number): ExpressionRef {
+  private frameCheck(
+    idx: number,
+    frame: () => ExpressionRef,
+    need: number,
+    alt?: ExpressionRef,
+  ): ExpressionRef {
     const m = this.m;
     const b = this.b;
-    const ok = m.if(
+    const live = m.if(
       m.i64.ge_u(frame(), m.i64.const(0x1_0000_0000)),
       m.i32.const(0),
       m.call_indirect(
@@ -987,7 +1002,33 @@ class FuncCompiler {
         b.i32,
       ),
     );
+    const ok = alt === undefined ? live : m.if(alt, m.i32.const(1), live);
     return m.if(m.i32.eqz(ok), this.fail('frame', idx, frame()));
+  }
+
+  /**
+   * i32 1 when `[addr, addr + size)` (i64 `addr`) lies inside one of `ranges` (read-only map
+   * values, `ProgLinks.regionChecks`), else 0.
+   */
+  private inRanges(
+    addr: ExpressionRef,
+    size: number,
+    ranges: readonly (readonly [number, number])[],
+  ): ExpressionRef {
+    const m = this.m;
+    const b = this.b;
+    let ok = m.i32.const(0);
+    const fits = ranges.filter(([start, end]) => end - start >= size);
+    if (fits.length === 0) return ok;
+    const tees = [m.local.set(T64B, addr)];
+    for (const [start, end] of fits) {
+      const hit = m.i64.le_u(
+        m.i64.sub(m.local.get(T64B, b.i64), m.i64.const(start)),
+        m.i64.const(end - start - size),
+      );
+      ok = m.i32.or(ok, hit);
+    }
+    return m.block(null, [...tees, ok], b.i32);
   }
 
   private load(idx: number, i: Insn, size: 1 | 2 | 4 | 8, signed: boolean): ExpressionRef[] {

@@ -876,6 +876,9 @@ export class Vm {
       ...(verified?.frameChecks !== undefined && verified.frameChecks.size > 0
         ? { frameChecks: verified.frameChecks }
         : {}),
+      ...(verified?.regionChecks !== undefined && verified.regionChecks.size > 0
+        ? { regionChecks: this.regionRanges(verified.regionChecks) }
+        : {}),
       ...(verified?.coroEntries !== undefined && verified.coroEntries.size > 0
         ? { coroEntries: verified.coroEntries }
         : {}),
@@ -886,6 +889,24 @@ export class Vm {
         ? { objNewSizes: verified.objNewSizes }
         : {}),
     };
+  }
+
+  /** `VerifiedProgram.regionChecks` with each map id turned into its value's linear range. */
+  private regionRanges(
+    checks: ReadonlyMap<number, readonly number[]>,
+  ): Map<number, (readonly [number, number])[]> {
+    const out = new Map<number, (readonly [number, number])[]>();
+    for (const [idx, ids] of checks) {
+      const ranges = ids.map((id): readonly [number, number] => {
+        const map = this.mapById(id);
+        if (map === undefined)
+          throw new LinkError(`map id ${id}`, `insn ${idx}: map id ${id} is gone`);
+        const start = map.valueAddr(0);
+        return [start, start + map.valueSize];
+      });
+      out.set(idx, ranges);
+    }
+    return out;
   }
 
   /** The map (and value offset) a map pseudo lddw at `idx` loads. */

@@ -377,6 +377,13 @@ export interface ProgLinks {
    * insn → bytes the handle must be a live frame of, checked with `coro_frame_check`.
    */
   readonly frameChecks?: ReadonlyMap<number, number>;
+  /**
+   * From the verifier (`VerifiedProgram.regionChecks`, map ids resolved): insn → the
+   * `[start, end)` linear ranges of the read-only map values it may load from. With a
+   * `frameChecks` entry the access may lie in one of them instead of a frame; without one it
+   * must lie in one of them.
+   */
+  readonly regionChecks?: ReadonlyMap<number, readonly (readonly [number, number])[]>;
   /** From the verifier: token entry subprog → frame size r1 is checked against (0: none). */
   readonly coroEntries?: ReadonlyMap<number, number>;
   /** From the verifier: `callx` insns whose target must be a verified entry's token. */

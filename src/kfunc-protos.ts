@@ -70,7 +70,8 @@ export const KFUNC_PROTOS: ReadonlyMap<string, KfuncSig> = new Map<string, Kfunc
       /** `void bpf_coro_await(void *child, void *parent)`: the parent owns the child. */
       {
         name: 'bpf_coro_await',
-        args: [{ kind: 'frame' }, { kind: 'frame' }],
+        // handles clang reloads from the awaiting frame: the runtime checks both (frameOk)
+        args: [{ kind: 'any' }, { kind: 'any' }],
         ret: { kind: 'void' },
       },
       /**

@@ -72,6 +72,16 @@ interface Slot {
   readonly allowed: ReadonlySet<number> | null;
 }
 
+/** Whether `[a, a + size)` lies inside one of `ranges` (`ProgLinks.regionChecks`). */
+function inRanges(
+  a: number,
+  size: number,
+  ranges: readonly (readonly [number, number])[],
+): boolean {
+  for (const [start, end] of ranges) if (a >= start && a + size <= end) return true;
+  return false;
+}
+
 /** A predecoded program. */
 interface Code {
   readonly prog: Program;
@@ -390,11 +400,22 @@ class Run {
     const b = Number(base);
     const a = b + off;
     const need = this.links.frameChecks?.get(pc);
+    const ranges = this.links.regionChecks?.get(pc);
+    // a load that may read a read-only map value the verifier could not bound it to, or
+    // through a handle on another path: inside one of those values is enough (as the JIT)
+    if (ranges !== undefined && b <= 0xffffffff && inRanges(a, size, ranges)) return a;
     if (need !== undefined) {
       // through a coroutine handle: a live frame of `need` bytes (the verifier proved
       // [off, off + size) lies within need), as the JIT checks
       this.frameCheck(base, need, pc);
       if (a + size <= this.u8.length) return a;
+    } else if (ranges !== undefined) {
+      const at = hex(BigInt.asUintN(64, base + BigInt(off)));
+      throw new ExecError(
+        pc,
+        'mem',
+        `invalid read of ${size} bytes at ${at}: outside the read-only map values the load may read (an offset the verifier could not bound)`,
+      );
     }
     if (b <= 0xffffffff && this.isAccessible(a, size, write)) return a;
     const at = BigInt.asUintN(64, base + BigInt(off));

@@ -28,10 +28,21 @@
  *   the callee cannot reach the caller's stack; it may write frames and maps, whose contents
  *   the verifier does not track.
  * - **Handles**: an 8-byte load from a frame, a handle or `.rodata` gives a `coro_handle`: a
- *   scalar (arithmetic makes it a plain scalar) that may be a frame address or a token. It may
- *   be dereferenced only after a NULL check (`if rX == 0`), at a non-negative offset within
- *   CORO_FRAME_MAX. One insn may not access memory through a handle on one path and through
- *   a pointer other than the start of a frame on another (the run-time check is per insn).
+ *   scalar (arithmetic makes it a plain scalar) that may be a frame address, a token or NULL.
+ *   It may be dereferenced at a non-negative offset within CORO_FRAME_MAX, with or without a
+ *   NULL check: the run-time check refuses NULL (and every address that is not a live frame),
+ *   so the verifier does not require one (clang omits it where it knows a frame slot is set,
+ *   e.g. coro_loop's child handle). One insn may not access memory through a handle (or another
+ *   run-time checked base, below) on one path and through a pointer the check would refuse on
+ *   another: the run-time check is per insn, and accepts the start of a frame and, for loads,
+ *   a read-only map value the insn loads from on another path.
+ * - **Read-only global data** (`BPF_F_RDONLY_PROG` map values: `.rodata`, jump tables): a load
+ *   from one at an offset the verifier cannot bound (clang's gotox dispatch indexes its jump
+ *   table with the suspend index, a byte loaded from the frame: 0..255 for a 14-entry table) is
+ *   accepted and checked at run time against the value's bounds; reads of read-only memory
+ *   cannot corrupt anything, and the gotox that consumes the entry still jumps only to the
+ *   table's targets. Writes keep the kernel rules (no write to such maps at all), and so do
+ *   writable maps (the offset must be proven in bounds).
  * - **Frames that may be gone**: after a call that may free a frame or hand it to another
  *   worker (`callx`, `bpf_coro_frame_free`, `_detach`, `_yield`, `_sleep`, `_enqueue`; not
  *   `_defer`, which resumes after the run), every frame pointer becomes a non-NULL handle (its
@@ -46,7 +57,15 @@
  * ## What is checked at run time (the JIT and the interpreter)
  *
  * - Each access through a handle: `coro_frame_check(handle, off + size)` before it
- *   (`VerifiedProgram.frameChecks`); a failure ends the run with an ExecError.
+ *   (`VerifiedProgram.frameChecks`); a failure ends the run with an ExecError ('frame'). NULL
+ *   and any address below a frame header fail it. When the insn also loads through read-only
+ *   global data on another path (coro_symmetric's `std::noop_coroutine()` frame in `.rodata`
+ *   or a continuation handle), the check also passes when `[addr, addr + size)` lies inside one
+ *   of those map values (`VerifiedProgram.regionChecks`): only loads get such entries, so the
+ *   handle path can at most read read-only memory.
+ * - Each load from read-only global data at an offset the verifier could not bound
+ *   (`regionChecks` without `frameChecks`): `[addr, addr + size)` must lie inside one of the
+ *   map values the insn loads from, else the run ends with ExecError 'mem'.
  * - The entry of a function verified with r1 = frame of N bytes: `coro_frame_check(r1, N)`
  *   (`VerifiedProgram.coroEntries`), as `callx` or the runtime may pass anything.
  * - `callx` on a handle (`VerifiedProgram.callxChecks`): the target must be the token of a
@@ -69,13 +88,23 @@
  *   (issue 7 item 6's "destroy path" stretch, not done): frame contents are not tracked, so a
  *   program that keeps a reference across a suspension is rejected (`Unreleased reference`)
  *   instead (coro_destroy's on_sample). Doing it needs (1) per-path frame slots (8-byte
- *   stores at constant offsets of a frame with an identity kept across its NULL check), (2) at
- *   each suspension kfunc, moving the references found in the frame's slots out of the path
- *   and exploring the destroy (and resume) function with r1 = that frame and those slots,
- *   suspend index and tokens, and (3) since any entry can also be reached by `callx` with any
- *   frame, release kfuncs that accept a handle and validate it at run time in the generic
- *   exploration of resume / destroy functions.
- * - That frames are freed exactly once, or not leaked (the kfuncs validate their frame
+ *   stores at constant offsets of a frame with an identity kept across its NULL check; any
+ *   other write, `callx` or frame-freeing call drops them), (2) at each suspension kfunc,
+ *   moving the references found in the frame's slots out of the path (invalidating every
+ *   register and spill that holds them, as a release does) and exploring the destroy and
+ *   resume functions (tokens at +8 / +0 on the path) with r1 = that frame, those references
+ *   held and loads of their slots giving them back while they are held, the suspend-index
+ *   byte as stored, recursively at their own suspensions, and (3) the blocker: the same
+ *   functions are also reached by `callx` with any frame (coro_destroy's on_cancel calls
+ *   the destroy token of whatever frame `bpf_coro_take_cancelled` returns, and a program may
+ *   build a frame of the same size around that token), so their generic exploration must stay
+ *   sound, which needs release kfuncs and helpers (`bpf_task_release`, `bpf_ringbuf_discard`
+ *   / `_submit`) that take a handle and validate it at run time (a live task reference, a
+ *   reserved and not yet committed record). A seeded-only verification of the destroy
+ *   function would trust frame contents that nothing protects, so (2) is not done without (3).
+ * - That a load from read-only global data at an offset the verifier cannot bound succeeds:
+ *   the run fails ('mem') past the map value; if the same insn also loads through the start of
+ *   a frame on another path, that path fails the run too (not produced by clang). * - That frames are freed exactly once, or not leaked (the kfuncs validate their frame
  *   arguments; the runtime's owner/deadline accounting destroys what is left behind).
  * - That a frame handed to another worker (yield, sleep, enqueue) is not freed there between
  *   the run-time check of an access and the access itself (a race the check narrows only).
@@ -188,9 +217,7 @@ export function checkHandleAccess(
   size: number,
   write: RegState | undefined,
 ): RegState | undefined {
-  if (reg.scalar.umin === 0n) {
-    throw env.fail(idx, `R${regno} invalid mem access '${regTypeStr(reg)}'`);
-  }
+  // No NULL check needed: coro_frame_check refuses NULL (and anything below a frame header)
   if (off < 0 || off + size > CORO_FRAME_MAX) {
     throw env.fail(
       idx,

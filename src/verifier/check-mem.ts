@@ -133,6 +133,33 @@ function checkMemRegionAccess(
   }
 }
 
+/** Whether `[off, off + size)` past `reg` provably lies in a region of `memSize` bytes. */
+function regionFits(reg: RegState, off: number, size: number, memSize: number): boolean {
+  const s = reg.scalar;
+  return (
+    s.smin + BigInt(off) >= 0n &&
+    s.umax < BigInt(BPF_MAX_VAR_OFF) &&
+    s.umax + BigInt(off + size) <= BigInt(memSize)
+  );
+}
+
+/**
+ * The base kind of an access through pointer `reg` (`VerifierEnv.noteAccessBase`): loads from
+ * read-only map values are checked at run time when unbounded, accepted by the frame check
+ * otherwise.
+ */
+function accessBaseKind(
+  reg: RegState,
+  off: number,
+  size: number,
+  t: AccessType,
+): 'handle' | 'frame' | 'rdonly' | 'pointer' {
+  if (isFrameStart(reg)) return 'frame';
+  const map = reg.map;
+  if (reg.type !== 'PTR_TO_MAP_VALUE' || t !== 'read' || map?.rdonlyProg !== true) return 'pointer';
+  return regionFits(reg, off + reg.off, size, map.valueSize) ? 'rdonly' : 'handle';
+}
+
 /** Whether `reg` points into a `mem` program's input (R1 at entry and what derives from it). */
 function isMemInput(env: VerifierEnv, reg: RegState): boolean {
   return (
@@ -436,7 +463,7 @@ export function checkMemAccess(
     throw env.fail(idx, `R${regno} invalid mem access '${regTypeStr(reg)}'`);
   }
   if (reg.type !== 'NOT_INIT' && reg.type !== 'SCALAR_VALUE')
-    env.noteAccessBase(idx, isFrameStart(reg) ? 'frame' : 'pointer', regno);
+    env.noteAccessBase(idx, accessBaseKind(reg, off, size, t), regno);
   switch (reg.type) {
     case 'PTR_TO_STACK':
       return checkStackAccess(env, st, idx, regno, reg, off, size, t, opts);
@@ -447,6 +474,12 @@ export function checkMemAccess(
         throw env.fail(idx, `R${regno} leaks addr into map`);
       }
       checkMapAccessType(env, idx, map, off + reg.off, size, t);
+      if (t === 'read' && map.rdonlyProg === true) {
+        const bounded = regionFits(reg, off + reg.off, size, map.valueSize);
+        env.noteRdonlyLoad(idx, map.id, bounded);
+        // an offset the verifier cannot bound: the backends check the address (check-coro.ts)
+        if (!bounded) return loadsHandle(reg, size) ? REG_CORO_HANDLE : loadedScalar(size, sx);
+      }
       checkMemRegionAccess(
         env,
         idx,

@@ -61,6 +61,14 @@ export interface VerifiedProgram {
    */
   readonly frameChecks?: ReadonlyMap<number, number>;
   /**
+   * Loads that may read a read-only map value (`.rodata`, a jump table) and are checked at run
+   * time: insn → ids of those maps. With a `frameChecks` entry, the check also accepts an
+   * access that lies inside one of those map values (the insn loads through a handle on one
+   * path and through read-only global data on another); without one, the access must lie in
+   * one of them (an offset the verifier could not bound), else the run fails ('mem').
+   */
+  readonly regionChecks?: ReadonlyMap<number, readonly number[]>;
+  /**
    * Functions verified as entries reached through their tokens (coroutine resume / destroy):
    * subprog index → the frame size their r1 was verified as (the backends check
    * `coro_frame_check(r1, size)` at entry), or 0 when r1 was an unknown scalar (no check).

@@ -74,6 +74,14 @@ export class VerifierEnv {
   readonly stackDepth: number[];
   /** Handle accesses: insn → bytes the handle must have (the run-time frame check). */
   readonly frameChecks = new Map<number, number>();
+  /**
+   * Loads from read-only map values (`BPF_F_RDONLY_PROG`: `.rodata`, jump tables): insn → ids
+   * of the maps. Kept for the run-time check when the insn also loads through a handle, or
+   * when the verifier could not bound the offset (`regionChecks`).
+   */
+  readonly rdonlyLoads = new Map<number, Set<number>>();
+  /** Loads from a read-only map value at an offset the verifier could not bound. */
+  readonly unboundedRdonlyLoads = new Set<number>();
   /** Subprogs whose token escaped into a frame or global data: verified as entry points. */
   readonly escapedFuncs = new Set<number>();
   /** Entry subprog → smallest frame whose +0 / +8 holds its token. */
@@ -153,13 +161,43 @@ export class VerifierEnv {
     if (bytes > prev) this.frameChecks.set(idx, bytes);
   }
 
+  /** The load at `idx` reads the value of read-only map `mapId` (`bounded`: proven in it). */
+  noteRdonlyLoad(idx: number, mapId: number, bounded: boolean): void {
+    const ids = this.rdonlyLoads.get(idx) ?? new Set<number>();
+    this.rdonlyLoads.set(idx, ids.add(mapId));
+    if (!bounded) this.unboundedRdonlyLoads.add(idx);
+  }
+
   /**
-   * Notes the kind of base register of the memory access at `idx`: a handle (checked at run
-   * time), a frame or another pointer the verifier proved. The run-time check is per insn and
-   * refuses anything but a live frame, so one insn may not see a handle and another pointer
-   * (a frame passes the check: it is live and at least as large as the access needs).
+   * The run-time region checks (`VerifiedProgram.regionChecks`): loads that may read a
+   * read-only map value and either also go through a handle (the frame check accepts the
+   * map value too) or read it at an offset the verifier could not bound.
    */
-  noteAccessBase(idx: number, kind: 'handle' | 'frame' | 'pointer', regno: number): void {
+  regionChecks(): Map<number, readonly number[]> {
+    const out = new Map<number, readonly number[]>();
+    for (const [idx, ids] of this.rdonlyLoads) {
+      if (this.frameChecks.has(idx) || this.unboundedRdonlyLoads.has(idx)) {
+        out.set(
+          idx,
+          [...ids].sort((a, b) => a - b),
+        );
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Notes the kind of base register of the memory access at `idx`: a handle or a read-only
+   * map value at an unbounded offset (both checked at run time), a frame, a read-only map
+   * value at a proven offset (`rdonly`), or another pointer the verifier proved. The run-time
+   * check is per insn and accepts only a live frame or a read-only map value the insn loads
+   * from (`regionChecks`), so one insn may not see a run-time checked base and another pointer.
+   */
+  noteAccessBase(
+    idx: number,
+    kind: 'handle' | 'frame' | 'rdonly' | 'pointer',
+    regno: number,
+  ): void {
     const bit = kind === 'handle' ? 1 : kind === 'pointer' ? 2 : 0;
     const seen = this.accessBase[idx] ?? 0;
     if ((seen | bit) === 3) {

@@ -149,6 +149,7 @@ export function verifyProgram(prog: Program, opts: VerifyOptions = {}): Verified
     facts: env.facts(),
     memInputSize: env.memInputMax,
     frameChecks: env.frameChecks,
+    regionChecks: env.regionChecks(),
     coroEntries: check?.coroEntries ?? new Map(),
     objNewSizes: env.objNewSizes,
     callxChecks: env.callxHandleInsns,

@@ -46,13 +46,29 @@ function manualTimers(): {
   };
 }
 
+/**
+ * The objects the verifier accepts (test/verifier/objects.test.ts): they run verified, so the
+ * engines also run the verifier's run-time checks. The others load with `verify: false`.
+ */
+const VERIFIED: ReadonlySet<string> = new Set([
+  SHARED('coro_perf_event'),
+  SHARED('coro_loop'),
+  SHARED('coro_many_suspends'),
+  '../fixtures/elf/coro/coro_many_suspends.v3.o',
+  SHARED('coro_symmetric'),
+  OURS('coro_perf_event'),
+  OURS('coro_many_suspends'),
+  '../../examples/coro/build/coro_many_suspends.v3.o',
+  OURS('coro_symmetric'),
+]);
+
 async function open(
   path: string,
   opts: VmOptions = {},
 ): Promise<{ vm: Vm; obj: LoadedObject; live: LiveFrames }> {
   const vm = Vm.create({ coroutines: { sweepIntervalMs: 0 }, ...opts });
   const live = liveFrames(vm);
-  const obj = await vm.loadObject(fixture(path), { verify: false });
+  const obj = await vm.loadObject(fixture(path), { verify: VERIFIED.has(path) });
   return { vm, obj, live };
 }
 

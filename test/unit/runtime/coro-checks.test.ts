@@ -169,6 +169,23 @@ describe('coroutine handles', () => {
     ]);
   });
 
+  it('need no NULL check: coro_frame_check refuses NULL', async () => {
+    const unchecked = `mov %r1, 0
+      call kfunc 1
+      ldxdw %r0, [%r0+16]
+      exit`;
+    const live = await setup(unchecked, 64);
+    expect([outcome(live.jit), outcome(live.interp)]).toEqual([
+      `r0=${0xabcd} thrown=false`,
+      `r0=${0xabcd} thrown=false`,
+    ]);
+    const none = await setup(unchecked, 64, -live.frame);
+    expect([outcome(none.jit), outcome(none.interp)]).toEqual([
+      'frame at insn 2',
+      'frame at insn 2',
+    ]);
+  });
+
   it('fail the run when the handle is not a live frame that large', async () => {
     const small = await setup(READ, 16);
     expect([outcome(small.jit), outcome(small.interp)]).toEqual([
@@ -348,5 +365,118 @@ describe('callx through a handle on a worker thread', () => {
     expect(await jit.runOn(0)).toBe(7n);
     put(jit.links.funcTokenBase);
     await expect(jit.runOn(0)).rejects.toThrow(/call/);
+  });
+});
+
+describe('loads from read-only global data (BPF_F_RDONLY_PROG) checked at run time', () => {
+  /** A 16-byte array map holding 0x11 at +0 and 0x22 at +8; read-only to programs with `ro`. */
+  function dataMap(vm: Vm, ro: boolean): { id: number; start: number } {
+    const map = vm.createMap({
+      name: 'ro',
+      type: 2,
+      keySize: 4,
+      valueSize: 16,
+      maxEntries: 1,
+      flags: ro ? 0x80 : 0,
+    });
+    const v = new Uint8Array(16);
+    new DataView(v.buffer).setBigUint64(0, 0x11n, true);
+    new DataView(v.buffer).setBigUint64(8, 0x22n, true);
+    map.update(new Uint8Array(4), v);
+    return { id: map.id, start: map.valueRegion.start };
+  }
+
+  /** A verifier rejection's reason, or 'accept'. */
+  async function verdict(vm: Vm, asm: string): Promise<string> {
+    try {
+      await loadBoth(vm, asm);
+      return 'accept';
+    } catch (e) {
+      if (isBpfError(e) && e.name === 'VerifierError')
+        return (e as unknown as { reason: string }).reason;
+      throw e;
+    }
+  }
+
+  /** Index = the input's first byte (0..255), as clang's gotox dispatch on a suspend index. */
+  const TABLE = (id: number): string => `ldxb %r2, [%r1+0]
+    lsh %r2, 3
+    lddw %r3, map_value ${id}, 0
+    add %r3, %r2
+    ldxdw %r0, [%r3+0]
+    exit`;
+
+  it('accept a table load whose index the verifier cannot bound, failing the run past the table', async () => {
+    const vm = makeTestVm();
+    vms.push(vm);
+    const ro = dataMap(vm, true);
+    const { jit, interp } = await loadBoth(vm, TABLE(ro.id));
+    expect(jit.verified?.regionChecks).toEqual(new Map([[5, [ro.id]]]));
+    for (const p of [jit, interp]) {
+      expect(outcome(p, new Uint8Array([0]))).toBe(`r0=${0x11} thrown=false`);
+      expect(outcome(p, new Uint8Array([1]))).toBe(`r0=${0x22} thrown=false`);
+      expect(outcome(p, new Uint8Array([2]))).toBe('mem at insn 5');
+      expect(outcome(p, new Uint8Array([255]))).toBe('mem at insn 5');
+    }
+  });
+
+  it('keep the kernel rule for writable maps: the offset must be bounded', async () => {
+    const vm = makeTestVm();
+    vms.push(vm);
+    const rw = dataMap(vm, false);
+    expect(await verdict(vm, TABLE(rw.id))).toBe(
+      'R3 max value is outside of the allowed memory range',
+    );
+  });
+
+  /**
+   * As coro_symmetric's final suspend: one load through either the read-only noop frame (no
+   * continuation) or the continuation handle.
+   */
+  const EITHER = (id: number): string => `mov %r1, 0
+    call kfunc 1
+    lddw %r1, map_value ${id}, 0
+    jeq %r0, 0, +1
+    mov %r1, %r0
+    ldxdw %r0, [%r1+8]
+    exit`;
+
+  it('let one load go through read-only global data or a handle', async () => {
+    const vm = makeTestVm();
+    vms.push(vm);
+    const ro = dataMap(vm, true);
+    const frame = vm.createMap({ name: 'f', type: 2, keySize: 4, valueSize: 64, maxEntries: 1 });
+    const v = new Uint8Array(64);
+    new DataView(v.buffer).setBigUint64(8, 0x33n, true);
+    frame.update(new Uint8Array(4), v);
+    let cancelled = 0;
+    stubFrameCheck(vm, () => frame.valueRegion.start, 64, []);
+    vm.registerKfunc({ name: 'bpf_coro_take_cancelled', fn: () => BigInt(cancelled) });
+    const { jit, interp } = await loadBoth(vm, EITHER(ro.id));
+    expect([jit.verified?.frameChecks, jit.verified?.regionChecks]).toEqual([
+      new Map([[6, 16]]),
+      new Map([[6, [ro.id]]]),
+    ]);
+    for (const p of [jit, interp]) {
+      cancelled = 0;
+      expect(outcome(p)).toBe(`r0=${0x22} thrown=false`);
+      cancelled = frame.valueRegion.start;
+      expect(outcome(p)).toBe(`r0=${0x33} thrown=false`);
+      // a handle that is neither a live frame nor inside the read-only value
+      cancelled = frame.valueRegion.start + 8;
+      expect(outcome(p)).toBe('frame at insn 6');
+      cancelled = ro.start + 8;
+      expect(outcome(p)).toBe('frame at insn 6');
+    }
+  });
+
+  it('but not through writable global data and a handle', async () => {
+    const vm = makeTestVm();
+    vms.push(vm);
+    vm.registerKfunc({ name: 'bpf_coro_take_cancelled', fn: () => 0n });
+    const rw = dataMap(vm, false);
+    expect(await verdict(vm, EITHER(rw.id))).toBe(
+      'R1 is a coroutine handle on one path and a verified pointer on another; the run-time frame check of insn 6 would refuse the pointer',
+    );
   });
 });

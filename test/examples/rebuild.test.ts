@@ -7,10 +7,11 @@
  * records). Objects need not be byte-identical. Without clang or make the tests skip and say why.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadObject } from '../../src/loader/object.js';
 import type { Engine } from '../../runtime/loaded-program.js';
 import { BPF_MAP_TYPE_PROG_ARRAY, BPF_MAP_TYPE_RINGBUF } from '../../runtime/maps/map-type.js';
 import type { LoadedObject } from '../../runtime/object.js';
@@ -225,8 +226,9 @@ const skipReason =
       : undefined;
 if (skipReason !== undefined) console.log(`skip examples rebuild: ${skipReason}`);
 
+// the C examples; examples/coro (C++ coroutines) is checked below
 const EXAMPLES = readdirSync(EXAMPLES_DIR, { withFileTypes: true })
-  .filter((d) => d.isDirectory())
+  .filter((d) => d.isDirectory() && d.name !== 'coro')
   .map((d) => d.name)
   .sort();
 
@@ -274,4 +276,43 @@ describe.skipIf(skipReason !== undefined)(`examples rebuilt with ${clang ?? 'cla
       }
     });
   }
+});
+
+/**
+ * examples/coro: C++20 coroutines on include/bpf_coro.h. Rebuilt with the same clang (22) the
+ * objects must come out byte for byte as committed (the build is reproducible:
+ * -fdebug-compilation-dir=.); with another clang they must declare the same programs and maps.
+ */
+describe.skipIf(skipReason !== undefined)(`examples/coro rebuilt with ${clang ?? 'clang'}`, () => {
+  it('gives the committed objects', () => {
+    const out = mkdtempSync(join(tmpdir(), 'bpfwasm-coro-'));
+    try {
+      execFileSync(
+        'make',
+        ['-s', '-C', join(EXAMPLES_DIR, 'coro'), `BUILD=${out}`, `CLANG=${clang ?? ''}`],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      const committed = readdirSync(join(EXAMPLES_DIR, 'coro', 'build'))
+        .filter((f) => f.endsWith('.o'))
+        .sort();
+      expect(
+        readdirSync(out)
+          .filter((f) => f.endsWith('.o'))
+          .sort(),
+      ).toEqual(committed);
+      const same22 = /clang-22$/.test(clang ?? '');
+      for (const f of committed) {
+        const want = exampleObject('coro', f.slice(0, -2));
+        const got = new Uint8Array(readFileSync(join(out, f)));
+        if (same22) expect(Buffer.compare(got, want), f).toBe(0);
+        const names = (b: Uint8Array): unknown => {
+          const o = loadObject(b);
+          return [o.programs.map((p) => p.name), o.maps.map((m) => m.name)];
+        };
+        expect(names(got), f).toEqual(names(want));
+      }
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
 });

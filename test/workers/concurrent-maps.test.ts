@@ -388,10 +388,11 @@ describe('a ring buffer with two worker producers and the host consuming', () =>
     }
     expect([...seen.values()].every((c) => c === 1)).toBe(true);
     expect([...seen.keys()].sort((a, b) => a - b)).toEqual([...want].sort((a, b) => a - b));
-    // both producers got records through, and the ring wrapped many times
+    // both producers got records through, and the ring wrapped many times (each round starts
+    // empty and takes close to a ring's worth even when the consumer gets no CPU meanwhile)
     expect([...want].filter((s) => s < n).length).toBeGreaterThan(10);
     expect([...want].filter((s) => s >= n).length).toBeGreaterThan(10);
-    expect(want.size * 24).toBeGreaterThan(rounds * 4096);
+    expect(want.size * 24).toBeGreaterThan((rounds * 4096) / 2);
     expect(consumer.pending).toBe(0);
   });
 });

@@ -36,6 +36,8 @@ import {
   FUNC_TOKEN_BASE,
   HELPER_BLOCK_SIZE,
   IMPORT_CTRL,
+  MAY_GOTO_CHECK_PERIOD,
+  TERM_CHECK_SLOT,
   IMPORT_CTX,
   IMPORT_MEMORY,
   IMPORT_MODULE,
@@ -1149,7 +1151,14 @@ class FuncCompiler {
     const b = this.b;
     const v = (): ExpressionRef => m.local.get(T64A, b.i64);
     const helper = m.block(null, [
-      m.if(m.i64.ge_u(v(), m.i64.const(HELPER_BLOCK_SIZE)), this.fail('call', idx, v())),
+      // id 0 (TERM_CHECK_SLOT) holds the termination checkpoint, not a helper
+      m.if(
+        m.i32.or(
+          m.i64.ge_u(v(), m.i64.const(HELPER_BLOCK_SIZE)),
+          m.i64.eq(v(), m.i64.const(TERM_CHECK_SLOT)),
+        ),
+        this.fail('call', idx, v()),
+      ),
       this.set64(
         0,
         m.call_indirect(
@@ -1181,9 +1190,24 @@ class FuncCompiler {
     if (info.kind === 'may_goto') {
       const ctrl = (): ExpressionRef => m.global.get('ctrl', b.i32);
       const t = (): ExpressionRef => m.local.get(T64A, b.i64);
+      // Every MAY_GOTO_CHECK_PERIOD-th may_goto (budget ≡ 1, so not on a run's first one)
+      // asks the termination checkpoint (the program's block, TERM_CHECK_SLOT) for the budget:
+      // unchanged, or 0 once the run is terminated (the kernel's timed may_goto, §10.1).
+      const base = this.opts.links.helperBase;
+      const check = m.call_indirect(
+        'table',
+        m.i32.const(base + TERM_CHECK_SLOT),
+        [m.i64.const(base), t(), m.i64.const(0), m.i64.const(0), m.i64.const(0)],
+        this.i64x5(),
+        b.i64,
+      );
       return {
         pre: [
           m.local.set(T64A, m.i64.load(CTRL_MAY_GOTO, 8, ctrl())),
+          m.if(
+            m.i64.eq(m.i64.and(t(), m.i64.const(MAY_GOTO_CHECK_PERIOD - 1)), m.i64.const(1)),
+            m.local.set(T64A, check),
+          ),
           m.if(
             m.i32.eqz(m.i64.eqz(t())),
             m.i64.store(CTRL_MAY_GOTO, 8, ctrl(), m.i64.sub(t(), m.i64.const(1))),

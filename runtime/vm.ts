@@ -16,6 +16,7 @@
 
 import {
   CTRL_ERR_CODE,
+  CTRL_TERMINATE,
   FUNC_TOKEN_BASE,
   HELPER_BLOCK_SIZE,
   KFUNC_SLOT_BASE,
@@ -30,6 +31,8 @@ import {
   PACKET_CAPACITY,
   WASM_PAGE,
   MAX_WORKERS,
+  TERM_CHECK_SLOT,
+  TERM_REASON_REQUEST,
   heapBase,
   workerLayout,
   type ProgLinks,
@@ -87,6 +90,15 @@ import { workerHelpers, type WorkerHelperConfig } from './worker-helpers.js';
 import { WorkerPool } from './worker-pool.js';
 import { loadObjectInto, type LoadedObject, type ObjectOptions } from './object.js';
 import { LoadedProgram, type Engine } from './loaded-program.js';
+import { Termination, type TermKfunc, type TermProg } from './termination.js';
+import { fastPathFn, helperFastPath } from './fast-path.js';
+import {
+  ringbufReservations,
+  sumResources,
+  type ResourceCounts,
+  type ResourceSource,
+} from './resources.js';
+import { BPF_MAP_TYPE_RINGBUF } from './maps/map-type.js';
 
 /** Options of `Vm.create`. */
 export interface VmOptions extends HelperOptions {
@@ -172,6 +184,20 @@ const UNSAFE_IN_WORKERS: ReadonlyMap<number, ReadonlySet<number>> = new Map([
   [BPF_FUNC_map_pop_elem, new Set([BPF_MAP_TYPE_QUEUE, BPF_MAP_TYPE_STACK])],
 ]);
 
+/** Options of `Vm.terminate`. */
+export interface TerminateOptions {
+  /**
+   * 'invocation' (default): stop the current run only; the program's slots are restored when
+   * it exits. 'program': also refuse every later run of the program (it is dead for good).
+   */
+  readonly mode?: 'invocation' | 'program';
+  /**
+   * Terminate what runs on worker thread `worker` (a Vm with workers): the request is stored in
+   * that worker's control slot and acted on at its next checkpoint.
+   */
+  readonly worker?: number;
+}
+
 /** Program types whose context the runtime can build. */
 const RUNNABLE_TYPES: readonly ProgType[] = [
   'mem',
@@ -191,6 +217,8 @@ export class Vm {
   readonly services: HelperServices;
   readonly worker: WorkerLayout;
   readonly heap: HeapArena;
+  /** Fast-path termination of programs running on the host thread (runtime/termination.ts). */
+  readonly termination: Termination;
   /** The runtime module instance of worker 0 (map operations). */
   readonly rt: RtExports;
   /** CPUs (workers) percpu maps keep values for: the worker count, 1 without workers. */
@@ -209,6 +237,7 @@ export class Vm {
     { readonly slot: number; readonly proto: KfuncProto }
   >();
   private readonly kfuncBySlot = new Map<number, KfuncProto>();
+  private readonly resourceSources: ResourceSource[] = [];
   private kfuncsFilled = 0;
   /** Globals shared by every module instantiated for worker 0. */
   readonly globals: {
@@ -261,6 +290,20 @@ export class Vm {
     };
     this.view = new DataView(this.memory.buffer);
     this.bytes = new Uint8Array(this.memory.buffer);
+    this.termination = new Termination({
+      table: this.table,
+      worker: this.worker,
+      clock: host.clock,
+      memory: this.memory,
+      u8: () => this.u8(),
+      dataView: () => this.dataView(),
+    });
+    this.resourceSources.push(() => ({
+      reservations: this.maps
+        .filter((m) => m.type === BPF_MAP_TYPE_RINGBUF)
+        .reduce((n, m) => n + ringbufReservations(this, m.addr, m.maxEntries), 0),
+      locks_held: this.services.spinLocks.held,
+    }));
     this.heap = new HeapArena(base, this.memory.buffer.byteLength, (more) => {
       this.memory.grow(Math.ceil(more / WASM_PAGE));
       return this.memory.buffer.byteLength;
@@ -384,7 +427,8 @@ export class Vm {
   callKfunc(slot: number, args: HelperArgs): bigint {
     const k = this.kfuncBySlot.get(slot);
     if (k === undefined) throw new ExecError(null, 'call', `no kfunc in slot ${slot}`);
-    return BigInt.asUintN(64, k.fn(args));
+    const fast = this.termination.engaged ? this.termination.interpKfunc(k.name, k.sig) : undefined;
+    return BigInt.asUintN(64, (fast ?? k.fn)(args));
   }
 
   /** Registers a host helper; programs loaded afterwards can call it. */
@@ -537,12 +581,76 @@ export class Vm {
   callHelper(id: number, args: HelperArgs): bigint {
     const h = this.helpers.get(id);
     if (h === undefined) throw new ExecError(null, 'call', `unknown helper #${id}`);
-    return BigInt.asUintN(64, h.fn(args));
+    const fast = this.termination.engaged ? this.termination.interpHelper(id) : undefined;
+    return BigInt.asUintN(64, (fast ?? h.fn)(args));
   }
 
   /** Packet capacity of one run. */
   get packetCapacity(): number {
     return PACKET_CAPACITY;
+  }
+
+  /**
+   * Terminates a run (notes/fast-path-termination.md §10): the program running on the host
+   * thread (`prog`, or whichever runs when omitted) has its helpers swapped for their fast-path
+   * versions at once and runs down to its exit, releasing what it holds; its run then throws
+   * `TerminationError` ('request'). Call it from a helper, a kfunc or a callback of the run.
+   * With `worker`, the request goes to that worker thread's control slot. With mode 'program'
+   * every later run of `prog` is refused too. Returns whether a run was stopped or requested.
+   * @example
+   * vm.registerKfunc({ name: 'stop_me', fn: () => (vm.terminate(), 0n) });
+   */
+  terminate(prog?: LoadedProgram, opts: TerminateOptions = {}): boolean {
+    if (opts.mode === 'program') {
+      if (prog === undefined) throw new UsageError("mode 'program' needs the program to kill");
+      prog.kill();
+    }
+    if (opts.worker !== undefined) {
+      if (!Number.isInteger(opts.worker) || opts.worker < 0 || opts.worker >= this.workerCount)
+        throw new UsageError(`no worker ${opts.worker} (the Vm has ${this.workerCount})`);
+      const ctrl = new Int32Array(this.memory.buffer, workerLayout(opts.worker).ctrl, 1);
+      Atomics.store(ctrl, CTRL_TERMINATE / 4, TERM_REASON_REQUEST);
+      return true;
+    }
+    return this.termination.request(prog?.links.helperBase);
+  }
+
+  /** What the checkpoints of iterator helpers call (runtime/helpers/loop.ts). */
+  pollTermination(): boolean {
+    return this.termination.poll();
+  }
+
+  /**
+   * Resources programs hold right now: ring-buffer reservations, spin locks held (host thread),
+   * and what added sources (the frame allocator) report. All 0 when nothing leaked.
+   * @example
+   * expect(vm.resources()).toEqual({ live_objects: 0, live_bytes: 0, reservations: 0, locks_held: 0 });
+   */
+  resources(): ResourceCounts {
+    return sumResources(this.resourceSources);
+  }
+
+  /** Adds a source of resource counts (e.g. the frame allocator's live objects and bytes). */
+  addResourceSource(source: ResourceSource): void {
+    this.resourceSources.push(source);
+  }
+
+  /** The call-table slots termination swaps for `prog` (its helper ids and kfuncs). */
+  termProg(prog: Program, links: ProgLinks): TermProg {
+    const ids = new Set<number>();
+    let callx = false;
+    prog.insns.forEach((i, idx) => {
+      const kind = prog.ops[idx]?.kind;
+      if (kind === 'callx') callx = true;
+      if (kind === 'call' && i.src === 0) ids.add(i.imm);
+    });
+    const all = this.helpers.all().map((h) => h.id);
+    const helperIds = (callx ? all : [...ids]).filter((id) => id > 0 && this.helpers.has(id));
+    const kfuncs: TermKfunc[] = [...new Set(links.kfuncSlots.values())].flatMap((slot) => {
+      const k = this.kfuncBySlot.get(slot);
+      return k === undefined ? [] : [{ slot, name: k.name, sig: k.sig }];
+    });
+    return { helperBase: links.helperBase, helperIds, kfuncs };
   }
 
   /** After a failed JIT run: reset the worker's stack pointer and error slot. */
@@ -789,9 +897,14 @@ export class Vm {
   private async fillHelperSlots(base: number): Promise<void> {
     if (this.adapters === undefined) {
       const protos = this.helpers.all().filter((h) => h.wasm === undefined);
-      const adapted = await adaptHelpers(protos.map((p) => p.fn));
+      // every JS helper call is a termination checkpoint while a deadline is armed
+      const term = this.termination;
+      const adapted = await adaptHelpers(
+        protos.map((p) => term.watched(p.fn, fastPathFn(this, helperFastPath(p.id)))),
+      );
       this.adapters = new Map(protos.map((p, k) => [p.id, adapted[k] as WebAssembly.ExportValue]));
     }
+    this.table.set(base + TERM_CHECK_SLOT, this.termination.checkpointFn());
     for (const [id, fn] of this.adapters) this.table.set(base + id, fn);
     for (const h of this.helpers.all())
       if (h.wasm !== undefined) this.table.set(base + h.id, h.wasm);

@@ -37,6 +37,11 @@ export interface LockHost extends MemHost {
 export interface SpinLockStats {
   /** Locks taken over from an owner that did not release them. */
   breaks: number;
+  /**
+   * Locks taken and not yet released through these helpers (a lock taken over counts once);
+   * `Vm.resources()` reports it as locks_held.
+   */
+  held: number;
 }
 
 function lockAddr(vm: MemHost, ptr: bigint): number {
@@ -53,6 +58,7 @@ export function spinLock(vm: LockHost, ptr: bigint, stats: SpinLockStats): bigin
   if (!(buf instanceof SharedArrayBuffer)) {
     const v = vm.dataView();
     if (v.getUint32(a, true) !== 0) stats.breaks++;
+    else stats.held++;
     v.setUint32(a, me, true);
     return 0n;
   }
@@ -60,7 +66,10 @@ export function spinLock(vm: LockHost, ptr: bigint, stats: SpinLockStats): bigin
   const i = a / 4;
   for (let n = 0; ; n++) {
     const owner = Atomics.compareExchange(words, i, 0, me);
-    if (owner === 0) return 0n;
+    if (owner === 0) {
+      stats.held++;
+      return 0n;
+    }
     if (owner === me || n >= SPIN_LIMIT) {
       if (Atomics.compareExchange(words, i, owner, me) === owner) {
         stats.breaks++;
@@ -71,12 +80,16 @@ export function spinLock(vm: LockHost, ptr: bigint, stats: SpinLockStats): bigin
 }
 
 /** bpf_spin_unlock: releases the lock at `ptr`. */
-export function spinUnlock(vm: LockHost, ptr: bigint): bigint {
+export function spinUnlock(vm: LockHost, ptr: bigint, stats?: SpinLockStats): bigint {
   const a = lockAddr(vm, ptr);
   if (a < 0) return negErrno(EINVAL);
   const buf = vm.memory.buffer as ArrayBuffer | SharedArrayBuffer;
-  if (buf instanceof SharedArrayBuffer) Atomics.store(new Int32Array(buf), a / 4, 0);
-  else vm.dataView().setUint32(a, 0, true);
+  const was =
+    buf instanceof SharedArrayBuffer
+      ? Atomics.exchange(new Int32Array(buf), a / 4, 0)
+      : vm.dataView().getUint32(a, true);
+  if (!(buf instanceof SharedArrayBuffer)) vm.dataView().setUint32(a, 0, true);
+  if (stats !== undefined && was !== 0 && stats.held > 0) stats.held--;
   return 0n;
 }
 
@@ -84,6 +97,10 @@ export function spinUnlock(vm: LockHost, ptr: bigint): bigint {
 export function spinLockHelpers(vm: LockHost, stats: SpinLockStats): HelperProto[] {
   return [
     { id: BPF_FUNC_spin_lock, name: 'bpf_spin_lock', fn: (args) => spinLock(vm, args[0], stats) },
-    { id: BPF_FUNC_spin_unlock, name: 'bpf_spin_unlock', fn: (args) => spinUnlock(vm, args[0]) },
+    {
+      id: BPF_FUNC_spin_unlock,
+      name: 'bpf_spin_unlock',
+      fn: (args) => spinUnlock(vm, args[0], stats),
+    },
   ];
 }

@@ -10,12 +10,13 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { disassemble } from '../asm/disassembler.js';
 import { encodeInsns } from '../isa/insn.js';
-import { isBpfError, isVerifierError, UsageError } from '../errors.js';
+import { isBpfError, isVerifierError, TerminationError, UsageError } from '../errors.js';
 import { helperName } from '../helper-protos.js';
 import { PROG_TYPES, type ProgType } from '../program.js';
 import { BPF_LOG_LEVEL1, BPF_LOG_LEVEL2 } from '../verifier/log.js';
 import { Vm } from '../../runtime/vm.js';
-import type { Engine } from '../../runtime/loaded-program.js';
+import type { Engine, LoadedProgram, RunInput } from '../../runtime/loaded-program.js';
+import type { ResourceCounts } from '../../runtime/resources.js';
 import { runConformance } from './conformance.js';
 import { formatVerdicts, verifyFile } from './verify.js';
 import { parseHex, readInputFile, readInsns, readProgram } from './input.js';
@@ -40,9 +41,10 @@ commands:
   disasm <file> [--syntax asm|llvm|kernel]
                                        disassemble raw bytecode, .s or .data
   run <file> [--mem <hex>|--mem-file <path>] [--engine jit|interp] [--type mem|xdp]
-             [--repeat N] [--json] [--no-verify]
+             [--repeat N] [--deadline-ns N] [--json] [--no-verify]
                                        verify and run a program; prints r0 (hex and decimal)
-  run <obj.o> --program <name> [--packet <file>] [--repeat N] [--json] [--dump-maps] [--no-verify]
+  run <obj.o> --program <name> [--packet <file>] [--repeat N] [--deadline-ns N] [--json]
+             [--dump-maps] [--no-verify]
   test-run <obj.o> --program <name> [--data-in <file|hex>] [--ctx-in <file|hex>] [--repeat N]
              [--map-update <map>:<keyhex>:<valuehex|@prog>]... [--global <section>=<hex>]...
              [--no-verify] --json
@@ -62,12 +64,16 @@ const HELP: Record<string, string> = {
   asm: 'usage: bpfwasm asm <file.s> -o <out.bin>\nAssembles conformance-syntax assembly into raw bytecode.',
   disasm:
     'usage: bpfwasm disasm <file> [--syntax asm|llvm|kernel]\nDisassembles raw bytecode (or .s/.data). Default syntax: asm.',
-  run: `usage: bpfwasm run <file> [--mem <hex>|--mem-file <path>] [--engine jit|interp] [--type mem|xdp] [--repeat N] [--json] [--no-verify]
-       bpfwasm run <obj.o> --program <name> [--packet <file>|--mem <hex>|--mem-file <path>] [--engine jit|interp] [--repeat N] [--json] [--dump-maps] [--no-verify]
+  run: `usage: bpfwasm run <file> [--mem <hex>|--mem-file <path>] [--engine jit|interp] [--type mem|xdp] [--repeat N] [--deadline-ns N] [--json] [--no-verify]
+       bpfwasm run <obj.o> --program <name> [--packet <file>|--mem <hex>|--mem-file <path>] [--engine jit|interp] [--repeat N] [--deadline-ns N] [--json] [--dump-maps] [--no-verify]
 Verifies the program, as the kernel's bpf() does, then runs it; --no-verify runs it unverified, every
 memory access checked at run time. mem programs get r1 = input, r2 = its length;
 xdp programs get struct xdp_md over the input as packet. With --repeat N it reports the median ns per
-run; with --json it prints {"r0": "<decimal u64>", "ns_per_run": <number|null>, "engine": "..."}.`,
+run; with --json it prints {"r0": "<decimal u64>", "ns_per_run": <number|null>, "engine": "..."}.
+--deadline-ns N terminates the (first) run N ns after it starts (fast-path termination: the program
+runs down its own error paths); --json then adds "terminated": true|false (r0 is null when true) and
+"resources": {"live_objects", "live_bytes", "reservations", "locks_held"}, counted after the run
+(all 0 when nothing leaked).`,
   'test-run': `usage: bpfwasm test-run <obj.o> --program <name> [--data-in <file|hex>] [--ctx-in <file|hex>] [--repeat N]
        [--map-update <map>:<keyhex>:<valuehex> | <map>:<keyhex>:@<program>]... [--global <section>=<hex>]... [--pid-tgid <u64>] [--engine jit|interp] [--no-verify] --json
 BPF_PROG_TEST_RUN with the kernel's semantics, on programs the verifier accepted (--no-verify: unverified).
@@ -112,6 +118,7 @@ const OPTIONS: ParseArgsConfig['options'] = {
   'no-verify': { type: 'boolean' },
   map: { type: 'string', multiple: true },
   'log-level': { type: 'string' },
+  'deadline-ns': { type: 'string' },
 };
 
 type Values = Record<string, string | boolean | string[] | undefined>;
@@ -331,15 +338,20 @@ async function runObjectCommand(bytes: Uint8Array, v: Values): Promise<number> {
   const vm = vmFor(o);
   const obj = await loadForRun(vm, bytes, o);
   const prog = obj.program(o.program);
-  const r0 = prog.run(input);
+  const first = runFirst(vm, prog, input, v);
   const repeat = o.repeat ?? 0;
   const ns = repeat > 0 ? medianNsPerRun(() => prog.runU32(input?.length ?? 0), repeat) : null;
   if (v['json'] === true) {
-    const out: Record<string, unknown> = { r0: r0.toString(), ns_per_run: ns, engine: o.engine };
+    const out: Record<string, unknown> = {
+      r0: first.r0?.toString() ?? null,
+      ns_per_run: ns,
+      engine: o.engine,
+      ...first.extra,
+    };
     if (v['dump-maps'] === true) out['maps'] = dumpMaps(obj);
     console.log(JSON.stringify(out));
   } else {
-    console.log(`r0 = 0x${r0.toString(16)} (${r0})`);
+    printFirst(first);
     if (ns !== null) console.log(`${ns.toFixed(1)} ns/run (median, ${o.engine}, ${repeat} runs)`);
     if (v['dump-maps'] === true) console.log(JSON.stringify(dumpMaps(obj), null, 2));
   }
@@ -358,16 +370,59 @@ async function runCommand(path: string, v: Values): Promise<number> {
     throw new UsageError('--repeat takes a whole number');
   const vm = Vm.create();
   const prog = await vm.load(program, { engine, verify: v['no-verify'] !== true });
-  const r0 = prog.run(input);
+  const first = runFirst(vm, prog, input, v);
   let ns: number | null = null;
   if (repeat > 0) ns = medianNsPerRun(() => prog.runU32(input?.length ?? 0), repeat);
   if (v['json'] === true) {
-    console.log(JSON.stringify({ r0: r0.toString(), ns_per_run: ns, engine }));
+    console.log(
+      JSON.stringify({ r0: first.r0?.toString() ?? null, ns_per_run: ns, engine, ...first.extra }),
+    );
   } else {
-    console.log(`r0 = 0x${r0.toString(16)} (${r0})`);
+    printFirst(first);
     if (ns !== null) console.log(`${ns.toFixed(1)} ns/run (median, ${engine}, ${repeat} runs)`);
   }
   return 0;
+}
+
+/** The outcome of the first run of `run`: r0 (null when terminated) and the --deadline-ns fields. */
+interface FirstRun {
+  readonly r0: bigint | null;
+  readonly reason: string | undefined;
+  /** With --deadline-ns: "terminated" and "resources" for --json. */
+  readonly extra: { terminated?: boolean; resources?: ResourceCounts };
+}
+
+/** Runs once, with the watchdog of --deadline-ns when given. */
+function runFirst(vm: Vm, prog: LoadedProgram, input: RunInput, v: Values): FirstRun {
+  const text = v['deadline-ns'];
+  if (text === undefined) return { r0: prog.run(input), reason: undefined, extra: {} };
+  if (typeof text !== 'string' || !/^\d+$/.test(text))
+    throw new UsageError(`--deadline-ns takes a whole number of ns, not '${String(text)}'`);
+  let r0: bigint | null = null;
+  let reason: string | undefined;
+  try {
+    r0 = prog.run(input, { deadlineNs: BigInt(text) });
+  } catch (e) {
+    if (!(e instanceof TerminationError)) throw e;
+    reason = e.reason;
+  }
+  return {
+    r0,
+    reason,
+    extra: { terminated: reason !== undefined, resources: vm.resources() },
+  };
+}
+
+function printFirst(first: FirstRun): void {
+  const r0 = first.r0;
+  if (r0 === null) console.log(`terminated (${first.reason ?? 'request'})`);
+  else console.log(`r0 = 0x${r0.toString(16)} (${r0})`);
+  const res = first.extra.resources;
+  if (res !== undefined) {
+    console.log(
+      `resources after the run: ${res.live_objects} objects (${res.live_bytes} bytes), ${res.reservations} ringbuf reservations, ${res.locks_held} locks held`,
+    );
+  }
 }
 
 /** Median ns per run over up to 15 rounds of `repeat` runs each, after a warm-up. */

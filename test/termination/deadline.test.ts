@@ -10,57 +10,12 @@ import { assembleProgram } from '../../src/asm/assembler.js';
 import { TerminationError } from '../../src/errors.js';
 import { BPF_FUNC_loop } from '../../src/helper-protos.js';
 import { Vm } from '../../runtime/vm.js';
+import { MAY_GOTO_LOOP, NESTED_LOOPS } from './programs.js';
 
 const vms: Vm[] = [];
 afterEach(async () => {
   await Promise.all(vms.splice(0).map((v) => v.close()));
 });
-
-/** bpf_loop(1024, l1) → bpf_loop(1024, l2) → bpf_loop(1024, l3) → bpf_loop(1024, l4). */
-export const NESTED_LOOPS = `
-    mov %r1, 1024
-    lddw %r2, func l1
-    mov %r3, 0
-    mov %r4, 0
-    call 181
-    mov %r0, 7
-    exit
-  l1:
-    mov %r1, 1024
-    lddw %r2, func l2
-    mov %r3, 0
-    mov %r4, 0
-    call 181
-    mov %r0, 0
-    exit
-  l2:
-    mov %r1, 1024
-    lddw %r2, func l3
-    mov %r3, 0
-    mov %r4, 0
-    call 181
-    mov %r0, 0
-    exit
-  l3:
-    mov %r1, 1024
-    lddw %r2, func l4
-    mov %r3, 0
-    mov %r4, 0
-    call 181
-    mov %r0, 0
-    exit
-  l4:
-    mov %r0, 0
-    exit`;
-
-/** An open loop bounded only by may_goto (8M iterations); r0 = iterations. Loaded unverified: our verifier does not widen the counter in may_goto loops as the kernel does. */
-export const MAY_GOTO_LOOP = `
-    mov %r0, 0
-  top:
-    may_goto +2
-    add %r0, 1
-    ja top
-    exit`;
 
 /** The error a run throws, or undefined. */
 function thrown(f: () => unknown): unknown {

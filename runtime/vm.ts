@@ -91,6 +91,7 @@ import { WorkerPool } from './worker-pool.js';
 import { loadObjectInto, type LoadedObject, type ObjectOptions } from './object.js';
 import { LoadedProgram, type Engine } from './loaded-program.js';
 import { Termination, type TermKfunc, type TermProg } from './termination.js';
+import { resSpinLockKfuncs } from './helpers/spinlock.js';
 import { fastPathFn, helperFastPath } from './fast-path.js';
 import {
   ringbufReservations,
@@ -312,6 +313,7 @@ export class Vm {
     this.rt = instantiateRt(this.memory, 0, (op) => (op === 1 ? 0n : -22n));
     for (const h of runtimeModuleHelpers(this.rt)) this.helpers.register(h);
     for (const h of this.helpers.all()) this.builtinHelpers.set(h.id, h);
+    for (const k of resSpinLockKfuncs(this, this.services.spinLocks)) this.registerKfunc(k);
     for (const h of opts.helpers ?? []) this.helpers.register(h);
     const cfg: WorkerHelperConfig = {
       seed: opts.seed ?? DEFAULT_SEED,

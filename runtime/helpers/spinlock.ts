@@ -12,17 +12,25 @@
  * Both return 0 (RET_VOID); a pointer that is not a 4-byte-aligned word of Vm memory is
  * -EINVAL (the verifier rejects such programs).
  *
- * Called from BPF. Fast-path termination keeps both (lock / release).
+ * The checked form, the kfuncs `bpf_res_spin_lock(lock) -> int` and `bpf_res_spin_unlock(lock)`
+ * (the kernel's rqspinlock, notes/fast-path-termination.md §6), never breaks a lock: it returns
+ * -EDEADLK when the running worker holds the lock already (AA) and -ETIMEDOUT after SPIN_LIMIT
+ * tries against another holder, and the verifier makes the program check the result before its
+ * critical section (src/verifier/res-lock.ts). Its fast path fails with -ETIMEDOUT.
+ *
+ * Called from BPF. Fast-path termination keeps bpf_spin_lock/unlock (lock / release).
  */
 
 import type { WorkerLayout } from '../../src/abi.js';
 import {
   BPF_FUNC_spin_lock,
   BPF_FUNC_spin_unlock,
+  EDEADLK,
   EINVAL,
+  ETIMEDOUT,
   negErrno,
 } from '../../src/helper-protos.js';
-import type { HelperProto } from '../helpers.js';
+import type { HelperProto, KfuncProto } from '../helpers.js';
 import { memAddr, type MemHost } from './mem.js';
 
 /** Tries before a waiter takes a lock held by another worker. */
@@ -91,6 +99,56 @@ export function spinUnlock(vm: LockHost, ptr: bigint, stats?: SpinLockStats): bi
   if (!(buf instanceof SharedArrayBuffer)) vm.dataView().setUint32(a, 0, true);
   if (stats !== undefined && was !== 0 && stats.held > 0) stats.held--;
   return 0n;
+}
+
+/** bpf_res_spin_lock: 0 with the lock at `ptr` taken, or -EDEADLK / -ETIMEDOUT without it. */
+export function resSpinLock(vm: LockHost, ptr: bigint, stats: SpinLockStats): bigint {
+  const a = lockAddr(vm, ptr);
+  if (a < 0) return negErrno(EINVAL);
+  const me = vm.worker.index + 1;
+  const buf = vm.memory.buffer as ArrayBuffer | SharedArrayBuffer;
+  if (!(buf instanceof SharedArrayBuffer)) {
+    const v = vm.dataView();
+    // single-threaded: nobody else can release a held lock
+    if (v.getUint32(a, true) !== 0) return negErrno(EDEADLK);
+    v.setUint32(a, me, true);
+    stats.held++;
+    return 0n;
+  }
+  const words = new Int32Array(buf);
+  for (let n = 0; n < SPIN_LIMIT; n++) {
+    const owner = Atomics.compareExchange(words, a / 4, 0, me);
+    if (owner === 0) {
+      stats.held++;
+      return 0n;
+    }
+    if (owner === me) return negErrno(EDEADLK);
+  }
+  return negErrno(ETIMEDOUT);
+}
+
+/** The checked lock kfuncs and their verifier signatures. */
+export function resSpinLockKfuncs(vm: LockHost, stats: SpinLockStats): KfuncProto[] {
+  return [
+    {
+      name: 'bpf_res_spin_lock',
+      fn: (args) => resSpinLock(vm, args[0], stats),
+      sig: {
+        name: 'bpf_res_spin_lock',
+        args: [{ kind: 'res_spin_lock' }],
+        ret: { kind: 'scalar' },
+      },
+    },
+    {
+      name: 'bpf_res_spin_unlock',
+      fn: (args) => spinUnlock(vm, args[0], stats),
+      sig: {
+        name: 'bpf_res_spin_unlock',
+        args: [{ kind: 'res_spin_unlock' }],
+        ret: { kind: 'void' },
+      },
+    },
+  ];
 }
 
 /** The lock helpers; `stats` collects lock breaks. */

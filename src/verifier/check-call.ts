@@ -53,6 +53,7 @@ import { readReg } from './check-alu.js';
 import { checkHelperMemAccess } from './check-mem.js';
 import { mapAllRegs } from './check-jmp.js';
 import type { VerifierEnv } from './verifier-env.js';
+import { resLockCall, resUnlockCall } from './res-lock.js';
 
 /** Map types (uapi `enum bpf_map_type`) the compatibility rules name. */
 const MAP = {
@@ -584,8 +585,10 @@ export function checkKfuncCall(env: VerifierEnv, st: VerifierState, idx: number,
       `calling kernel function ${name} is not allowed (the Vm has no such kfunc)`,
     );
   }
-  if (st.activeLocks > 0)
+  const unlocks = sig.args.some((a) => a.kind === 'res_spin_unlock');
+  if (st.activeLocks > 0 && !unlocks)
     throw env.fail(idx, 'function calls are not allowed while holding a lock');
+  let resLock: number | undefined;
   sig.args.forEach((arg, k) => {
     const argno = k + 1;
     const reg = readReg(env, st, idx, argno);
@@ -610,11 +613,29 @@ export function checkKfuncCall(env: VerifierEnv, st: VerifierState, idx: number,
         }
         releaseReference(env, st, idx, reg.refObjId);
         return;
+      case 'res_spin_lock':
+      case 'res_spin_unlock': {
+        if (reg.type !== 'PTR_TO_MAP_VALUE' || reg.maybeNull) {
+          throw env.fail(idx, `R${argno} type=${regTypeStr(reg)} expected=map_value`);
+        }
+        if (!tnumIsConst(reg.scalar.varOff)) {
+          throw env.fail(
+            idx,
+            `R${argno} doesn't have constant offset. bpf_res_spin_lock has to be at the constant offset`,
+          );
+        }
+        checkHelperMemAccess(env, st, idx, argno, 4, { read: false, write: false, zeroOk: false });
+        const mapId = reg.map?.id ?? 0;
+        if (arg.kind === 'res_spin_unlock') resUnlockCall(env, st, idx, mapId);
+        else resLock = mapId;
+        return;
+      }
     }
   });
   clobberArgs(st);
   const ret = sig.ret;
-  if (ret.kind === 'void') setR0(st, regNotInit());
+  if (resLock !== undefined) setR0(st, resLockCall(env, st, idx, resLock));
+  else if (ret.kind === 'void') setR0(st, regNotInit());
   else if (ret.kind === 'scalar') setR0(st, regUnknownScalar());
   else {
     const id = ret.acquire ? acquireReference(env, st, idx) : env.newId();

@@ -43,7 +43,13 @@ export type KfuncArg =
   | { readonly kind: 'scalar' }
   | { readonly kind: 'any' }
   | { readonly kind: 'mem'; readonly size: number }
-  | { readonly kind: 'release' };
+  | { readonly kind: 'release' }
+  /**
+   * A `struct bpf_res_spin_lock` in a map value (constant offset): `res_spin_lock` takes it
+   * and its result must be checked (res-lock.ts); `res_spin_unlock` releases it.
+   */
+  | { readonly kind: 'res_spin_lock' }
+  | { readonly kind: 'res_spin_unlock' };
 
 /** A kfunc's return value. */
 export type KfuncRet =

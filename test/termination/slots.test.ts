@@ -57,20 +57,22 @@ async function setup(engine: 'jit' | 'interp'): Promise<{
   vms.push(vm);
   vm.createMap({ name: 'a', type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: 8, maxEntries: 1 });
   const during: unknown[][] = [];
-  let q: LoadedProgram | undefined;
-  let p: LoadedProgram | undefined;
+  const progs: { p?: LoadedProgram; q?: LoadedProgram } = {};
   vm.registerKfunc({
     name: 'test_stop',
     fn: () => {
+      const { p, q } = progs as { p: LoadedProgram; q: LoadedProgram };
       vm.terminate(p);
-      during.push(block(vm, p as LoadedProgram, IDS), block(vm, q as LoadedProgram, IDS));
+      during.push(block(vm, p, IDS), block(vm, q, IDS));
       return 0n;
     },
     sig: { name: 'test_stop', args: [], ret: { kind: 'scalar' } },
   });
   const kfuncs = new Map([[7, { name: 'test_stop', weak: false }]]);
-  p = await vm.load(assembleProgram(LOOKUPS), { engine, kfuncs });
-  q = await vm.load(assembleProgram(LOOKUPS), { engine, kfuncs });
+  const p = await vm.load(assembleProgram(LOOKUPS), { engine, kfuncs });
+  const q = await vm.load(assembleProgram(LOOKUPS), { engine, kfuncs });
+  progs.p = p;
+  progs.q = q;
   return { vm, p, q, during };
 }
 

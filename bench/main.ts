@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: the performance report of issue #3 item 8. Sections (each optional with
  * `--only`): the benchmark corpus on the JIT, the interpreter and (where it works) the kernel
- * JIT; the per-run overhead of the run methods; map lookups from BPF; compile latency per phase. Tables go to
+ * JIT; the per-run overhead of the run methods; map lookups from BPF; compile latency per phase;
+ * fast-path termination (overhead, latency, the alternatives). Tables go to
  * stdout, progress to stderr, and `--json FILE` writes the same figures as JSON.
  *
  * Every ns figure is a median over timed rounds after a warm-up of at least 100 ms (V8 must
@@ -38,6 +39,11 @@ import { benchPlans, parseOptions, USAGE, type BenchOptions, type BenchPlans } f
 import { benchOverhead, formatOverhead, type OverheadReport } from './overhead.bench.js';
 import { heading } from './table.js';
 import { benchMaps, formatMaps, type MapsReport } from './maps.bench.js';
+import {
+  benchTermination,
+  formatTermination,
+  type TerminationReport,
+} from './termination.bench.js';
 
 /** Where and how the bench ran. */
 interface MachineInfo {
@@ -67,6 +73,7 @@ interface BenchReport {
   maps?: MapsReport;
   compile?: CompileReport;
   verify?: VerifyReport;
+  termination?: TerminationReport;
 }
 
 function progress(line: string): void {
@@ -180,6 +187,12 @@ async function runBench(opts: BenchOptions): Promise<BenchReport> {
     const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
     report.verify = benchVerify(root, opts.cpu, opts.quick ? 3 : 9, progress);
     process.stdout.write(`${heading('Verification time')}\n${formatVerify(report.verify)}\n`);
+  }
+  if (opts.sections.has('termination')) {
+    report.termination = await benchTermination(plans.jit, opts.cpu, opts.quick, progress);
+    process.stdout.write(
+      `${heading('Fast-path termination')}\n${formatTermination(report.termination)}\n`,
+    );
   }
   machine.loadavgEnd = loadavg();
   const end = [

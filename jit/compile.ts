@@ -31,6 +31,7 @@ import {
   CTRL_PKT_ADDR,
   CTRL_PKT_LEN,
   CTRL_TAIL_CALL_CNT,
+  CTRL_TERMINATE,
   EXEC_CODE,
   EXPORT_FUNC_PREFIX,
   FUNC_TOKEN_BASE,
@@ -101,6 +102,23 @@ export interface CompileOptions {
    * `markers`, so that a printer can show the instruction beside its code. Implies debugNames.
    */
   readonly annotate?: boolean;
+  /**
+   * How static helper calls are made (notes/fast-path-termination.md; the `termination` bench
+   * compares them): 'patchable' (the default) is `call_indirect` through the program's block
+   * of the call table, which termination swaps; 'direct' calls the helper as an imported
+   * function `env.helper_<id>` (not terminable: the cost patchability saves); 'flag-check' is
+   * 'patchable' plus a read of CTRL_TERMINATE before every call that enters the checkpoint when
+   * it is set (the talk's per-call flag alternative).
+   */
+  readonly helperCalls?: HelperCallMode;
+}
+
+/** See `CompileOptions.helperCalls`. */
+export type HelperCallMode = 'patchable' | 'direct' | 'flag-check';
+
+/** Import name of helper `id` in 'direct' mode. */
+export function directHelperImport(id: number): string {
+  return `helper_${id}`;
 }
 
 /** Time spent per phase, in milliseconds. */
@@ -183,6 +201,16 @@ export async function compileProgram(prog: Program, opts: CompileOptions): Promi
   };
 }
 
+/** The helper ids a program calls statically, for 'direct' mode's imports. */
+export function directHelperIds(prog: Program, opts: Pick<CompileOptions, 'hasHelper'>): number[] {
+  const ids = new Set<number>();
+  prog.insns.forEach((i, idx) => {
+    if (prog.ops[idx]?.kind !== 'call' || i.src !== 0 || i.imm === BPF_FUNC_tail_call) return;
+    if (i.imm > 0 && i.imm < HELPER_BLOCK_SIZE && opts.hasHelper(i.imm)) ids.add(i.imm);
+  });
+  return [...ids].sort((a, b) => a - b);
+}
+
 function buildModule(
   b: BinaryenApi,
   m: BinaryenModule,
@@ -199,6 +227,12 @@ function buildModule(
   m.addGlobalImport('ctrl', IMPORT_MODULE, IMPORT_CTRL, b.i32, false);
   m.addGlobalImport('ctx', IMPORT_MODULE, IMPORT_CTX, b.i32, false);
   const i64x5 = b.createType([b.i64, b.i64, b.i64, b.i64, b.i64]);
+  if (opts.helperCalls === 'direct') {
+    for (const id of directHelperIds(prog, opts)) {
+      const name = directHelperImport(id);
+      m.addFunctionImport(name, IMPORT_MODULE, name, i64x5, b.i64);
+    }
+  }
   addFailFunction(b, m);
   const reloopered: number[] = [];
   const markers: number[][] = [];
@@ -1093,8 +1127,31 @@ class FuncCompiler {
       return [this.fail('call', idx, m.i64.const(i.imm))];
     }
     if (i.imm === BPF_FUNC_tail_call) return this.tailCall();
+    const mode = this.opts.helperCalls ?? 'patchable';
+    if (mode === 'direct') {
+      return [this.set64(0, m.call(directHelperImport(i.imm), this.args(), b.i64))];
+    }
     const slot = m.i32.const(this.opts.links.helperBase + i.imm);
-    return [this.set64(0, m.call_indirect('table', slot, this.args(), this.i64x5(), b.i64))];
+    const call = this.set64(0, m.call_indirect('table', slot, this.args(), this.i64x5(), b.i64));
+    if (mode === 'patchable') return [call];
+    // 'flag-check': a set CTRL_TERMINATE enters the checkpoint, which swaps the block first
+    const base = this.opts.links.helperBase;
+    const zero = (): ExpressionRef => m.i64.const(0);
+    return [
+      m.if(
+        m.i32.load(CTRL_TERMINATE, 4, m.global.get('ctrl', b.i32)),
+        m.drop(
+          m.call_indirect(
+            'table',
+            m.i32.const(base + TERM_CHECK_SLOT),
+            [m.i64.const(base), zero(), zero(), zero(), zero()],
+            this.i64x5(),
+            b.i64,
+          ),
+        ),
+      ),
+      call,
+    ];
   }
 
   /**

@@ -52,7 +52,14 @@ import {
 import type { HelperArgs, MemRegion, TokenTarget } from '../src/interp/env.js';
 import { jumpTarget, subprogIndexOf, type Program, type ProgType } from '../src/program.js';
 import { adaptHelpers, compileHelperAdapter } from '../jit/adapter.js';
-import { compileProgram, type CompiledModule, type CompileTimings } from '../jit/compile.js';
+import {
+  compileProgram,
+  directHelperIds,
+  directHelperImport,
+  type CompiledModule,
+  type CompileTimings,
+  type HelperCallMode,
+} from '../jit/compile.js';
 import { HeapArena } from './heap.js';
 import {
   allHelpers,
@@ -163,6 +170,12 @@ export interface LoadOptions {
   readonly debugNames?: boolean;
   /** Compile with instruction markers and keep the module (for `bpfwasm jit --wat`). */
   readonly annotate?: boolean;
+  /**
+   * How the JIT calls helpers (jit/compile.ts `HelperCallMode`): 'patchable' (the default;
+   * terminable), or, to measure what termination costs, 'direct' (not terminable by slot swaps)
+   * or 'flag-check'. Only on a Vm without workers.
+   */
+  readonly helperCalls?: HelperCallMode;
 }
 
 const MAX_PAGES = 65536;
@@ -451,6 +464,8 @@ export class Vm {
         `program type '${type}' cannot run yet (supported: ${RUNNABLE_TYPES.join(', ')})`,
       );
     }
+    if (this.workerCount > 0 && (opts.helperCalls ?? 'patchable') !== 'patchable')
+      throw new UsageError("helperCalls other than 'patchable' need a Vm without workers");
     const verified = opts.verify === false ? undefined : this.verify(prog, { ...opts, type });
     if (this.workerCount > 0)
       this.checkWorkerCalls(prog, opts.kfuncs ?? new Map(), opts.maps ?? []);
@@ -541,13 +556,21 @@ export class Vm {
         hasHelper: (h) => this.helpers.has(h),
         debugNames: opts.debugNames ?? false,
         annotate: opts.annotate ?? false,
+        ...(opts.helperCalls !== undefined ? { helperCalls: opts.helperCalls } : {}),
       });
       if (opts.annotate === true) kept = compiled;
       await this.onCompiled?.(compiled.wasm, prog);
       const mod = await WebAssembly.compile(compiled.wasm);
-      exports = this.instantiate(mod);
       await this.fillHelperSlots(links.helperBase);
       await this.fillKfuncSlots();
+      const direct: Record<string, WebAssembly.ExportValue> = {};
+      if (opts.helperCalls === 'direct') {
+        for (const id of directHelperIds(prog, { hasHelper: (h) => this.helpers.has(h) }))
+          direct[directHelperImport(id)] = this.table.get(
+            links.helperBase + id,
+          ) as WebAssembly.ExportValue;
+      }
+      exports = this.instantiate(mod, direct);
       timings = compiled.timings;
       compileMs = performance.now() - t0;
       prog.subprogs.forEach((_, k) => {
@@ -869,9 +892,13 @@ export class Vm {
     return value ? bpfMap.valueAddr(0) + off : bpfMap.addr;
   }
 
-  private instantiate(mod: WebAssembly.Module): WebAssembly.Exports {
+  private instantiate(
+    mod: WebAssembly.Module,
+    extra: Record<string, WebAssembly.ExportValue> = {},
+  ): WebAssembly.Exports {
     const inst = new WebAssembly.Instance(mod, {
       [IMPORT_MODULE]: {
+        ...extra,
         [IMPORT_MEMORY]: this.memory,
         [IMPORT_TABLE]: this.table,
         [IMPORT_SP]: this.globals.sp,

@@ -127,7 +127,7 @@ export class LoadedProgram {
     this.runCtxFn = init.exports?.[EXPORT_RUN_CTX] as RunCtxFn | undefined;
     this.insnBudget = init.insnBudget ?? DEFAULT_INSN_BUDGET;
     this.inputView = new Uint8Array(vm.memory.buffer, vm.worker.packet, PACKET_CAPACITY);
-    this.termProg = vm.termProg(init.prog, init.links);
+    this.termProg = vm.termProg(init.prog, init.links, init.verified);
   }
 
   /** Marks the program dead: later runs throw `TerminationError` without running. */
@@ -172,9 +172,10 @@ export class LoadedProgram {
   runU32(input?: RunInput, opts?: RunOptions): number {
     if (this.killed) throw new TerminationError('request');
     const term = this.vm.termination;
-    const prev = term.enter(this.termProg, opts?.deadlineNs);
+    const prev = term.running;
     let out: number;
     try {
+      term.enter(this.termProg, opts?.deadlineNs);
       out = this.runOnce(input);
     } finally {
       const reason = term.exit(prev);
@@ -265,8 +266,9 @@ export class LoadedProgram {
       : (batch as Batch);
     if (this.killed) throw new TerminationError('request');
     const term = this.vm.termination;
-    const prev = term.enter(this.termProg, undefined);
+    const prev = term.running;
     try {
+      term.enter(this.termProg, undefined);
       if (this.engine === 'jit') {
         try {
           (this.batchFn as BatchFn)(b.descAddr, b.count, b.resultsAddr);

@@ -17,6 +17,12 @@
  *  - a request another thread stored in this thread's CTRL_TERMINATE (shared memory): read at
  *    run entry, at the may_goto checkpoint and by the iterator helpers.
  *
+ * A program the verifier proved never to hold a reference or a lock (`TermProg.unwindable`)
+ * is not run down: the checkpoint that acts throws a TerminationError that unwinds the Wasm and
+ * JS frames of the run to its entry (≈ one exception, notes/wasm-platform.md §2), as bpf_throw
+ * does; nothing can leak. `Vm.terminate` called from a helper of such a run therefore does not
+ * return to its caller.
+ *
  * Kfunc slots are Vm-wide, not per program; kfuncs run only on the host thread, and the host
  * thread runs one program at a time, so the kfunc slots the terminated program calls are
  * swapped for the rest of its run and restored with its helpers.
@@ -36,7 +42,7 @@ import {
   TERM_REASON_TIMEOUT,
   type WorkerLayout,
 } from '../src/abi.js';
-import type { TerminationReason } from '../src/errors.js';
+import { TerminationError, type TerminationReason } from '../src/errors.js';
 import type { HelperArgs } from '../src/interp/env.js';
 import type { KfuncSig } from '../src/verifier/verifier.js';
 import { FastPathSet, fastPathFn, helperFastPath, kfuncFastPath } from './fast-path.js';
@@ -67,6 +73,12 @@ export interface TermProg {
   /** Helper ids the program can call (its static calls; every id when it uses callx). */
   readonly helperIds: readonly number[];
   readonly kfuncs: readonly TermKfunc[];
+  /**
+   * The verifier proved that the program never holds a reference or a lock: a terminated run
+   * is abandoned at once (a throw unwinds to the entry, bpf_throw's precondition) instead of
+   * running down with fast-path helpers.
+   */
+  readonly unwindable: boolean;
 }
 
 const REASONS: Readonly<Record<number, TerminationReason>> = {
@@ -90,6 +102,8 @@ export class Termination {
   private saved: [number, WebAssembly.ExportValue][] = [];
   private set: FastPathSet | undefined;
   private readonly host: TerminationHost;
+  /** Thrown to abandon an unwindable run (made once: a stack trace costs microseconds). */
+  private readonly unwind = new TerminationError('request');
 
   constructor(host: TerminationHost) {
     this.host = host;
@@ -187,10 +201,21 @@ export class Termination {
     return this.host.dataView().getUint32(this.host.worker.ctrl + CTRL_TERMINATE, true);
   }
 
-  /** Swaps the running program's slots for their fast paths and zeroes its may_goto budget. */
+  /**
+   * Swaps the running program's slots for their fast paths and zeroes its may_goto budget; or,
+   * for an unwindable program, throws to abandon the run at once.
+   */
   private engage(reason: number): void {
     const prog = this.running;
     if (this.engaged || prog === undefined) return;
+    if (prog.unwindable) {
+      this.engaged = true;
+      this.reason = reason;
+      this.terminations++;
+      this.host.dataView().setUint32(this.host.worker.ctrl + CTRL_TERM_ACK, reason, true);
+      // the run's exit (LoadedProgram) reports the public TerminationError
+      throw this.unwind;
+    }
     const set = this.stubs();
     const table = this.host.table;
     this.saved = [];

@@ -661,7 +661,7 @@ export class Vm {
   }
 
   /** The call-table slots termination swaps for `prog` (its helper ids and kfuncs). */
-  termProg(prog: Program, links: ProgLinks): TermProg {
+  termProg(prog: Program, links: ProgLinks, verified?: VerifiedProgram): TermProg {
     const ids = new Set<number>();
     let callx = false;
     prog.insns.forEach((i, idx) => {
@@ -675,7 +675,8 @@ export class Vm {
       const k = this.kfuncBySlot.get(slot);
       return k === undefined ? [] : [{ slot, name: k.name, sig: k.sig }];
     });
-    return { helperBase: links.helperBase, helperIds, kfuncs };
+    const unwindable = verified !== undefined && verified.holdsResources === false;
+    return { helperBase: links.helperBase, helperIds, kfuncs, unwindable };
   }
 
   /** After a failed JIT run: reset the worker's stack pointer and error slot. */

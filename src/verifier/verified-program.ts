@@ -54,6 +54,13 @@ export interface VerifiedProgram {
    * gives every run at least this many bytes there (zero padding after a short input).
    */
   readonly memInputSize: number;
+  /**
+   * Some explored state held a reference (ringbuf record, acquired object) or a lock at some
+   * insn. When false, a run can be abandoned anywhere without leaking (the precondition of
+   * bpf_throw), which fast-path termination uses to exit at once instead of running down.
+   * Undefined (facts built elsewhere) counts as true.
+   */
+  readonly holdsResources?: boolean;
   /** Bytes of stack each subprog uses (kernel `stack_depth`), by subprog index. */
   readonly stackDepth: readonly number[];
   /** Instructions processed (`insn_processed`). */

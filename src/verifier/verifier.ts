@@ -116,6 +116,7 @@ export function verifyProgram(prog: Program, opts: VerifyOptions = {}): Verified
     reachable: env.facts().map((f) => f !== undefined),
     facts: env.facts(),
     memInputSize: env.memInputMax,
+    holdsResources: env.holdsResources,
     stackDepth: env.stackDepth.slice(),
     processedInsns: env.insnProcessed,
     totalStates: env.explored.totalStates,

@@ -7,9 +7,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { assemble, assembleProgram } from '../../src/asm/assembler.js';
 import { TerminationError } from '../../src/errors.js';
-import { BPF_FUNC_map_lookup_elem, BPF_FUNC_ringbuf_reserve } from '../../src/helper-protos.js';
+import {
+  BPF_FUNC_map_lookup_elem,
+  BPF_FUNC_ringbuf_discard,
+  BPF_FUNC_ringbuf_reserve,
+} from '../../src/helper-protos.js';
 import { createProgram } from '../../src/program.js';
-import { BPF_MAP_TYPE_ARRAY } from '../../runtime/maps/map-type.js';
+import { BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_RINGBUF } from '../../runtime/maps/map-type.js';
 import type { LoadedProgram } from '../../runtime/loaded-program.js';
 import { Vm } from '../../runtime/vm.js';
 
@@ -18,8 +22,17 @@ afterEach(async () => {
   await Promise.all(vms.splice(0).map((v) => v.close()));
 });
 
-/** r0 = lookup(map 1, key 0) != NULL, kfunc#0 (test_stop) in between two lookups. */
+/**
+ * Holds a ring-buffer record across kfunc#0 (test_stop), between two lookups of key 0 of map 1;
+ * r0 = 2 if the first lookup found the value, | 1 if the second did.
+ */
 const LOOKUPS = `
+    lddw %r1, map_fd 2
+    mov %r2, 8
+    mov %r3, 0
+    call 131
+    jeq %r0, 0, out
+    mov %r8, %r0
     stw [%r10-4], 0
     lddw %r1, map_fd 1
     mov %r2, %r10
@@ -35,9 +48,33 @@ const LOOKUPS = `
     mov %r7, 0
     jeq %r0, 0, +1
     mov %r7, 1
-    mov %r0, %r7
+    mov %r9, %r7
     jeq %r6, 0, +1
-    or %r0, 2
+    or %r9, 2
+    mov %r1, %r8
+    mov %r2, 0
+    call 133
+    mov %r0, %r9
+    exit
+  out:
+    mov %r0, 0
+    exit`;
+
+/** The same without the record: it holds nothing, so a terminated run is abandoned at once. */
+const BARE = `
+    stw [%r10-4], 0
+    lddw %r1, map_fd 1
+    mov %r2, %r10
+    add %r2, -4
+    call 1
+    mov %r6, %r0
+    call kfunc 0
+    stw [%r10-4], 0
+    lddw %r1, map_fd 1
+    mov %r2, %r10
+    add %r2, -4
+    call 1
+    mov %r0, 5
     exit`;
 
 /** The table entries of a program's helper block, for the ids it calls. */
@@ -45,7 +82,7 @@ function block(vm: Vm, p: LoadedProgram, ids: readonly number[]): unknown[] {
   return ids.map((id) => vm.table.get(p.links.helperBase + id));
 }
 
-const IDS = [BPF_FUNC_map_lookup_elem, BPF_FUNC_ringbuf_reserve];
+const IDS = [BPF_FUNC_map_lookup_elem, BPF_FUNC_ringbuf_reserve, BPF_FUNC_ringbuf_discard];
 
 async function setup(engine: 'jit' | 'interp'): Promise<{
   vm: Vm;
@@ -56,6 +93,13 @@ async function setup(engine: 'jit' | 'interp'): Promise<{
   const vm = Vm.create();
   vms.push(vm);
   vm.createMap({ name: 'a', type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: 8, maxEntries: 1 });
+  vm.createMap({
+    name: 'rb',
+    type: BPF_MAP_TYPE_RINGBUF,
+    keySize: 0,
+    valueSize: 0,
+    maxEntries: 4096,
+  });
   const during: unknown[][] = [];
   const progs: { p?: LoadedProgram; q?: LoadedProgram } = {};
   vm.registerKfunc({
@@ -68,7 +112,7 @@ async function setup(engine: 'jit' | 'interp'): Promise<{
     },
     sig: { name: 'test_stop', args: [], ret: { kind: 'scalar' } },
   });
-  const kfuncs = new Map([[7, { name: 'test_stop', weak: false }]]);
+  const kfuncs = new Map([[14, { name: 'test_stop', weak: false }]]);
   const p = await vm.load(assembleProgram(LOOKUPS), { engine, kfuncs });
   const q = await vm.load(assembleProgram(LOOKUPS), { engine, kfuncs });
   progs.p = p;
@@ -86,9 +130,10 @@ describe.each(['jit', 'interp'] as const)('on the %s engine', (engine) => {
     expect(vm.dataView().getBigUint64(vm.worker.ctrl + 0x18, true)).toBe(2n);
     const [pDuring, qDuring] = during as [unknown[], unknown[]];
     if (engine === 'jit') {
-      // lookup swapped for its NULL stub, ringbuf_reserve is not called by P: untouched
+      // lookup and reserve swapped for their NULL stubs, discard (a release) kept
       expect(pDuring[0]).not.toBe(pBefore[0]);
-      expect(pDuring[1]).toBe(pBefore[1]);
+      expect(pDuring[1]).not.toBe(pBefore[1]);
+      expect(pDuring[2]).toBe(pBefore[2]);
     }
     expect(qDuring).toEqual(qBefore);
     expect(block(vm, p, IDS)).toEqual(pBefore);
@@ -103,6 +148,40 @@ describe.each(['jit', 'interp'] as const)('on the %s engine', (engine) => {
     expect(() => p.run()).toThrow(TerminationError);
     expect(vm.dataView().getBigUint64(vm.worker.ctrl + 0x18, true)).toBe(2n);
     expect(vm.termination.terminations).toBe(2);
+  });
+});
+
+describe.each(['jit', 'interp'] as const)('a program that holds nothing (%s)', (engine) => {
+  it('is abandoned at once: vm.terminate unwinds the run to its entry', async () => {
+    const vm = Vm.create();
+    vms.push(vm);
+    vm.createMap({ name: 'a', type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: 8, maxEntries: 1 });
+    let after = 0;
+    let lookups = 0;
+    const orig = vm.helpers.get(BPF_FUNC_map_lookup_elem);
+    vm.registerHelper({
+      id: BPF_FUNC_map_lookup_elem,
+      name: 'bpf_map_lookup_elem',
+      fn: (args) => (lookups++, orig?.fn(args) ?? 0n),
+    });
+    vm.registerKfunc({
+      name: 'test_stop',
+      fn: () => {
+        vm.terminate();
+        after++;
+        return 0n;
+      },
+      sig: { name: 'test_stop', args: [], ret: { kind: 'scalar' } },
+    });
+    const kfuncs = new Map([[7, { name: 'test_stop', weak: false }]]);
+    const p = await vm.load(assembleProgram(BARE), { engine, kfuncs });
+    expect(p.verified?.holdsResources).toBe(false);
+    expect(() => p.run()).toThrow(TerminationError);
+    // nothing ran after the request: not the rest of the kfunc, not the second lookup
+    expect(after).toBe(0);
+    expect(lookups).toBe(1);
+    expect(vm.termination.engaged).toBe(false);
+    expect(vm.globals.sp.value).toBe(vm.worker.stackTop);
   });
 });
 

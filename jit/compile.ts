@@ -49,7 +49,7 @@ import {
   type ProgLinks,
 } from '../src/abi.js';
 import { InternalError, LinkError } from '../src/errors.js';
-import { BPF_FUNC_tail_call } from '../src/helper-protos.js';
+import { BPF_FUNC_tail_call, helperFastPath } from '../src/helper-protos.js';
 import { callxReg, ldImm64Value, type Insn } from '../src/isa/insn.js';
 import {
   MAX_TAIL_CALL_CNT,
@@ -106,9 +106,9 @@ export interface CompileOptions {
    * How static helper calls are made (notes/fast-path-termination.md; the `termination` bench
    * compares them): 'patchable' (the default) is `call_indirect` through the program's block
    * of the call table, which termination swaps; 'direct' calls the helper as an imported
-   * function `env.helper_<id>` (not terminable: the cost patchability saves); 'flag-check' is
-   * 'patchable' plus a read of CTRL_TERMINATE before every call that enters the checkpoint when
-   * it is set (the talk's per-call flag alternative).
+   * function `env.helper_<id>` (not terminable: the cost patchability saves); 'flag-check' reads
+   * CTRL_TERMINATE before every call of a helper with a constant fast path and, when it is set,
+   * takes the constant instead of calling (the talk's per-call flag alternative).
    */
   readonly helperCalls?: HelperCallMode;
 }
@@ -1134,23 +1134,16 @@ class FuncCompiler {
     const slot = m.i32.const(this.opts.links.helperBase + i.imm);
     const call = this.set64(0, m.call_indirect('table', slot, this.args(), this.i64x5(), b.i64));
     if (mode === 'patchable') return [call];
-    // 'flag-check': a set CTRL_TERMINATE enters the checkpoint, which swaps the block first
-    const base = this.opts.links.helperBase;
-    const zero = (): ExpressionRef => m.i64.const(0);
+    // 'flag-check': with CTRL_TERMINATE set, a helper with a constant fast path is not called
+    // (r0 = the constant); the others are called as they are
+    const fast = helperFastPath(i.imm);
+    if (fast.kind !== 'const') return [call];
     return [
       m.if(
         m.i32.load(CTRL_TERMINATE, 4, m.global.get('ctrl', b.i32)),
-        m.drop(
-          m.call_indirect(
-            'table',
-            m.i32.const(base + TERM_CHECK_SLOT),
-            [m.i64.const(base), zero(), zero(), zero(), zero()],
-            this.i64x5(),
-            b.i64,
-          ),
-        ),
+        this.set64(0, m.i64.const(BigInt.asIntN(64, fast.ret))),
+        call,
       ),
-      call,
     ];
   }
 

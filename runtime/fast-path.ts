@@ -23,56 +23,20 @@ import { MAP_DESC, MAP_MAGIC } from '../src/abi.js';
 import {
   FUNC_PROTO_LIST,
   KFUNC_TERM_CLASSES,
-  funcProto,
+  helperFastPath,
   parseArgType,
+  termRetValue,
+  uninitArgs,
+  type FastPath,
   type FuncProto,
   type KfuncTermClass,
 } from '../src/helper-protos.js';
+
+export { helperFastPath, type FastPath } from '../src/helper-protos.js';
 import type { HelperArgs } from '../src/interp/env.js';
 import type { KfuncSig } from '../src/verifier/verifier.js';
 import { instantiateFastPath, type FastPathJs } from '../jit/stubs.js';
 import { memAddr, type MemHost } from './helpers/mem.js';
-
-/** What a fast path does instead of the original. */
-export type FastPath =
-  | { readonly kind: 'keep' }
-  | { readonly kind: 'const'; readonly ret: bigint }
-  | { readonly kind: 'zero'; readonly ret: bigint; readonly proto: FuncProto };
-
-const KEEP: FastPath = { kind: 'keep' };
-
-function retValue(r: bigint | 'null'): bigint {
-  return r === 'null' ? 0n : BigInt.asUintN(64, r);
-}
-
-/** Arguments (0-based) the verifier marks initialised after the call although the helper writes them. */
-function uninitArgs(p: FuncProto): number[] {
-  const out: number[] = [];
-  p.args.forEach((a, k) => {
-    const { base, flags } = parseArgType(a);
-    if (base === 'ARG_PTR_TO_UNINIT_MEM' || flags.includes('MEM_UNINIT')) out.push(k);
-  });
-  return out;
-}
-
-/** The fast path of helper `id` (keep when bpfwasm has no prototype for it). */
-export function helperFastPath(id: number): FastPath {
-  const p = funcProto(id);
-  if (p === undefined) return KEEP;
-  switch (p.helperClass) {
-    case 'release':
-    case 'lock':
-      return KEEP;
-    case 'iterator':
-      return { kind: 'const', ret: 0n };
-    case 'acquire':
-    case 'other': {
-      if (p.fastPathRet === undefined) return KEEP;
-      const ret = retValue(p.fastPathRet);
-      return uninitArgs(p).length > 0 ? { kind: 'zero', ret, proto: p } : { kind: 'const', ret };
-    }
-  }
-}
 
 /** The class of kfunc `name`: KFUNC_TERM_CLASSES, else derived from its signature. */
 export function kfuncTermClass(name: string, sig: KfuncSig | undefined): KfuncTermClass {
@@ -86,8 +50,8 @@ export function kfuncTermClass(name: string, sig: KfuncSig | undefined): KfuncTe
 /** The fast path of a kfunc (kept unless its class gives a return value). */
 export function kfuncFastPath(name: string, sig: KfuncSig | undefined): FastPath {
   const c = kfuncTermClass(name, sig);
-  if (c.helperClass === 'release' || c.fastPathRet === undefined) return KEEP;
-  return { kind: 'const', ret: retValue(c.fastPathRet) };
+  if (c.helperClass === 'release' || c.fastPathRet === undefined) return { kind: 'keep' };
+  return { kind: 'const', ret: termRetValue(c.fastPathRet) };
 }
 
 /**
@@ -139,7 +103,7 @@ export class FastPathSet {
       else if (f.kind === 'zero') zero.push({ id: p.id, f });
     }
     for (const c of KFUNC_TERM_CLASSES.values())
-      if (c.fastPathRet !== undefined) consts.add(retValue(c.fastPathRet));
+      if (c.fastPathRet !== undefined) consts.add(termRetValue(c.fastPathRet));
     const constList = [...consts];
     const zeroJs: FastPathJs[] = zero.map(({ f }) => (r1, r2, r3, r4, r5) => {
       const u = (v: bigint): bigint => BigInt.asUintN(64, v);

@@ -788,3 +788,49 @@ export const KFUNC_TERM_CLASSES: ReadonlyMap<string, KfuncTermClass> = new Map([
   ['bpf_rcu_read_unlock', RELEASE],
   ['bpf_throw', { helperClass: 'other' }],
 ]);
+
+/**
+ * What the fast-path version of a helper does instead of the original (runtime/fast-path.ts
+ * builds them; the JIT's 'flag-check' mode inlines the constant ones): keep the original,
+ * return a constant, or zero the uninitialised output buffers (§10.3 rule 6) and return one.
+ */
+export type FastPath =
+  | { readonly kind: 'keep' }
+  | { readonly kind: 'const'; readonly ret: bigint }
+  | { readonly kind: 'zero'; readonly ret: bigint; readonly proto: FuncProto };
+
+const KEEP: FastPath = { kind: 'keep' };
+
+/** The u64 a fast path returns for `fastPathRet`. */
+export function termRetValue(r: bigint | 'null'): bigint {
+  return r === 'null' ? 0n : BigInt.asUintN(64, r);
+}
+
+/** Arguments (0-based) the verifier marks initialised after the call although the helper writes them. */
+export function uninitArgs(p: FuncProto): number[] {
+  const out: number[] = [];
+  p.args.forEach((a, k) => {
+    const { base, flags } = parseArgType(a);
+    if (base === 'ARG_PTR_TO_UNINIT_MEM' || flags.includes('MEM_UNINIT')) out.push(k);
+  });
+  return out;
+}
+
+/** The fast path of helper `id` (keep when bpfwasm has no prototype for it). */
+export function helperFastPath(id: number): FastPath {
+  const p = funcProto(id);
+  if (p === undefined) return KEEP;
+  switch (p.helperClass) {
+    case 'release':
+    case 'lock':
+      return KEEP;
+    case 'iterator':
+      return { kind: 'const', ret: 0n };
+    case 'acquire':
+    case 'other': {
+      if (p.fastPathRet === undefined) return KEEP;
+      const ret = termRetValue(p.fastPathRet);
+      return uninitArgs(p).length > 0 ? { kind: 'zero', ret, proto: p } : { kind: 'const', ret };
+    }
+  }
+}

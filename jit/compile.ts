@@ -37,6 +37,7 @@ import {
   FUNC_TOKEN_BASE,
   HELPER_BLOCK_SIZE,
   IMPORT_CTRL,
+  IMPORT_CORO_DRAIN,
   MAY_GOTO_CHECK_PERIOD,
   TERM_CHECK_SLOT,
   IMPORT_CTX,
@@ -61,7 +62,13 @@ import type { AluOp, JmpCond, OpInfo } from '../src/isa/table.js';
 import { jumpTarget, type Program, type Subprog } from '../src/program.js';
 import type { VerifiedProgram } from '../src/verifier/verified-program.js';
 import { buildCfg, planNesting, type BasicBlock, type FuncCfg } from './cfg.js';
-import { addEntryFunctions, entryNeeds, funcName, type EntryKind } from './entry.js';
+import {
+  addEntryFunctions,
+  CORO_DRAIN,
+  entryNeeds,
+  funcName,
+  type EntryKind,
+} from './entry.js';
 import {
   loadBinaryen,
   validateModule,
@@ -249,7 +256,11 @@ function buildModule(
     if (opts.debugNames === true || opts.annotate === true) nameLocals(b, f, w32.length > 0);
     m.addFunctionExport(funcName(k), EXPORT_FUNC_PREFIX + k);
   });
-  addEntryFunctions(b, m, opts.entry, entryNeeds(prog));
+  const needs = entryNeeds(prog);
+  if (needs.coro) {
+    m.addFunctionImport(CORO_DRAIN, IMPORT_MODULE, IMPORT_CORO_DRAIN, b.i32, b.i32);
+  }
+  addEntryFunctions(b, m, opts.entry, needs);
   return { reloopered, markers, webs };
 }
 

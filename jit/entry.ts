@@ -8,6 +8,9 @@
  */
 
 import {
+  CORO_DRAIN_LIMIT,
+  CTRL_DEFER_HEAD,
+  CTRL_DEFER_TAIL,
   CTRL_MAY_GOTO,
   CTRL_PKT_ADDR,
   CTRL_PKT_LEN,
@@ -19,12 +22,15 @@ import {
   XDP_MD,
 } from '../src/abi.js';
 import { BPF_FUNC_tail_call } from '../src/helper-protos.js';
-import { BPF_MAX_LOOPS } from '../src/isa/opcodes.js';
+import { BPF_MAX_LOOPS, BPF_PSEUDO_KFUNC_CALL } from '../src/isa/opcodes.js';
 import type { Program } from '../src/program.js';
 import type { BinaryenApi, BinaryenModule, ExpressionRef } from './module.js';
 
 /** How the exported `run(a, b)` builds the entry function's arguments. */
 export type EntryKind = 'mem' | 'xdp';
+
+/** The Wasm name of the imported coroutine drain (IMPORT_CORO_DRAIN). */
+export const CORO_DRAIN = 'coro_drain';
 
 /** The Wasm name of BPF function k. */
 export function funcName(k: number): string {
@@ -42,6 +48,11 @@ export interface EntryNeeds {
   readonly ldAbs: boolean;
   /** The program may tail-call: reset the tail call count every run. */
   readonly tailCall: boolean;
+  /**
+   * The program calls kfuncs or callx, so it may defer coroutine frames (bpf_coro_defer):
+   * resume them when the entry function returns (the module imports IMPORT_CORO_DRAIN).
+   */
+  readonly coro: boolean;
 }
 
 /** What the entry points of `prog` must set up per run. */
@@ -50,10 +61,16 @@ export function entryNeeds(prog: Program): EntryNeeds {
   const tailCall = prog.insns.some(
     (i, idx) => prog.ops[idx]?.kind === 'call' && i.src === 0 && i.imm === BPF_FUNC_tail_call,
   );
+  const coro =
+    kinds.has('callx') ||
+    prog.insns.some(
+      (i, idx) => prog.ops[idx]?.kind === 'call' && i.src === BPF_PSEUDO_KFUNC_CALL,
+    );
   return {
     mayGoto: kinds.has('may_goto'),
     ldAbs: kinds.has('ldabs') || kinds.has('ldind'),
     tailCall,
+    coro,
   };
 }
 
@@ -73,6 +90,19 @@ export function addEntryFunctions(
   const ctrl = (): ExpressionRef => m.global.get('ctrl', i32);
   const u64 = (e: ExpressionRef): ExpressionRef => m.i64.extend_u(e);
   const zero = (): ExpressionRef => m.i64.const(0);
+  /** After the entry function returns: resume what it deferred (task_work), on this worker. */
+  const drain = (): ExpressionRef[] =>
+    needs.coro
+      ? [
+          m.if(
+            m.i32.ne(
+              m.i32.load(CTRL_DEFER_HEAD, 4, ctrl()),
+              m.i32.load(CTRL_DEFER_TAIL, 4, ctrl()),
+            ),
+            m.drop(m.call(CORO_DRAIN, [m.i32.const(CORO_DRAIN_LIMIT)], i32)),
+          ),
+        ]
+      : [];
   const once = (): ExpressionRef[] =>
     entry === 'xdp'
       ? [
@@ -120,6 +150,7 @@ export function addEntryFunctions(
         ...once(),
         ...one.setup,
         m.local.set(2, one.call),
+        ...drain(),
         m.i64.store(CTRL_R0, 8, ctrl(), m.local.get(2, b.i64)),
         m.i32.wrap(m.local.get(2, b.i64)),
       ],
@@ -155,6 +186,7 @@ export function addEntryFunctions(
                 m.i32.add(m.local.get(2, i32), m.i32.shl(i(), m.i32.const(2))),
                 m.i32.wrap(each.call),
               ),
+              ...drain(),
               m.local.set(3, m.i32.add(i(), m.i32.const(1))),
               m.br('next', m.i32.lt_u(i(), m.local.get(1, i32))),
             ]),
@@ -183,6 +215,7 @@ export function addEntryFunctions(
           3,
           m.call(funcName(0), [u64(m.local.get(0, i32)), zero(), zero(), zero(), zero()], b.i64),
         ),
+        ...drain(),
         m.i64.store(CTRL_R0, 8, ctrl(), m.local.get(3, b.i64)),
         m.i32.wrap(m.local.get(3, b.i64)),
       ],

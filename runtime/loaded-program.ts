@@ -10,9 +10,12 @@
 
 import type { VerifiedProgram } from '../src/verifier/verified-program.js';
 import {
+  CTRL_DEFER_HEAD,
+  CTRL_DEFER_TAIL,
   CTRL_R0,
   CTRL_TERM_ACK,
   CTRL_TERM_DEADLINE,
+  STACK_OFF,
   TERM_REASON_TIMEOUT,
   WORKER_CMD_RUN,
   WORKER_CMD_RUN_BATCH,
@@ -21,6 +24,7 @@ import {
   EXPORT_RUN_BATCH,
   EXPORT_RUN_CTX,
   PACKET_CAPACITY,
+  PERF_EVENT_DATA,
   SK_BUFF,
   XDP_MD,
   XDP_PACKET_HEADROOM,
@@ -188,6 +192,7 @@ export class LoadedProgram {
   private runOnce(input: RunInput): number {
     const len = this.place(input);
     const addr = len === 0 ? 0 : this.vm.worker.packet;
+    if (this.type === 'perf_event') return this.runPerfEvent(len);
     if (this.type !== 'mem' && this.type !== 'xdp') return this.runSkb(this.vm.worker.packet, len);
     if (this.engine === 'jit') {
       try {
@@ -446,6 +451,23 @@ export class LoadedProgram {
     return testRun(this, opts);
   }
 
+  /**
+   * perf_event: the input (at most PERF_EVENT_DATA.size bytes, zero-padded) is the
+   * `struct bpf_perf_event_data` the program gets in r1.
+   */
+  private runPerfEvent(len: number): number {
+    const w = this.vm.worker;
+    if (len > PERF_EVENT_DATA.size) {
+      throw new UsageError(
+        `a perf_event input is its bpf_perf_event_data: at most ${PERF_EVENT_DATA.size} bytes, not ${len}`,
+      );
+    }
+    const u8 = this.vm.u8();
+    u8.copyWithin(w.ctx, w.packet, w.packet + len);
+    u8.fill(0, w.ctx + len, w.ctx + PERF_EVENT_DATA.size);
+    return this.runWithCtx(w.ctx, 0, 0);
+  }
+
   /** Builds a minimal __sk_buff over the packet (len, protocol, data, data_end) and runs. */
   private runSkb(addr: number, len: number): number {
     const w = this.vm.worker;
@@ -495,8 +517,14 @@ export class LoadedProgram {
         writable: true,
         name: 'packet',
       });
-      const size = this.type === 'xdp' ? XDP_MD.size : SK_BUFF.size;
-      regions.push({ start: ctx, end: ctx + size, writable: this.type !== 'xdp', name: 'ctx' });
+      const size =
+        this.type === 'xdp'
+          ? XDP_MD.size
+          : this.type === 'perf_event'
+            ? PERF_EVENT_DATA.size
+            : SK_BUFF.size;
+      const writable = this.type !== 'xdp' && this.type !== 'perf_event';
+      regions.push({ start: ctx, end: ctx + size, writable, name: 'ctx' });
     } else if (Math.max(len, this.memInputRoom()) > 0) {
       const end = pkt + Math.max(len, this.memInputRoom());
       regions.push({ start: pkt, end, writable: true, name: 'packet' });
@@ -515,6 +543,12 @@ export class LoadedProgram {
       packet: len > 0 ? { addr: pkt, len } : undefined,
     };
     const r0 = interpret(this.program, env, r1, r2);
+    // what the run deferred continues now, on the interpreter too (the JIT's entry does this)
+    const v = vm.dataView();
+    if (v.getUint32(w.ctrl + CTRL_DEFER_HEAD, true) !== v.getUint32(w.ctrl + CTRL_DEFER_TAIL, true))
+      vm.coroutines.drainDeferredWith(w.ctrl, w.stackBottom - STACK_OFF, (token, frame) => {
+        vm.services.callBpf(token, [BigInt(frame)], { engine: 'interp', regions: env.regions });
+      });
     vm.dataView().setBigUint64(w.ctrl + CTRL_R0, r0, true);
     return r0;
   }

@@ -8,6 +8,7 @@
  */
 
 import { readFileSync } from 'node:fs';
+import { STACK_OFF, type WorkerLayout } from '../src/abi.js';
 import { InternalError } from '../src/errors.js';
 
 /** The runtime module's exports. */
@@ -35,6 +36,27 @@ export interface RtExports {
   readonly bpf_ringbuf_discard: (...args: bigint[]) => bigint;
   readonly bpf_ringbuf_query: (...args: bigint[]) => bigint;
   readonly bpf_tail_call: (...args: bigint[]) => bigint;
+  // coroutines (runtime/wasm/coro.ts)
+  readonly bpf_coro_defer: (...args: bigint[]) => bigint;
+  readonly bpf_coro_enqueue: (...args: bigint[]) => bigint;
+  readonly bpf_coro_yield: (...args: bigint[]) => bigint;
+  readonly bpf_coro_detach: (...args: bigint[]) => bigint;
+  readonly bpf_coro_await: (...args: bigint[]) => bigint;
+  readonly bpf_coro_take_cancelled: (...args: bigint[]) => bigint;
+  readonly bpf_coro_handle_frame: (...args: bigint[]) => bigint;
+  readonly bpf_coro_reap: (...args: bigint[]) => bigint;
+  readonly bpf_coro_drain: (...args: bigint[]) => bigint;
+  readonly coro_set_worker: (ctrl: number, area: number) => void;
+  /** Resumes frame `f` if its sequence number is still `seq`; 1 when it ran. */
+  readonly coro_resume: (f: number, seq: number) => number;
+  /** Calls the destroy token of frame `f` if its sequence number is still `seq`. */
+  readonly coro_destroy: (f: number, seq: number) => number;
+  /** Resumes up to `limit` frames deferred on this worker; returns how many ran. */
+  readonly coro_drain_deferred: (limit: number) => number;
+  /** Pops and resumes up to `batch` handles of queue map `q`; returns how many were popped. */
+  readonly coro_drain_queue: (q: number, batch: number) => number;
+  /** Sets and clears flag bits of frame `f`; returns the flags, or 0xffffffff for a bad frame. */
+  readonly coro_frame_flags: (f: number, set: number, clear: number) => number;
 }
 
 /** Host service the module calls for map families it does not implement. */
@@ -68,16 +90,23 @@ export function rtModule(shared: boolean): WebAssembly.Module {
   return mod;
 }
 
-/** Instantiates the runtime module for worker `cpu` over `memory`. */
+/**
+ * Instantiates the runtime module for worker `cpu` over `memory` and that worker's call
+ * `table` (coroutine resumes call through it); `worker` is the control slot and area of the
+ * thread that runs the instance.
+ */
 export function instantiateRt(
   memory: WebAssembly.Memory,
+  table: WebAssembly.Table,
   cpu: number,
+  worker: WorkerLayout,
   mapOpSlow: MapOpSlow,
 ): RtExports {
   const shared = memory.buffer instanceof SharedArrayBuffer;
   const inst = new WebAssembly.Instance(rtModule(shared), {
     env: {
       memory,
+      table,
       map_op_slow: mapOpSlow,
       abort: (): never => {
         throw new InternalError('the runtime module aborted');
@@ -86,5 +115,6 @@ export function instantiateRt(
   });
   const rt = inst.exports as unknown as RtExports;
   rt.set_cpu(cpu);
+  rt.coro_set_worker(worker.ctrl, worker.stackBottom - STACK_OFF);
   return rt;
 }

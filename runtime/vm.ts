@@ -23,6 +23,7 @@ import {
   MAX_KFUNCS,
   IMPORT_CTRL,
   IMPORT_CTX,
+  IMPORT_CORO_DRAIN,
   IMPORT_MEMORY,
   IMPORT_MODULE,
   IMPORT_SP,
@@ -91,6 +92,9 @@ import type { MapInfo } from '../src/verifier/reg-state.js';
 import { verifyProgram, type KfuncSig, type LdMap } from '../src/verifier/verifier.js';
 import type { VerifiedProgram } from '../src/verifier/verified-program.js';
 import { instantiateRt, type RtExports } from './rt.js';
+import { Coroutines, type CoroutineOptions } from './coroutines.js';
+import { TASK_STRUCT_SIZE, TaskRefs } from './helpers/task-ref.js';
+import type { TaskInfo } from './helpers/task.js';
 import { xorshift32 } from './helpers/random.js';
 import { processTask } from './helpers/task.js';
 import { workerHelpers, type WorkerHelperConfig } from './worker-helpers.js';
@@ -133,6 +137,8 @@ export interface VmOptions extends HelperOptions {
   readonly onWorkerExit?: (e: WorkerError) => void;
   /** How often (ms) an idle worker bumps its heartbeat (default 100). */
   readonly heartbeatMs?: number;
+  /** Coroutine policies: deadlines, sweeps, where deferred frames go (runtime/coroutines.ts). */
+  readonly coroutines?: CoroutineOptions;
 }
 
 /** Options of `Vm.load`. */
@@ -215,6 +221,7 @@ export interface TerminateOptions {
 /** Program types whose context the runtime can build. */
 const RUNNABLE_TYPES: readonly ProgType[] = [
   'mem',
+  'perf_event',
   'xdp',
   'socket_filter',
   'sched_cls',
@@ -260,6 +267,10 @@ export class Vm {
     readonly ctrl: WebAssembly.Global;
     readonly ctx: WebAssembly.Global;
   };
+  /** The coroutine scheduler: queues, resume/destroy, drains, deadlines, statistics. */
+  readonly coroutines: Coroutines;
+  /** The task_struct programs see and the references they hold on it. */
+  readonly taskRefs: TaskRefs;
   private nextProgram = 0;
   private nextToken = FUNC_TOKEN_BASE;
   private readonly tokens = new Map<number, TokenTarget>();
@@ -323,8 +334,16 @@ export class Vm {
       return this.memory.buffer.byteLength;
     });
     // generic lookup on a family without one finds nothing; update/delete are refused
-    this.rt = instantiateRt(this.memory, 0, (op) => (op === 1 ? 0n : -22n));
+    this.rt = instantiateRt(this.memory, this.table, 0, this.worker, (op) =>
+      op === 1 ? 0n : -22n,
+    );
     for (const h of runtimeModuleHelpers(this.rt)) this.helpers.register(h);
+    this.taskRefs = new TaskRefs(
+      () => this.heap.alloc(TASK_STRUCT_SIZE),
+      (addr, t) => writeTaskStruct(this, addr, t),
+      this.services.task,
+    );
+    for (const h of this.taskRefs.helpers()) this.helpers.register(h);
     for (const h of this.helpers.all()) this.builtinHelpers.set(h.id, h);
     for (const k of resSpinLockKfuncs(this, this.services.spinLocks)) this.registerKfunc(k);
     for (const h of opts.helpers ?? []) this.helpers.register(h);
@@ -338,7 +357,32 @@ export class Vm {
         : [...workerHelpers(this, 0, cfg), ...runtimeModuleHelpers(this.rt)].map((h) => h.id),
     );
     this.workers = n === 0 ? undefined : this.startWorkers(n, cfg, opts);
+    this.coroutines = new Coroutines(
+      {
+        rt: this.rt,
+        dataView: () => this.dataView(),
+        createMap: (spec) => this.createMap(spec),
+        allMaps: () => this.maps,
+        liveFrames: () => this.liveCoroutineFrames(),
+        tokenLimit: () => this.nextToken,
+        loadInternal: (prog, kfuncs) => this.load(prog, { verify: false, kfuncs }),
+        clock: host.clock,
+        scheduleTimer: opts.scheduleTimer,
+      },
+      opts.coroutines,
+    );
+    for (const k of Coroutines.rtKfuncs(this.rt)) this.registerKfunc(k);
+    for (const k of this.coroutines.hostKfuncs()) this.registerKfunc(k);
+    for (const k of this.taskRefs.kfuncs()) this.registerKfunc(k);
   }
+
+  /** Addresses of live coroutine frames, for the coroutine sweep (from the frame allocator). */
+  private liveCoroutineFrames(): number[] {
+    return this.frameSource?.() ?? [];
+  }
+
+  /** Where live coroutine frames are enumerated from (the frame allocator; tests may set it). */
+  frameSource: (() => number[]) | undefined;
 
   /** Starts the worker threads once the adapter of their JS helpers is compiled. */
   private startWorkers(n: number, cfg: WorkerHelperConfig, opts: VmOptions): WorkerPool {
@@ -771,6 +815,7 @@ export class Vm {
   close(): Promise<void> {
     this.closed = true;
     const exited = this.workers?.close() ?? Promise.resolve();
+    this.coroutines.close();
     this.services.close();
     this.tokens.clear();
     return exited;
@@ -816,6 +861,7 @@ export class Vm {
     this.nextToken += prog.subprogs.length;
     if (this.nextToken > this.table.length)
       this.table.grow(this.nextToken - this.table.length + 64);
+    this.coroutines.updateTokenLimit();
     const ldImm64 = new Map<number, bigint>();
     prog.insns.forEach((i, idx) => {
       if (!isLdImm64(i) || prog.ops[idx] === undefined || i.src === 0) return;
@@ -906,6 +952,7 @@ export class Vm {
         [IMPORT_STACK_LIMIT]: this.globals.stackLimit,
         [IMPORT_CTRL]: this.globals.ctrl,
         [IMPORT_CTX]: this.globals.ctx,
+        [IMPORT_CORO_DRAIN]: this.rt.coro_drain_deferred,
       },
     });
     return inst.exports;
@@ -939,6 +986,16 @@ export class Vm {
     for (const h of this.helpers.all())
       if (h.wasm !== undefined) this.table.set(base + h.id, h.wasm);
   }
+}
+
+/** Writes the task_struct programs see: pid, tgid, comm. */
+function writeTaskStruct(vm: Vm, addr: number, t: TaskInfo): void {
+  const v = vm.dataView();
+  v.setUint32(addr, t.pid, true);
+  v.setUint32(addr + 4, t.tgid, true);
+  const comm = new TextEncoder().encode(t.comm).subarray(0, 15);
+  vm.u8().fill(0, addr + 8, addr + 24);
+  vm.u8().set(comm, addr + 8);
 }
 
 function defaultHost(opts: VmOptions): HelperHost {

@@ -30,6 +30,7 @@ import {
   FUNC_TOKEN_BASE,
   IMPORT_CTRL,
   IMPORT_CTX,
+  IMPORT_CORO_DRAIN,
   IMPORT_MEMORY,
   IMPORT_MODULE,
   IMPORT_SP,
@@ -89,7 +90,7 @@ const globals = {
   ctrl: new WebAssembly.Global({ value: 'i32', mutable: false }, layout.ctrl),
   ctx: new WebAssembly.Global({ value: 'i32', mutable: false }, layout.ctx),
 };
-const rt = instantiateRt(memory, init.index, (op) => (op === 1 ? 0n : -22n));
+const rt = instantiateRt(memory, table, init.index, layout, (op) => (op === 1 ? 0n : -22n));
 const jsHelpers = workerHelpers(host, init.index, init.helpers);
 const adapted =
   init.adapter === undefined
@@ -128,6 +129,7 @@ function loadProgram(p: WorkerProgram): void {
       [IMPORT_STACK_LIMIT]: globals.stackLimit,
       [IMPORT_CTRL]: globals.ctrl,
       [IMPORT_CTX]: globals.ctx,
+      [IMPORT_CORO_DRAIN]: rt.coro_drain_deferred,
     },
   });
   const end = p.funcTokenBase + p.subprogs;

@@ -28,6 +28,32 @@ export const NULL_GUARD_END = 0x10000;
 export const CTRL_BASE = 0x10000;
 /** Bytes of the control block header (Vm-wide fields). */
 export const CTRL_HEADER_SIZE = 0x100;
+/**
+ * Vm-wide coroutine words in the control block header (runtime/wasm/coro.ts), at
+ * CTRL_BASE + CORO_CTL_OFF: queues the kfuncs push to, the token limit, counters.
+ */
+export const CORO_CTL_OFF = 0x40;
+export const CORO_CTL = {
+  /** u32: the ready queue map (bpf_coro_yield). */
+  readyQueue: 0x00,
+  /** u32: the cancelled queue map (bpf_coro_take_cancelled). */
+  cancelQueue: 0x04,
+  /** u32: one past the highest function token; resume/destroy tokens are checked against it. */
+  tokenLimit: 0x08,
+  /** u32: 1: bpf_coro_defer yields to the ready queue instead of resuming at the end of the run. */
+  deferToReady: 0x0c,
+  /** u64 counters: frames resumed by the runtime, deferred, pushed to queues, destroyed when done. */
+  resumed: 0x10,
+  deferred: 0x18,
+  queued: 0x20,
+  reaped: 0x28,
+  /** u64: bad handles passed to coroutine kfuncs (ignored). */
+  badHandles: 0x30,
+  /** u64 counters kept by bpf_coro_frame_alloc/free: frames made, freed once done, freed before. */
+  created: 0x38,
+  completed: 0x40,
+  destroyed: 0x48,
+} as const;
 /** Bytes of one worker's control slot. */
 export const CTRL_SLOT_SIZE = 0x100;
 /** Most workers a Vm can have. */
@@ -75,16 +101,14 @@ export const CTRL_STATUS = 0x5c;
 export const CTRL_ERR_LEN = 0x60;
 
 // Ranges of the control slot reserved per subsystem (each defines its own fields inside):
-/** 0x64..0x7f: coroutines (runtime/wasm/coro.ts): the deferred list of the current run. */
+/** 0x64..0x7f: coroutines (runtime/wasm/coro.ts): the deferred ring of the current run. */
 export const CTRL_CORO = 0x64;
-/** u32: first frame deferred in this run (bpf_coro_defer), 0 when none; linked by CORO_HDR.next. */
+/** u32: ring index of the next deferred frame to resume (bpf_coro_defer). */
 export const CTRL_DEFER_HEAD = 0x64;
-/** u32: last frame deferred in this run. */
+/** u32: ring index after the last deferred frame; head == tail: nothing deferred. */
 export const CTRL_DEFER_TAIL = 0x68;
-/** u32: frames resumed from the deferred list in this run. */
-export const CTRL_DEFER_RUNS = 0x6c;
-/** u64: the Vm clock (ns) as of this run's start; coroutine deadlines are set from it. */
-export const CTRL_NOW = 0x70;
+/** u64: scratch word of the coroutine kfuncs (a handle on its way into a queue map). */
+export const CTRL_CORO_SCRATCH = 0x78;
 /** 0x80..0x9f: the frame allocator's per-worker words (runtime/wasm/frame-alloc.ts). */
 export const CTRL_ALLOC = 0x80;
 /** 0xa0..0xbf: termination (runtime/termination.ts, notes/fast-path-termination.md §10.1). */
@@ -152,6 +176,10 @@ export const PACKET_OFF = 0x6000;
 export const XDP_PACKET_HEADROOM = 256;
 /** Most packet bytes one run can take. */
 export const PACKET_CAPACITY = 0x10000;
+/** Ring of frames deferred in the current run: (frame u32, seq u32) entries. */
+export const DEFER_RING_OFF = 0x18000;
+/** Entries of the deferred ring (a power of two); when full, bpf_coro_defer yields instead. */
+export const DEFER_RING_CAP = 2048;
 /** Where the packet data starts, from the worker area's start. */
 export const PACKET_DATA_OFF = PACKET_OFF + XDP_PACKET_HEADROOM;
 
@@ -200,6 +228,17 @@ export const XDP_MD = {
   rx_queue_index: 16,
   egress_ifindex: 20,
   size: 24,
+} as const;
+
+/**
+ * `struct bpf_perf_event_data` (x86-64): `struct pt_regs regs` (21 u64), `u64 sample_period`,
+ * `u64 addr`. A perf_event run's input bytes are the context itself.
+ */
+export const PERF_EVENT_DATA = {
+  regs: 0,
+  sample_period: 168,
+  addr: 176,
+  size: 184,
 } as const;
 
 /**
@@ -266,6 +305,13 @@ export const IMPORT_STACK_LIMIT = 'stack_limit';
 export const IMPORT_CTRL = 'ctrl';
 /** i32 global: address of this worker's ctx area. */
 export const IMPORT_CTX = 'ctx';
+/**
+ * Function `(limit: i32) -> i32` (the runtime module's coro_drain_deferred): resumes the frames
+ * deferred in this run. Imported by modules whose programs can suspend (kfunc calls or callx).
+ */
+export const IMPORT_CORO_DRAIN = 'coro_drain';
+/** Most deferred frames one run's drain resumes; the rest wait for the next run. */
+export const CORO_DRAIN_LIMIT = 1 << 16;
 /** Export: `(r1: i32, r2: i32) -> i32`; for xdp `(data: i32, len: i32)`. Stores full r0 at ctrl + CTRL_R0. */
 export const EXPORT_RUN = 'run';
 /** Export: `(desc: i32, count: i32, results: i32) -> i32`: runs over `count` 8-byte (a, b) descriptors. */
@@ -322,8 +368,8 @@ export const CORO_HDR = {
   flags: -20,
   /** u32: id of the owner the frame is charged to (the loaded program that allocated it). */
   owner: -16,
-  /** u32: link in the list the frame is parked on (deferred list of a run). */
-  next: -12,
+  /** u32: the frame that awaits this one (bpf_coro_await), 0 when none: the parent owns it. */
+  parent: -12,
   /** u32: frame bytes the program asked for. */
   size: -8,
   /** u32: CORO_MAGIC while the frame is live; cleared when it is freed. */
@@ -333,7 +379,7 @@ export const CORO_HDR = {
 export const CORO_MAGIC = 0x4f524f43;
 /** The runtime owns the frame (Task::detach): it destroys it when it is done. */
 export const CORO_F_DETACHED = 1;
-/** On the deferred list of a run. */
+/** On the deferred ring of a run. */
 export const CORO_F_DEFERRED = 2;
 /** In a coroutine queue map. */
 export const CORO_F_QUEUED = 4;

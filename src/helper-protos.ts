@@ -175,6 +175,7 @@ export const BPF_FUNC_get_current_pid_tgid = 14;
 export const BPF_FUNC_get_current_uid_gid = 15;
 export const BPF_FUNC_get_current_comm = 16;
 export const BPF_FUNC_csum_diff = 28;
+export const BPF_FUNC_get_current_task_btf = 158;
 export const BPF_FUNC_get_numa_node_id = 42;
 export const BPF_FUNC_xdp_adjust_head = 44;
 export const BPF_FUNC_probe_read_str = 45;

@@ -82,3 +82,46 @@ export const EEXIST: i64 = 17;
 export const EINVAL: i64 = 22;
 export const ENOSPC: i64 = 28;
 export const EOPNOTSUPP: i64 = 95;
+
+// control block (src/abi.ts)
+export const CTRL_BASE: u32 = 0x10000;
+export const CTRL_HEADER_SIZE: u32 = 0x100;
+export const CTRL_SLOT_SIZE: u32 = 0x100;
+export const WORKER_BASE: u32 = 0x20000;
+export const WORKER_AREA_SIZE: u32 = 0x20000;
+export const FUNC_TOKEN_BASE: u64 = 0x10000;
+
+// coroutines: control slot fields, the deferred ring, Vm-wide words, the frame header
+export const CTRL_DEFER_HEAD: u32 = 0x64;
+export const CTRL_DEFER_TAIL: u32 = 0x68;
+export const CTRL_CORO_SCRATCH: u32 = 0x78;
+export const DEFER_RING_OFF: u32 = 0x18000;
+export const DEFER_RING_CAP: u32 = 2048;
+export const CORO_CTL_OFF: u32 = 0x40;
+export const CORO_CTL_READY_QUEUE: u32 = 0x00;
+export const CORO_CTL_CANCEL_QUEUE: u32 = 0x04;
+export const CORO_CTL_TOKEN_LIMIT: u32 = 0x08;
+export const CORO_CTL_DEFER_TO_READY: u32 = 0x0c;
+export const CORO_CTL_RESUMED: u32 = 0x10;
+export const CORO_CTL_DEFERRED: u32 = 0x18;
+export const CORO_CTL_QUEUED: u32 = 0x20;
+export const CORO_CTL_REAPED: u32 = 0x28;
+export const CORO_CTL_BAD: u32 = 0x30;
+export const CORO_CTL_CREATED: u32 = 0x38;
+export const CORO_CTL_COMPLETED: u32 = 0x40;
+export const CORO_CTL_DESTROYED: u32 = 0x48;
+export const CORO_HDR_SIZE: u32 = 32;
+// header fields as offsets from the frame (two's complement: frame + field wraps backwards)
+export const CORO_HDR_DEADLINE: usize = <usize>-32;
+export const CORO_HDR_SEQ: usize = <usize>-24;
+export const CORO_HDR_FLAGS: usize = <usize>-20;
+export const CORO_HDR_OWNER: usize = <usize>-16;
+export const CORO_HDR_PARENT: usize = <usize>-12;
+export const CORO_HDR_SIZE_FIELD: usize = <usize>-8;
+export const CORO_HDR_MAGIC: usize = <usize>-4;
+export const CORO_MAGIC: u32 = 0x4f524f43;
+export const CORO_F_DETACHED: u32 = 1;
+export const CORO_F_DEFERRED: u32 = 2;
+export const CORO_F_QUEUED: u32 = 4;
+export const CORO_F_SLEEPING: u32 = 8;
+export const CORO_F_CANCELLED: u32 = 16;

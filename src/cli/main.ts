@@ -30,6 +30,7 @@ import {
   isElf,
   loadForRun,
   objectTestRun,
+  settleCoroutines,
   vmFor,
   type ObjectRunOptions,
 } from './object.js';
@@ -70,6 +71,8 @@ Verifies the program, as the kernel's bpf() does, then runs it; --no-verify runs
 memory access checked at run time. mem programs get r1 = input, r2 = its length;
 xdp programs get struct xdp_md over the input as packet. With --repeat N it reports the median ns per
 run; with --json it prints {"r0": "<decimal u64>", "ns_per_run": <number|null>, "engine": "..."}.
+Coroutines the run suspended are then driven to completion on the default scheduler (ready
+queue, timers), and the JSON gets "coroutines": {"created", "completed", "destroyed", "live"}.
 --deadline-ns N terminates the (first) run N ns after it starts (fast-path termination: the program
 runs down its own error paths); --json then adds "terminated": true|false (r0 is null when true) and
 "resources": {"live_objects", "live_bytes", "reservations", "locks_held"}, counted after the run
@@ -341,6 +344,7 @@ async function runObjectCommand(bytes: Uint8Array, v: Values): Promise<number> {
   const first = runFirst(vm, prog, input, v);
   const repeat = o.repeat ?? 0;
   const ns = repeat > 0 ? medianNsPerRun(() => prog.runU32(input?.length ?? 0), repeat) : null;
+  const coroutines = await settleCoroutines(vm);
   if (v['json'] === true) {
     const out: Record<string, unknown> = {
       r0: first.r0?.toString() ?? null,
@@ -348,11 +352,18 @@ async function runObjectCommand(bytes: Uint8Array, v: Values): Promise<number> {
       engine: o.engine,
       ...first.extra,
     };
+    if (coroutines !== undefined) out['coroutines'] = coroutines;
     if (v['dump-maps'] === true) out['maps'] = dumpMaps(obj);
     console.log(JSON.stringify(out));
   } else {
     printFirst(first);
     if (ns !== null) console.log(`${ns.toFixed(1)} ns/run (median, ${o.engine}, ${repeat} runs)`);
+    if (coroutines !== undefined) {
+      const c = coroutines;
+      console.log(
+        `coroutines: ${c.created} created, ${c.completed} completed, ${c.destroyed} destroyed, ${c.live} live`,
+      );
+    }
     if (v['dump-maps'] === true) console.log(JSON.stringify(dumpMaps(obj), null, 2));
   }
   return 0;

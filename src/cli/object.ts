@@ -197,3 +197,22 @@ function describeProgram(
   }
   return out;
 }
+
+/** What `run --json` reports of the coroutines a run left behind. */
+export interface CoroutineCounts {
+  readonly created: number;
+  readonly completed: number;
+  readonly destroyed: number;
+  readonly live: number;
+}
+
+/**
+ * Drives what the run suspended to completion on the default scheduler (the ready queue, then
+ * the sleepers' timers) and counts the frames; undefined when the run made none.
+ */
+export async function settleCoroutines(vm: Vm): Promise<CoroutineCounts | undefined> {
+  if (vm.coroutines.stats().created === 0) return undefined;
+  await vm.coroutines.settle();
+  const s = vm.coroutines.stats();
+  return { created: s.created, completed: s.completed, destroyed: s.destroyed, live: s.live };
+}

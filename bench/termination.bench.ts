@@ -168,17 +168,23 @@ const HOLDER = `
     mov %r0, 0
     exit`;
 
-/** A Vm with an array map (1) and a ring buffer (2), and the kfunc test_stop calling `stop`. */
+/** The test's maps, by the number its programs write in `map_fd N` (1-based). */
+const benchMaps = new WeakMap<Vm, readonly { readonly id: number }[]>();
+
+/**
+ * A Vm with an array map (`map_fd 1`) and a ring buffer (`map_fd 2`), and the kfunc test_stop
+ * calling `stop`.
+ */
 function makeVm(stop: () => void): Vm {
   const vm = Vm.create();
-  vm.createMap({
+  const arr = vm.createMap({
     name: 'arr',
     type: BPF_MAP_TYPE_ARRAY,
     keySize: 4,
     valueSize: 16,
     maxEntries: 64,
   });
-  vm.createMap({
+  const rb = vm.createMap({
     name: 'rb',
     type: BPF_MAP_TYPE_RINGBUF,
     keySize: 0,
@@ -186,6 +192,7 @@ function makeVm(stop: () => void): Vm {
     maxEntries: 4096,
   });
   vm.registerKfunc({ name: 'test_stop', fn: () => (stop(), 0n) });
+  benchMaps.set(vm, [arr, rb]);
   return vm;
 }
 
@@ -206,7 +213,11 @@ async function load(
   mode: HelperCallMode = 'patchable',
   verify = true,
 ): Promise<LoadedProgram> {
-  const prog = assembleProgram(asm);
+  // the Vm's own maps (coroutine queues) come first: `map_fd N` is the bench's N-th map
+  const maps = benchMaps.get(vm) ?? [];
+  const prog = assembleProgram(
+    asm.replace(/map_fd (\d+)/g, (_, n: string) => `map_fd ${maps[Number(n) - 1]?.id ?? n}`),
+  );
   return vm.load(prog, { helperCalls: mode, kfuncs: kfuncNames(prog), verify });
 }
 

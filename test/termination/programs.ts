@@ -47,3 +47,15 @@ export const MAY_GOTO_LOOP = `
     add %r0, 1
     ja top
     exit`;
+
+/**
+ * `asm` with `map_fd N` naming the N-th of `maps` (1-based) by its Vm id: a Vm may create maps
+ * of its own before the test's (the coroutine queues), so ids do not start at 1.
+ */
+export function withMapFds(asm: string, maps: readonly { readonly id: number }[]): string {
+  return asm.replace(/map_fd (\d+)/g, (_, n: string) => {
+    const m = maps[Number(n) - 1];
+    if (m === undefined) throw new RangeError(`no map ${n} for the program`);
+    return `map_fd ${m.id}`;
+  });
+}

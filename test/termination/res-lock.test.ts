@@ -11,6 +11,7 @@ import { createProgram } from '../../src/program.js';
 import { BPF_MAP_TYPE_ARRAY } from '../../runtime/maps/map-type.js';
 import type { BpfMap } from '../../runtime/maps/map.js';
 import { Vm } from '../../runtime/vm.js';
+import { withMapFds } from './programs.js';
 
 const vms: Vm[] = [];
 afterEach(async () => {
@@ -68,7 +69,10 @@ async function setup(
     fn: () => (stop.on && vm.terminate(), 0n),
     sig: { name: 'test_stop', args: [], ret: { kind: 'scalar' } },
   });
-  const prog = await vm.load(createProgram(assemble(asm)), { engine, kfuncs: KFUNCS });
+  const prog = await vm.load(createProgram(assemble(withMapFds(asm, [map]))), {
+    engine,
+    kfuncs: KFUNCS,
+  });
   return { vm, map, run: () => prog.run(), stop };
 }
 

@@ -20,6 +20,7 @@ import {
 import type { BpfMap } from '../../runtime/maps/map.js';
 import { Vm } from '../../runtime/vm.js';
 import { createPrng } from '../helpers/prng.js';
+import { withMapFds } from './programs.js';
 
 const ZERO = { live_objects: 0, live_bytes: 0, reservations: 0, locks_held: 0 };
 
@@ -234,7 +235,10 @@ describe.each(['jit', 'interp'] as const)(
       const seed = 0x7e41;
       const rng = createPrng(seed);
       const c = countedVm();
-      const prog = await c.vm.load(assembleProgram(HOLDER), { engine, maps: c.maps });
+      const prog = await c.vm.load(assembleProgram(withMapFds(HOLDER, c.maps)), {
+        engine,
+        maps: c.maps,
+      });
       for (let round = 0; round < 3; round++) {
         const input = new Uint8Array(1 + rng.int(8));
         // the unterminated run: its helper calls and r0
@@ -257,7 +261,10 @@ describe.each(['jit', 'interp'] as const)(
 
     it('stops for_each_map_elem after the current callback and releases its records', async () => {
       const c = countedVm();
-      const prog = await c.vm.load(assembleProgram(ITERATOR), { engine, maps: c.maps });
+      const prog = await c.vm.load(assembleProgram(withMapFds(ITERATOR, c.maps)), {
+        engine,
+        maps: c.maps,
+      });
       const seen = c.maps[2] as BpfMap;
       const fill = (): void => {
         for (let key = 1; key <= 12; key++) {

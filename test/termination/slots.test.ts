@@ -16,6 +16,7 @@ import { createProgram } from '../../src/program.js';
 import { BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_RINGBUF } from '../../runtime/maps/map-type.js';
 import type { LoadedProgram } from '../../runtime/loaded-program.js';
 import { Vm } from '../../runtime/vm.js';
+import { withMapFds } from './programs.js';
 
 const vms: Vm[] = [];
 afterEach(async () => {
@@ -92,8 +93,14 @@ async function setup(engine: 'jit' | 'interp'): Promise<{
 }> {
   const vm = Vm.create();
   vms.push(vm);
-  vm.createMap({ name: 'a', type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: 8, maxEntries: 1 });
-  vm.createMap({
+  const a = vm.createMap({
+    name: 'a',
+    type: BPF_MAP_TYPE_ARRAY,
+    keySize: 4,
+    valueSize: 8,
+    maxEntries: 1,
+  });
+  const rb = vm.createMap({
     name: 'rb',
     type: BPF_MAP_TYPE_RINGBUF,
     keySize: 0,
@@ -113,8 +120,8 @@ async function setup(engine: 'jit' | 'interp'): Promise<{
     sig: { name: 'test_stop', args: [], ret: { kind: 'scalar' } },
   });
   const kfuncs = new Map([[14, { name: 'test_stop', weak: false }]]);
-  const p = await vm.load(assembleProgram(LOOKUPS), { engine, kfuncs });
-  const q = await vm.load(assembleProgram(LOOKUPS), { engine, kfuncs });
+  const p = await vm.load(assembleProgram(withMapFds(LOOKUPS, [a, rb])), { engine, kfuncs });
+  const q = await vm.load(assembleProgram(withMapFds(LOOKUPS, [a, rb])), { engine, kfuncs });
   progs.p = p;
   progs.q = q;
   return { vm, p, q, during };
@@ -155,7 +162,13 @@ describe.each(['jit', 'interp'] as const)('a program that holds nothing (%s)', (
   it('is abandoned at once: vm.terminate unwinds the run to its entry', async () => {
     const vm = Vm.create();
     vms.push(vm);
-    vm.createMap({ name: 'a', type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: 8, maxEntries: 1 });
+    const a = vm.createMap({
+      name: 'a',
+      type: BPF_MAP_TYPE_ARRAY,
+      keySize: 4,
+      valueSize: 8,
+      maxEntries: 1,
+    });
     let after = 0;
     let lookups = 0;
     const orig = vm.helpers.get(BPF_FUNC_map_lookup_elem);
@@ -174,7 +187,7 @@ describe.each(['jit', 'interp'] as const)('a program that holds nothing (%s)', (
       sig: { name: 'test_stop', args: [], ret: { kind: 'scalar' } },
     });
     const kfuncs = new Map([[7, { name: 'test_stop', weak: false }]]);
-    const p = await vm.load(assembleProgram(BARE), { engine, kfuncs });
+    const p = await vm.load(assembleProgram(withMapFds(BARE, [a])), { engine, kfuncs });
     expect(p.verified?.holdsResources).toBe(false);
     expect(() => p.run()).toThrow(TerminationError);
     // nothing ran after the request: not the rest of the kfunc, not the second lookup

@@ -19,6 +19,7 @@ import { TerminationError } from '../../src/errors.js';
 import { BPF_MAP_TYPE_ARRAY } from '../../runtime/maps/map-type.js';
 import type { BpfMap } from '../../runtime/maps/map.js';
 import { Vm } from '../../runtime/vm.js';
+import { withMapFds } from './programs.js';
 
 const vms: Vm[] = [];
 afterAll(async () => {
@@ -62,7 +63,7 @@ async function setup(): Promise<{ vm: Vm; map: BpfMap; run: (o?: object) => Prom
       maxEntries: 1,
     });
     // unverified: our verifier does not widen counters in may_goto loops as the kernel does
-    const prog = await vm.load(assembleProgram(LOOKUP_LOOP), { verify: false });
+    const prog = await vm.load(assembleProgram(withMapFds(LOOKUP_LOOP, [map])), { verify: false });
     await vm.workers?.ready();
     return { vm, map, run: (o?: object) => prog.runOn(0, undefined, o) };
   })();

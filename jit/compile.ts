@@ -62,13 +62,7 @@ import type { AluOp, JmpCond, OpInfo } from '../src/isa/table.js';
 import { jumpTarget, type Program, type Subprog } from '../src/program.js';
 import type { VerifiedProgram } from '../src/verifier/verified-program.js';
 import { buildCfg, planNesting, type BasicBlock, type FuncCfg } from './cfg.js';
-import {
-  addEntryFunctions,
-  CORO_DRAIN,
-  entryNeeds,
-  funcName,
-  type EntryKind,
-} from './entry.js';
+import { addEntryFunctions, CORO_DRAIN, entryNeeds, funcName, type EntryKind } from './entry.js';
 import {
   loadBinaryen,
   validateModule,

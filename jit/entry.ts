@@ -63,9 +63,7 @@ export function entryNeeds(prog: Program): EntryNeeds {
   );
   const coro =
     kinds.has('callx') ||
-    prog.insns.some(
-      (i, idx) => prog.ops[idx]?.kind === 'call' && i.src === BPF_PSEUDO_KFUNC_CALL,
-    );
+    prog.insns.some((i, idx) => prog.ops[idx]?.kind === 'call' && i.src === BPF_PSEUDO_KFUNC_CALL);
   return {
     mayGoto: kinds.has('may_goto'),
     ldAbs: kinds.has('ldabs') || kinds.has('ldind'),

@@ -27,7 +27,11 @@ export class TaskRefs {
   private readonly write: (addr: number, t: TaskInfo) => void;
   private readonly task: () => TaskInfo;
 
-  constructor(alloc: () => number, write: (addr: number, t: TaskInfo) => void, task: () => TaskInfo) {
+  constructor(
+    alloc: () => number,
+    write: (addr: number, t: TaskInfo) => void,
+    task: () => TaskInfo,
+  ) {
     this.alloc = alloc;
     this.write = write;
     this.task = task;

@@ -40,7 +40,7 @@ import { testRun, type TestRunOptions, type TestRunResult } from './test-run.js'
 import { trapToError } from './trap.js';
 import type { Vm } from './vm.js';
 import type { WorkerPool } from './worker-pool.js';
-import type { TermProg } from './termination.js';
+import { terminatedRun, type TermProg } from './termination.js';
 
 /** Execution backend: the JIT (Wasm) or the reference interpreter. */
 export type Engine = 'jit' | 'interp';
@@ -184,7 +184,7 @@ export class LoadedProgram {
     } finally {
       const reason = term.exit(prev);
       // eslint-disable-next-line no-unsafe-finally
-      if (reason !== undefined) throw new TerminationError(reason);
+      if (reason !== undefined) throw terminatedRun(reason);
     }
     return out;
   }
@@ -296,7 +296,7 @@ export class LoadedProgram {
       if (Array.isArray(batch)) this.releaseBatch(b);
       const reason = term.exit(prev);
       // eslint-disable-next-line no-unsafe-finally
-      if (reason !== undefined) throw new TerminationError(reason);
+      if (reason !== undefined) throw terminatedRun(reason);
     }
   }
 

@@ -664,6 +664,8 @@ export class Vm {
    * thread (`prog`, or whichever runs when omitted) has its helpers swapped for their fast-path
    * versions at once and runs down to its exit, releasing what it holds; its run then throws
    * `TerminationError` ('request'). Call it from a helper, a kfunc or a callback of the run.
+   * A program the verifier proved never to hold a reference or lock is abandoned instead: this
+   * call then throws through the run to its entry and does not return to its caller.
    * With `worker`, the request goes to that worker thread's control slot. With mode 'program'
    * every later run of `prog` is refused too. Returns whether a run was stopped or requested.
    * @example

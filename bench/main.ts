@@ -1,8 +1,9 @@
 /**
  * `npm run bench`: the performance report of issue #3 item 8. Sections (each optional with
  * `--only`): the benchmark corpus on the JIT, the interpreter and (where it works) the kernel
- * JIT; the per-run overhead of the run methods; map lookups from BPF; compile latency per phase;
- * fast-path termination (overhead, latency, the alternatives). Tables go to
+ * JIT; the per-run overhead of the run methods; map lookups from BPF; coroutines (issue #7: suspend
+ * cost and the talk's use cases); compile latency per phase; fast-path termination (issue #8:
+ * overhead, latency, the alternatives). Tables go to
  * stdout, progress to stderr, and `--json FILE` writes the same figures as JSON.
  *
  * Every ns figure is a median over timed rounds after a warm-up of at least 100 ms (V8 must
@@ -24,6 +25,7 @@ import {
   type CompileReport,
 } from './compile.bench.js';
 import { benchCorpus, formatCorpus, type CorpusReport } from './corpus.bench.js';
+import { benchCoroutines, formatCoroutines, type CoroutinesReport } from './coroutines.bench.js';
 import { benchVerify, formatVerify, type VerifyReport } from './verify.bench.js';
 import {
   corpusBinPath,
@@ -71,6 +73,7 @@ interface BenchReport {
   corpus?: CorpusReport;
   overhead?: OverheadReport;
   maps?: MapsReport;
+  coroutines?: CoroutinesReport;
   compile?: CompileReport;
   verify?: VerifyReport;
   termination?: TerminationReport;
@@ -174,6 +177,12 @@ async function runBench(opts: BenchOptions): Promise<BenchReport> {
   if (opts.sections.has('maps')) {
     report.maps = await benchMaps(plans.jit, progress);
     process.stdout.write(`${heading('Map lookups from BPF')}\n${formatMaps(report.maps)}\n`);
+  }
+  if (opts.sections.has('coroutines')) {
+    report.coroutines = await benchCoroutines(plans.jit, opts.quick, progress);
+    process.stdout.write(
+      `${heading('Coroutines (issue #7)')}\n${formatCoroutines(report.coroutines)}\n`,
+    );
   }
   if (opts.sections.has('compile')) {
     report.compile = await benchCompile({

@@ -9,7 +9,15 @@ import type { KernelPlan } from './kernel-anchor.js';
 import type { TimingPlan } from './timing.js';
 
 /** The report's sections. */
-export const SECTIONS = ['corpus', 'overhead', 'maps', 'compile', 'verify', 'termination'] as const;
+export const SECTIONS = [
+  'corpus',
+  'overhead',
+  'maps',
+  'coroutines',
+  'compile',
+  'verify',
+  'termination',
+] as const;
 
 /** A section name. */
 export type SectionName = (typeof SECTIONS)[number];

@@ -141,10 +141,9 @@ interface Sleeper {
 
 /** The coroutine scheduler of one Vm. */
 export class Coroutines {
-  /** The Vm's ready queue (bpf_coro_yield; bpf_coro_defer in 'ready-queue' mode). */
-  readonly ready: BpfMap;
-  /** Frames the host cancelled, for BPF to destroy (bpf_coro_take_cancelled). */
-  readonly cancelled: BpfMap;
+  private readyQueue: BpfMap | undefined;
+  private cancelledQueue: BpfMap | undefined;
+  private readonly capacity: number;
   private readonly host: CoroutineHost;
   private readonly ttlNs: bigint;
   private readonly onUndrained: ((r: UndrainedReport) => void) | undefined;
@@ -161,20 +160,51 @@ export class Coroutines {
     if (!(ttl >= 0)) throw new UsageError(`coroutines.ttlNs must be >= 0, not ${ttl}`);
     this.ttlNs = BigInt(Math.round(ttl));
     this.onUndrained = opts.onUndrained;
-    const capacity = opts.queueCapacity ?? 4096;
-    this.ready = this.makeQueue('coro_ready', capacity);
-    this.cancelled = this.makeQueue('coro_cancelled', capacity);
+    this.capacity = opts.queueCapacity ?? 4096;
+    if (!Number.isInteger(this.capacity) || this.capacity < 1)
+      throw new UsageError(
+        `coroutines.queueCapacity must be a positive integer, not ${this.capacity}`,
+      );
     const v = host.dataView();
-    const ctl = CTRL_BASE + CORO_CTL_OFF;
-    v.setUint32(ctl + CORO_CTL.readyQueue, this.ready.addr, true);
-    v.setUint32(ctl + CORO_CTL.cancelQueue, this.cancelled.addr, true);
-    v.setUint32(ctl + CORO_CTL.deferToReady, opts.defer === 'ready-queue' ? 1 : 0, true);
+    v.setUint32(
+      CTRL_BASE + CORO_CTL_OFF + CORO_CTL.deferToReady,
+      opts.defer === 'ready-queue' ? 1 : 0,
+      true,
+    );
     this.updateTokenLimit();
     const every = opts.sweepIntervalMs ?? 1000;
     if (every > 0 && this.ttlNs > 0n) {
       this.sweepTimer = setInterval(() => this.sweep(), every);
       this.sweepTimer.unref();
     }
+  }
+
+  /**
+   * The Vm's ready queue (bpf_coro_yield; bpf_coro_defer in 'ready-queue' mode). Made on first
+   * use, or when a program that calls coroutine kfuncs is loaded, so that a Vm without
+   * coroutines has no extra maps (map ids stay the fds its programs expect).
+   */
+  get ready(): BpfMap {
+    this.readyQueue ??= this.publish('coro_ready', CORO_CTL.readyQueue);
+    return this.readyQueue;
+  }
+
+  /** Frames the host cancelled, for BPF to destroy (bpf_coro_take_cancelled). */
+  get cancelled(): BpfMap {
+    this.cancelledQueue ??= this.publish('coro_cancelled', CORO_CTL.cancelQueue);
+    return this.cancelledQueue;
+  }
+
+  /** Makes both runtime queues (called when a program that calls coroutine kfuncs loads). */
+  prepare(): void {
+    void this.ready;
+    void this.cancelled;
+  }
+
+  private publish(name: string, field: number): BpfMap {
+    const q = this.makeQueue(name, this.capacity);
+    this.host.dataView().setUint32(CTRL_BASE + CORO_CTL_OFF + field, q.addr, true);
+    return q;
   }
 
   /** Tells the Wasm side how far function tokens go (after every load). */

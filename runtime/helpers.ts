@@ -23,6 +23,7 @@ import { probeReadHelpers } from './helpers/probe-read.js';
 import { randomHelpers } from './helpers/random.js';
 import type { HelperServices } from './helpers/services.js';
 import { spinLockHelpers } from './helpers/spinlock.js';
+import { stackHelpers } from './helpers/stack.js';
 import { stringHelpers } from './helpers/strings.js';
 import { taskHelpers } from './helpers/task.js';
 import { timeHelpers } from './helpers/time.js';
@@ -102,6 +103,7 @@ export function allHelpers(s: HelperServices): HelperProto[] {
     ...spinLockHelpers(vm, s.spinLocks),
     ...loopHelpers(vm, (token, args, opts) => s.callBpf(token, args, opts)),
     ...timerHelpers(s.timers),
+    ...stackHelpers(vm, s.stacks),
   ].sort((a, b) => a.id - b.id);
 }
 

@@ -15,6 +15,7 @@
  */
 
 import {
+  CTRL_CORO_DEPTH,
   CTRL_ERR_CODE,
   CTRL_TERMINATE,
   FUNC_TOKEN_BASE,
@@ -729,6 +730,8 @@ export class Vm {
   resetWorker(): void {
     this.globals.sp.value = this.worker.stackTop;
     this.dataView().setUint32(this.worker.ctrl + CTRL_ERR_CODE, 0, true);
+    // a trap inside a runtime resume skipped its decrement
+    this.dataView().setUint32(this.worker.ctrl + CTRL_CORO_DEPTH, 0, true);
   }
 
   /** What bpf_trace_printk wrote, oldest first (VmOptions.onTrace also receives it). */
@@ -858,6 +861,7 @@ export class Vm {
       );
     }
     const kfuncSlots = this.linkKfuncs(prog, kfuncs);
+    if ([...kfuncs.values()].some((k) => k.name.startsWith('bpf_coro_'))) this.coroutines.prepare();
     const helperBase = this.nextProgram * HELPER_BLOCK_SIZE;
     const funcTokenBase = this.nextToken;
     this.nextToken += prog.subprogs.length;

@@ -107,6 +107,11 @@ export const CTRL_CORO = 0x64;
 export const CTRL_DEFER_HEAD = 0x64;
 /** u32: ring index after the last deferred frame; head == tail: nothing deferred. */
 export const CTRL_DEFER_TAIL = 0x68;
+/**
+ * u32: how many runtime resumes (`coro_resume`) are running on this worker; non-zero means the
+ * code runs at a deferred point ("task context": bpf_get_stack may walk the user stack).
+ */
+export const CTRL_CORO_DEPTH = 0x6c;
 /** u64: scratch word of the coroutine kfuncs (a handle on its way into a queue map). */
 export const CTRL_CORO_SCRATCH = 0x78;
 /** 0x80..0x9f: the frame allocator's per-worker words (runtime/wasm/frame-alloc.ts). */

@@ -181,6 +181,7 @@ export const BPF_FUNC_xdp_adjust_head = 44;
 export const BPF_FUNC_probe_read_str = 45;
 export const BPF_FUNC_xdp_adjust_meta = 54;
 export const BPF_FUNC_xdp_adjust_tail = 65;
+export const BPF_FUNC_get_stack = 67;
 export const BPF_FUNC_map_push_elem = 87;
 export const BPF_FUNC_map_pop_elem = 88;
 export const BPF_FUNC_map_peek_elem = 89;
@@ -312,6 +313,15 @@ export const FUNC_PROTO_LIST: readonly FuncProto[] = [
   probeRead(BPF_FUNC_probe_read_str, 'bpf_probe_read_str'),
   xdpAdjust(BPF_FUNC_xdp_adjust_meta, 'bpf_xdp_adjust_meta'),
   xdpAdjust(BPF_FUNC_xdp_adjust_tail, 'bpf_xdp_adjust_tail'),
+  {
+    id: BPF_FUNC_get_stack,
+    name: 'bpf_get_stack',
+    ret: 'RET_INTEGER',
+    args: ['ARG_PTR_TO_CTX', 'ARG_PTR_TO_UNINIT_MEM', 'ARG_CONST_SIZE_OR_ZERO', 'ARG_ANYTHING'],
+    helperClass: 'other',
+    fastPathRet: EFAULT_RET,
+    gplOnly: true,
+  },
   {
     id: BPF_FUNC_map_push_elem,
     name: 'bpf_map_push_elem',

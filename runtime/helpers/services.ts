@@ -16,6 +16,7 @@ import { callBpf, type CallBpfOptions, type CallHost } from './call-bpf.js';
 import type { MapHost } from './map-ptr.js';
 import { TraceLog } from './printk.js';
 import type { SpinLockStats } from './spinlock.js';
+import { EMPTY_STACKS, type StackSource } from './stack.js';
 import { processTask, type TaskInfo } from './task.js';
 import { TimerTable, defaultTimerScheduler, type TimerScheduler } from './timer.js';
 
@@ -38,6 +39,11 @@ export interface HelperOptions {
   readonly task?: Partial<TaskInfo> | (() => TaskInfo);
   /** Schedules timer expiry (default: setTimeout); tests inject a manual one. */
   readonly scheduleTimer?: TimerScheduler;
+  /**
+   * The call chains bpf_get_stack copies (runtime/helpers/stack.ts); the user one only in task
+   * context (a coroutine the runtime resumed). Default: empty stacks.
+   */
+  readonly stacks?: StackSource;
   /** Receives errors of BPF callbacks that the host event loop runs (timer callbacks). */
   readonly onCallbackError?: (e: BpfError) => void;
 }
@@ -53,6 +59,8 @@ export class HelperServices {
   lastCallbackError: BpfError | undefined;
   /** The current task. */
   readonly task: () => TaskInfo;
+  /** Where bpf_get_stack's call chains come from. */
+  readonly stacks: StackSource;
   private readonly onCallbackError: ((e: BpfError) => void) | undefined;
 
   constructor(vm: HelperVm, host: HelperHost, opts: HelperOptions = {}) {
@@ -65,6 +73,7 @@ export class HelperServices {
       const fixed: TaskInfo = { ...processTask(), ...t };
       this.task = () => fixed;
     }
+    this.stacks = opts.stacks ?? EMPTY_STACKS;
     this.onCallbackError = opts.onCallbackError;
     this.timers = new TimerTable(
       vm,

@@ -27,7 +27,7 @@ import {
   BPF_MAP_TYPE_QUEUE, CORO_CTL_BAD, CORO_CTL_CANCEL_QUEUE, CORO_CTL_DEFERRED,
   CORO_CTL_DEFER_TO_READY, CORO_CTL_QUEUED, CORO_CTL_READY_QUEUE, CORO_CTL_REAPED,
   CORO_CTL_RESUMED, CORO_CTL_TOKEN_LIMIT, CORO_F_DEFERRED, CORO_F_DETACHED, CORO_F_QUEUED,
-  CORO_HDR_DEADLINE, CORO_HDR_FLAGS, CORO_HDR_PARENT, CORO_HDR_SEQ, CORO_HDR_SIZE, CTRL_BASE, CORO_CTL_OFF, CTRL_CORO_SCRATCH, CTRL_DEFER_HEAD,
+  CORO_HDR_DEADLINE, CORO_HDR_FLAGS, CORO_HDR_PARENT, CORO_HDR_SEQ, CORO_HDR_SIZE, CTRL_BASE, CORO_CTL_OFF, CTRL_CORO_DEPTH, CTRL_CORO_SCRATCH, CTRL_DEFER_HEAD,
   CTRL_DEFER_TAIL, DEFER_RING_CAP, DEFER_RING_OFF, EINVAL, ENOENT, FUNC_TOKEN_BASE, MAP_TYPE,
   MAP_VALUE_SIZE, NULL_GUARD_END,
 } from './abi';
@@ -236,7 +236,11 @@ export function coro_resume(f: u32, seq: u32): u32 {
     return 0;
   }
   count(CORO_CTL_RESUMED);
+  // the resumed code runs at a deferred point (task context: bpf_get_stack's user stack)
+  const depth = ctrlSlot + CTRL_CORO_DEPTH;
+  store<u32>(depth, load<u32>(depth) + 1);
   callToken(t, p);
+  store<u32>(depth, load<u32>(depth) - 1);
   // done now, and no coroutine awaits it: the runtime, which resumed it, owns it
   if (sameFrame(p, seq) && load<u64>(p) == 0 && load<u32>(p + CORO_HDR_PARENT) == 0) coroReap(p);
   return 1;

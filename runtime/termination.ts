@@ -102,11 +102,14 @@ export class Termination {
   private saved: [number, WebAssembly.ExportValue][] = [];
   private set: FastPathSet | undefined;
   private readonly host: TerminationHost;
+  /** The Vm has workers (shared memory): other threads may store requests for this thread. */
+  private readonly shared: boolean;
   /** Thrown to abandon an unwindable run (made once: a stack trace costs microseconds). */
   private readonly unwind = terminatedRun('request');
 
   constructor(host: TerminationHost) {
     this.host = host;
+    this.shared = host.memory.buffer instanceof SharedArrayBuffer;
   }
 
   /** The fast-path functions of this thread, built on first use (a few µs, no binaryen). */
@@ -122,8 +125,9 @@ export class Termination {
 
   /**
    * Marks `prog` as running on the host thread (with a deadline `deadlineNs` from now when
-   * given); returns what ran before, for `exit`. A request already in CTRL_TERMINATE (stored by
-   * another thread) terminates this run from its entry.
+   * given); returns what ran before, for `exit`. On shared memory, a request already in
+   * CTRL_TERMINATE (stored by another thread) terminates this run from its entry. Called on
+   * every run: without workers it reads no memory.
    */
   enter(prog: TermProg, deadlineNs: number | bigint | undefined): TermProg | undefined {
     const prev = this.running;
@@ -133,7 +137,8 @@ export class Termination {
       this.watch = true;
       this.polls = 0;
     }
-    if (this.requested() !== 0) this.engage(this.requested());
+    // only another thread can have stored a request before the run: shared memory only
+    if (this.shared && this.requested() !== 0) this.engage(this.requested());
     return prev;
   }
 

@@ -11,9 +11,7 @@
  *   function pointer at the end of the run), and straight. Target: coroutine ≤ 1.2× callback.
  *   halves_coro_lean is the coroutine with a Task whose final suspend leaves the done frame to
  *   the runtime's resume loop instead of handing it over once more (bpf::Task's final_awaiter).
- *   alloc_free gives the frame allocator's share. Until the runtime's frame allocator lands the
- *   frames come from bench/wasm-frames.ts (Wasm, a free list), not from the tests' JS stand-in,
- *   whose BigInt adapter costs hundreds of ns a frame.
+ *   alloc_free gives the frame allocator's share (runtime/wasm/frame-alloc.ts).
  * - (b) uc_transmit: packets classified and transmitted per second through the three class
  *   queues, drained by the host (vm.coroutines.drain per queue) or by the BPF worker tx_worker.
  * - (c) uc_kvstore: bursts of 16 requests (15 short ones of SHORT entries, one long one of LONG
@@ -33,7 +31,6 @@ import { fileURLToPath } from 'node:url';
 import { Vm } from '../runtime/vm.js';
 import type { LoadedObject } from '../runtime/object.js';
 import { fmtNs, fmtRatio, formatTable, verdict } from './table.js';
-import { useWasmFrames } from './wasm-frames.js';
 import {
   median,
   mergeSamples,
@@ -64,8 +61,6 @@ export interface LatencyFigures {
 
 /** The section's figures. */
 export interface CoroutinesReport {
-  /** 'runtime' when the Vm has a frame allocator, else the bench's (bench/wasm-frames.ts). */
-  readonly allocator: 'runtime' | 'bench (Wasm free list)';
   readonly roundTripDeferNs: number;
   readonly roundTripYieldNs: number;
   readonly halves: {
@@ -94,16 +89,14 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const objectBytes = (name: string): Uint8Array =>
   readFileSync(resolve(root, 'examples', 'coro', 'build', `${name}.o`));
 
-/** A Vm with the runtime's frame allocator, or the bench's Wasm one until that lands. */
+/** A Vm with an example object loaded. */
 async function open(
   name: string,
   opts: Parameters<typeof Vm.create>[0] = {},
-): Promise<{ vm: Vm; obj: LoadedObject; standIn: boolean }> {
+): Promise<{ vm: Vm; obj: LoadedObject }> {
   const vm = Vm.create({ coroutines: { sweepIntervalMs: 0 }, ...opts });
-  const standIn = vm.kfuncSlot('bpf_coro_frame_alloc') === undefined;
-  if (standIn) await useWasmFrames(vm);
   const obj = await vm.loadObject(objectBytes(name), { verify: false });
-  return { vm, obj, standIn };
+  return { vm, obj };
 }
 
 const CTX = new Uint8Array(8);
@@ -153,7 +146,7 @@ async function benchSuspend(
   passes: number,
   progress: (line: string) => void,
 ): Promise<Omit<CoroutinesReport, 'transmit' | 'kv'>> {
-  const { vm, obj, standIn } = await open('coro_bench');
+  const { vm, obj } = await open('coro_bench');
   const live = (): number => vm.coroutines.stats().live;
   progress('coroutines: round trip (task_work_schedule)');
   const defer = obj.program('roundtrip_defer');
@@ -182,7 +175,6 @@ async function benchSuspend(
   if (live() !== 0) throw new Error(`coroutines bench: ${live()} frames left live`);
   await vm.close();
   return {
-    allocator: standIn ? 'bench (Wasm free list)' : 'runtime',
     roundTripDeferNs,
     roundTripYieldNs,
     halves,
@@ -366,7 +358,7 @@ export function formatCoroutines(r: CoroutinesReport): string {
   const projected = (h.coro.median - r.allocFreeNs + CORO_TARGETS.frameAllocNs) / h.callback.median;
   const slowAlloc = r.allocFreeNs > CORO_TARGETS.frameAllocNs;
   const lines = [
-    `JIT, unverified (the coroutine verifier is not in yet); CPU time; frame allocator: ${r.allocator}`,
+    `JIT, unverified (the coroutine verifier is not in yet); CPU time; frame allocator: runtime`,
     '',
     formatTable(
       ['suspend + resume round trip', 'ns', 'target'],

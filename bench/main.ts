@@ -1,9 +1,9 @@
 /**
  * `npm run bench`: the performance report of issue #3 item 8. Sections (each optional with
  * `--only`): the benchmark corpus on the JIT, the interpreter and (where it works) the kernel
- * JIT; the per-run overhead of the run methods; map lookups from BPF; coroutines (issue #7: suspend
- * cost and the talk's use cases); compile latency per phase; fast-path termination (issue #8:
- * overhead, latency, the alternatives). Tables go to
+ * JIT; the per-run overhead of the run methods; map lookups from BPF; frame allocator alloc+free
+ * pairs; coroutines (issue #7: suspend cost and the talk's use cases); compile latency per phase;
+ * fast-path termination (issue #8: overhead, latency, the alternatives). Tables go to
  * stdout, progress to stderr, and `--json FILE` writes the same figures as JSON.
  *
  * Every ns figure is a median over timed rounds after a warm-up of at least 100 ms (V8 must
@@ -41,6 +41,7 @@ import { benchPlans, parseOptions, USAGE, type BenchOptions, type BenchPlans } f
 import { benchOverhead, formatOverhead, type OverheadReport } from './overhead.bench.js';
 import { heading } from './table.js';
 import { benchMaps, formatMaps, type MapsReport } from './maps.bench.js';
+import { benchAlloc, formatAlloc, type AllocReport } from './alloc.bench.js';
 import {
   benchTermination,
   formatTermination,
@@ -74,6 +75,7 @@ interface BenchReport {
   overhead?: OverheadReport;
   maps?: MapsReport;
   coroutines?: CoroutinesReport;
+  alloc?: AllocReport;
   compile?: CompileReport;
   verify?: VerifyReport;
   termination?: TerminationReport;
@@ -182,6 +184,12 @@ async function runBench(opts: BenchOptions): Promise<BenchReport> {
     report.coroutines = await benchCoroutines(plans.jit, opts.quick, progress);
     process.stdout.write(
       `${heading('Coroutines (issue #7)')}\n${formatCoroutines(report.coroutines)}\n`,
+    );
+  }
+  if (opts.sections.has('alloc')) {
+    report.alloc = await benchAlloc(plans.jit, progress);
+    process.stdout.write(
+      `${heading('Frame allocator: alloc + free')}\n${formatAlloc(report.alloc)}\n`,
     );
   }
   if (opts.sections.has('compile')) {

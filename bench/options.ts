@@ -13,6 +13,7 @@ export const SECTIONS = [
   'corpus',
   'overhead',
   'maps',
+  'alloc',
   'coroutines',
   'compile',
   'verify',

@@ -24,6 +24,8 @@
  */
 
 import {
+  CORO_ENTRY_CHECK_SLOT,
+  CORO_FRAME_CHECK_SLOT,
   CTRL_ERR_AUX,
   CTRL_ERR_CODE,
   CTRL_ERR_INSN,
@@ -36,6 +38,7 @@ import {
   EXPORT_FUNC_PREFIX,
   FUNC_TOKEN_BASE,
   HELPER_BLOCK_SIZE,
+  programOwner,
   IMPORT_CTRL,
   IMPORT_CORO_DRAIN,
   MAY_GOTO_CHECK_PERIOD,
@@ -254,7 +257,8 @@ function buildModule(
   if (needs.coro) {
     m.addFunctionImport(CORO_DRAIN, IMPORT_MODULE, IMPORT_CORO_DRAIN, b.i32, b.i32);
   }
-  addEntryFunctions(b, m, opts.entry, needs);
+  // allocations are charged to owner id + 1 (0 is the host); src/abi.ts programOwner
+  addEntryFunctions(b, m, opts.entry, needs, programOwner(opts.links.helperBase));
   return { reloopered, markers, webs };
 }
 
@@ -368,6 +372,13 @@ class FuncCompiler {
       prologue.push(
         m.local.set(FP, m.global.get('sp', b.i32)),
         m.global.set('sp', m.i32.sub(m.local.get(FP, b.i32), m.i32.const(MAX_BPF_STACK))),
+      );
+    }
+    // a resume / destroy function verified with r1 = a frame of N bytes: anyone may call it
+    const frameSize = this.opts.links.coroEntries?.get(this.prog.subprogs.indexOf(this.sp)) ?? 0;
+    if (frameSize > 0) {
+      prologue.push(
+        this.frameCheck(this.sp.start, () => m.local.get(regLocal(1), b.i64), frameSize),
       );
     }
     // incoming arguments kept as i32 (the i32 locals of other registers start at 0, as r0/r6-r9)
@@ -960,12 +971,18 @@ class FuncCompiler {
     align: boolean,
   ): { pre: ExpressionRef[]; ptr: ExpressionRef; offset: number } {
     const m = this.m;
+    // an access through a coroutine handle: the runtime checks the frame first
+    const need = this.opts.links.frameChecks?.get(idx);
+    const check = need === undefined ? [] : [this.frameCheck(idx, () => this.raw64(reg), need)];
     if (!this.memCheck && !align) {
-      if (off >= 0) return { pre: [], ptr: this.get32(reg), offset: off };
-      return { pre: [], ptr: m.i32.add(this.get32(reg), m.i32.const(off)), offset: 0 };
+      if (off >= 0) return { pre: check, ptr: this.get32(reg), offset: off };
+      return { pre: check, ptr: m.i32.add(this.get32(reg), m.i32.const(off)), offset: 0 };
     }
     const a = (): ExpressionRef => m.local.get(T64A, this.b.i64);
-    const pre: ExpressionRef[] = [m.local.set(T64A, m.i64.add(this.raw64(reg), m.i64.const(off)))];
+    const pre: ExpressionRef[] = [
+      ...check,
+      m.local.set(T64A, m.i64.add(this.raw64(reg), m.i64.const(off))),
+    ];
     if (this.memCheck) {
       pre.push(
         m.if(
@@ -986,6 +1003,27 @@ class FuncCompiler {
       );
     }
     return { pre, ptr: m.i32.wrap(a()), offset: 0 };
+  }
+
+  /**
+   * Fails the run with 'frame' unless the i64 `frame` is a live coroutine frame of at least
+   * `need` bytes: `coro_frame_check` in the call table (CORO_FRAME_CHECK_SLOT).
+   */
+  private frameCheck(idx: number, frame: () => ExpressionRef, need: number): ExpressionRef {
+    const m = this.m;
+    const b = this.b;
+    const ok = m.if(
+      m.i64.ge_u(frame(), m.i64.const(0x1_0000_0000)),
+      m.i32.const(0),
+      m.call_indirect(
+        'table',
+        m.i32.const(CORO_FRAME_CHECK_SLOT),
+        [m.i32.wrap(frame()), m.i32.const(need)],
+        b.createType([b.i32, b.i32]),
+        b.i32,
+      ),
+    );
+    return m.if(m.i32.eqz(ok), this.fail('frame', idx, frame()));
   }
 
   private load(idx: number, i: Insn, size: 1 | 2 | 4 | 8, signed: boolean): ExpressionRef[] {
@@ -1118,14 +1156,19 @@ class FuncCompiler {
       return [this.depthCheck(idx), this.set64(0, m.call(funcName(k), this.args(), b.i64))];
     }
     if (i.src === BPF_PSEUDO_KFUNC_CALL) {
+      // bpf_throw: unwind to the entry; the host returns the cookie as r0 (runtime/trap.ts)
+      if (this.opts.links.throwInsns?.has(idx) === true) {
+        return [this.fail('throw', idx, this.get64(1))];
+      }
+      // bpf_obj_new_impl gets the object size the verifier found (the kernel's fixup)
+      const objSize = this.opts.links.objNewSizes?.get(idx);
+      const args = this.args();
+      if (objSize !== undefined) args[0] = m.i64.const(objSize);
       const slot = this.opts.links.kfuncSlots.get(idx);
       // a weak kfunc the Vm does not have: linked, but fails if it ever runs
       if (slot === undefined) return [this.fail('call', idx, m.i64.const(i.imm))];
       return [
-        this.set64(
-          0,
-          m.call_indirect('table', m.i32.const(slot), this.args(), this.i64x5(), b.i64),
-        ),
+        this.set64(0, m.call_indirect('table', m.i32.const(slot), args, this.i64x5(), b.i64)),
       ];
     }
     if (i.imm < 0 || i.imm >= HELPER_BLOCK_SIZE || !this.opts.hasHelper(i.imm)) {
@@ -1230,6 +1273,28 @@ class FuncCompiler {
       this.depthCheck(idx),
       this.set64(0, m.call_indirect('table', m.i32.wrap(v()), this.args(), this.i64x5(), b.i64)),
     ]);
+    if (this.opts.links.callxChecks?.has(idx) === true) {
+      // a target from a frame, a handle or .rodata: only a verified entry's token
+      const entry = m.if(
+        m.i64.ge_u(
+          m.i64.sub(v(), m.i64.const(FUNC_TOKEN_BASE)),
+          m.i64.const(0x1_0000_0000 - FUNC_TOKEN_BASE),
+        ),
+        m.i32.const(0),
+        m.call_indirect(
+          'table',
+          m.i32.const(CORO_ENTRY_CHECK_SLOT),
+          [m.i32.wrap(v())],
+          b.createType([b.i32]),
+          b.i32,
+        ),
+      );
+      return [
+        m.local.set(T64A, this.get64(reg)),
+        m.if(m.i32.eqz(entry), this.fail('call', idx, v())),
+        func,
+      ];
+    }
     return [
       m.local.set(T64A, this.get64(reg)),
       m.if(m.i64.lt_u(v(), m.i64.const(FUNC_TOKEN_BASE)), helper, func),

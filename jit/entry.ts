@@ -12,6 +12,7 @@ import {
   CTRL_DEFER_HEAD,
   CTRL_DEFER_TAIL,
   CTRL_MAY_GOTO,
+  CTRL_PROG,
   CTRL_PKT_ADDR,
   CTRL_PKT_LEN,
   CTRL_R0,
@@ -82,6 +83,7 @@ export function addEntryFunctions(
   m: BinaryenModule,
   entry: EntryKind,
   needs: EntryNeeds,
+  owner: number,
 ): void {
   const i32 = b.i32;
   const ctx = (): ExpressionRef => m.global.get('ctx', i32);
@@ -101,6 +103,9 @@ export function addEntryFunctions(
           ),
         ]
       : [];
+  /** What the frame allocator charges this run's allocations to (kfunc callers only). */
+  const charge = (): ExpressionRef[] =>
+    needs.coro ? [m.i32.store(CTRL_PROG, 4, ctrl(), m.i32.const(owner))] : [];
   const once = (): ExpressionRef[] =>
     entry === 'xdp'
       ? [
@@ -113,7 +118,7 @@ export function addEntryFunctions(
   const perRun = (pa: number, pl: number): { setup: ExpressionRef[]; call: ExpressionRef } => {
     const a = (): ExpressionRef => m.local.get(pa, i32);
     const len = (): ExpressionRef => m.local.get(pl, i32);
-    const setup: ExpressionRef[] = [];
+    const setup: ExpressionRef[] = [...charge()];
     if (needs.mayGoto)
       setup.push(m.i64.store(CTRL_MAY_GOTO, 8, ctrl(), m.i64.const(BPF_MAX_LOOPS)));
     if (needs.tailCall) setup.push(m.i32.store(CTRL_TAIL_CALL_CNT, 4, ctrl(), m.i32.const(0)));
@@ -205,6 +210,7 @@ export function addEntryFunctions(
     m.block(
       null,
       [
+        ...charge(),
         m.i64.store(CTRL_MAY_GOTO, 8, ctrl(), m.i64.const(BPF_MAX_LOOPS)),
         m.i32.store(CTRL_TAIL_CALL_CNT, 4, ctrl(), m.i32.const(0)),
         m.i32.store(PKT_ADDR, 4, ctrl(), m.local.get(1, i32)),

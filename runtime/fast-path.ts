@@ -43,7 +43,10 @@ export function kfuncTermClass(name: string, sig: KfuncSig | undefined): KfuncTe
   const known = KFUNC_TERM_CLASSES.get(name);
   if (known !== undefined) return known;
   if (sig?.args.some((a) => a.kind === 'release') === true) return { helperClass: 'release' };
-  if (sig?.ret.kind === 'mem') return { helperClass: 'acquire', fastPathRet: 'null' };
+  // a nullable pointer return (memory, an object, a frame, a BTF pointer) → acquire, NULL
+  const ret = sig?.ret.kind;
+  if (ret === 'mem' || ret === 'obj' || ret === 'frame' || ret === 'btf_id')
+    return { helperClass: 'acquire', fastPathRet: 'null' };
   return { helperClass: 'other' };
 }
 

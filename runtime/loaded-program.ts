@@ -10,6 +10,8 @@
 
 import type { VerifiedProgram } from '../src/verifier/verified-program.js';
 import {
+  CTRL_PROG,
+  programOwner,
   CTRL_DEFER_HEAD,
   CTRL_DEFER_TAIL,
   CTRL_R0,
@@ -109,6 +111,7 @@ export class LoadedProgram {
   private readonly batchFn: BatchFn | undefined;
   private readonly runCtxFn: RunCtxFn | undefined;
   private readonly insnBudget: number;
+  private lastThrown = false;
   private inputView: Uint8Array;
   /** The slots termination swaps for this program. */
   private readonly termProg: TermProg;
@@ -144,6 +147,11 @@ export class LoadedProgram {
     return this.killed;
   }
 
+  /** The frame allocator owner this program's allocations are charged to (id + 1). */
+  get owner(): number {
+    return programOwner(this.links.helperBase);
+  }
+
   /**
    * The packet area of this Vm's worker, in Wasm memory: write a packet here and pass its
    * length to `run`/`runU32` to run without a copy.
@@ -157,6 +165,17 @@ export class LoadedProgram {
       );
     }
     return this.inputView;
+  }
+
+  /**
+   * Whether the last run (`run`, `runU32`, `runWithCtx`) ended in `bpf_throw`: it unwound to
+   * the entry and its r0 is the cookie (the kernel's default exception callback).
+   * @example
+   * const r0 = prog.run();
+   * if (prog.thrown) console.log(`threw ${r0}`);
+   */
+  get thrown(): boolean {
+    return this.lastThrown;
   }
 
   /**
@@ -194,14 +213,15 @@ export class LoadedProgram {
     const addr = len === 0 ? 0 : this.vm.worker.packet;
     if (this.type === 'perf_event') return this.runPerfEvent(len);
     if (this.type !== 'mem' && this.type !== 'xdp') return this.runSkb(this.vm.worker.packet, len);
+    this.lastThrown = false;
     if (this.engine === 'jit') {
       try {
         return (this.runFn as RunFn)(addr, len) >>> 0;
       } catch (e) {
-        throw this.fail(e);
+        return this.caught(this.fail(e));
       }
     }
-    return Number(this.interpretOnce(addr, len) & 0xffffffffn);
+    return Number(this.interpretOnce(addr, len, true) & 0xffffffffn);
   }
 
   /**
@@ -285,7 +305,8 @@ export class LoadedProgram {
         for (let k = 0; k < b.count; k++) {
           const addr = view.getUint32(b.descAddr + k * 8, true);
           const len = view.getUint32(b.descAddr + k * 8 + 4, true);
-          const r0 = this.interpretOnce(addr, len);
+          // as on the JIT, a bpf_throw ends the whole batch (TerminationError)
+          const r0 = this.interpretOnce(addr, len, false);
           this.vm.dataView().setUint32(b.resultsAddr + k * 4, Number(r0 & 0xffffffffn), true);
         }
       }
@@ -427,19 +448,33 @@ export class LoadedProgram {
   }
 
   /**
+   * A run that ended with `err`: `bpf_throw` (TerminationError 'throw') becomes a normal return
+   * with r0 = the cookie and `thrown` set (the stack pointer was reset by `fail`); anything
+   * else is thrown.
+   */
+  private caught(err: Error): number {
+    if (!(err instanceof TerminationError) || err.reason !== 'throw') throw err;
+    const cookie = BigInt.asUintN(64, err.cookie ?? 0n);
+    this.vm.dataView().setBigUint64(this.vm.worker.ctrl + CTRL_R0, cookie, true);
+    this.lastThrown = true;
+    return Number(cookie & 0xffffffffn);
+  }
+
+  /**
    * Runs once with r1 = the context the host built at `ctx`; `pkt`/`len` is the packet that
    * ld_abs reads and, for the interpreter, the packet memory the program may touch. Used by
    * test runs, whose repeats keep what the program did to the context.
    */
   runWithCtx(ctx: number, pkt: number, len: number): number {
+    this.lastThrown = false;
     if (this.engine === 'jit') {
       try {
         return (this.runCtxFn as RunCtxFn)(ctx, pkt, len) >>> 0;
       } catch (e) {
-        throw this.fail(e);
+        return this.caught(this.fail(e));
       }
     }
-    return Number(this.interpretWith(BigInt(ctx), 0n, pkt, len, ctx) & 0xffffffffn);
+    return Number(this.interpretWith(BigInt(ctx), 0n, pkt, len, ctx, true) & 0xffffffffn);
   }
 
   /**
@@ -483,11 +518,11 @@ export class LoadedProgram {
     return this.runWithCtx(w.ctx, addr, len);
   }
 
-  private interpretOnce(addr: number, len: number): bigint {
+  private interpretOnce(addr: number, len: number, catchThrow: boolean): bigint {
     const vm = this.vm;
     const w = vm.worker;
     if (this.type !== 'xdp')
-      return this.interpretWith(BigInt(addr), BigInt(len), addr, len, undefined);
+      return this.interpretWith(BigInt(addr), BigInt(len), addr, len, undefined, catchThrow);
     const view = vm.dataView();
     view.setUint32(w.ctx + XDP_MD.data, addr, true);
     view.setUint32(w.ctx + XDP_MD.data_end, addr + len, true);
@@ -495,16 +530,20 @@ export class LoadedProgram {
     view.setUint32(w.ctx + XDP_MD.ingress_ifindex, 1, true);
     view.setUint32(w.ctx + XDP_MD.rx_queue_index, 0, true);
     view.setUint32(w.ctx + XDP_MD.egress_ifindex, 0, true);
-    return this.interpretWith(BigInt(w.ctx), 0n, addr, len, w.ctx);
+    return this.interpretWith(BigInt(w.ctx), 0n, addr, len, w.ctx, catchThrow);
   }
 
-  /** Interprets with r1, r2; the packet and (when given) the context at `ctx` are accessible. */
+  /**
+   * Interprets with r1, r2; the packet and (when given) the context at `ctx` are accessible.
+   * With `catchThrow`, a bpf_throw is a normal return of its cookie (see `caught`).
+   */
   private interpretWith(
     r1: bigint,
     r2: bigint,
     pkt: number,
     len: number,
     ctx: number | undefined,
+    catchThrow: boolean,
   ): bigint {
     const vm = this.vm;
     const w = vm.worker;
@@ -538,11 +577,21 @@ export class LoadedProgram {
       callHelper: (id, args) => vm.callHelper(id, args),
       callKfunc: (slot, args) => vm.callKfunc(slot, args),
       resolveToken: (token) => vm.resolveToken(token),
+      coroFrameCheck: (frame, need) => vm.coroFrameCheck(frame, need),
+      isCoroEntry: (token) => vm.isCoroEntry(token),
       insnBudget: this.insnBudget,
       mayGotoBudget: BPF_MAX_LOOPS,
       packet: len > 0 ? { addr: pkt, len } : undefined,
     };
-    const r0 = interpret(this.program, env, r1, r2);
+    vm.dataView().setUint32(w.ctrl + CTRL_PROG, this.owner, true);
+    let r0: bigint;
+    try {
+      r0 = interpret(this.program, env, r1, r2);
+    } catch (e) {
+      if (!catchThrow || !(e instanceof Error)) throw e;
+      this.caught(e);
+      return vm.dataView().getBigUint64(w.ctrl + CTRL_R0, true);
+    }
     // what the run deferred continues now, on the interpreter too (the JIT's entry does this)
     const v = vm.dataView();
     if (v.getUint32(w.ctrl + CTRL_DEFER_HEAD, true) !== v.getUint32(w.ctrl + CTRL_DEFER_TAIL, true))

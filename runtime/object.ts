@@ -18,6 +18,8 @@ import {
 } from '../src/loader/btf-value.js';
 import { loadObject } from '../src/loader/object.js';
 import {
+  btfTypeSizes,
+  dataFuncStarts,
   sourceLines,
   type BpfObject,
   type GlobalVar,
@@ -228,7 +230,8 @@ export async function loadObjectInto(
   const byName = new Map<string, BpfMap>();
   object.maps.forEach((def, k) => byName.set(def.global?.section ?? def.name, maps[k] as BpfMap));
   const loaded: LoadedProgram[] = [];
-  for (const p of object.programs) loaded.push(await loadObjectProgram(vm, p, maps, opts));
+  for (let k = 0; k < object.programs.length; k++)
+    loaded.push(await loadObjectProgram(vm, object, k, maps, opts));
   object.maps.forEach((def, k) => writeFuncPtrs(def, maps[k] as BpfMap, loaded));
   const programs = new Map<string, LoadedProgram>();
   object.programs.forEach((p, k) => {
@@ -324,10 +327,12 @@ export function createObjectMap(
 
 async function loadObjectProgram(
   vm: Vm,
-  p: ObjProgram,
+  object: BpfObject,
+  k: number,
   maps: readonly BpfMap[],
   opts: ObjectOptions,
 ): Promise<LoadedProgram> {
+  const p = object.programs[k] as ObjProgram;
   const ksyms = new Map<number, bigint>();
   const kfuncs = new Map<number, { name: string; weak: boolean }>();
   for (const r of p.relocs) {
@@ -345,8 +350,11 @@ async function loadObjectProgram(
     type: p.type,
     funcNames: p.funcNames,
     gotoxTargets: p.gotoxTargets,
+    dataFuncs: dataFuncStarts(object, k),
   });
+  const btfTypeSize = btfTypeSizes(object);
   return vm.load(prog, {
+    ...(btfTypeSize === undefined ? {} : { btfTypeSize }),
     engine: opts.engine ?? 'jit',
     ...(opts.verify === undefined ? {} : { verify: opts.verify }),
     ...(opts.logLevel === undefined ? {} : { logLevel: opts.logLevel }),

@@ -57,6 +57,36 @@ export interface RtExports {
   readonly coro_drain_queue: (q: number, batch: number) => number;
   /** Sets and clears flag bits of frame `f`; returns the flags, or 0xffffffff for a bad frame. */
   readonly coro_frame_flags: (f: number, set: number, clear: number) => number;
+  // the frame allocator (runtime/wasm/frame-alloc.ts, runtime/frame-alloc.ts)
+  /** Once per Vm: lays out the allocator's state block. */
+  readonly alloc_init: (
+    state: number,
+    owners: number,
+    maxOwners: number,
+    caches: number,
+    workers: number,
+  ) => void;
+  /** Once per Vm, while nothing allocates: the region spans are carved from, its span table. */
+  readonly alloc_set_region: (heapStart: number, heapEnd: number, spanTable: number) => number;
+  /** Once per instance: the state block, this instance's worker index and control slot. */
+  readonly alloc_attach: (state: number, worker: number, ctrl: number) => void;
+  /** When this instance's worker stops allocating: its cached objects go to the shared depot. */
+  readonly alloc_flush: () => void;
+  readonly bpf_coro_frame_alloc: (...args: bigint[]) => bigint;
+  readonly bpf_coro_frame_free: (...args: bigint[]) => bigint;
+  readonly bpf_obj_new_impl: (...args: bigint[]) => bigint;
+  readonly bpf_obj_drop_impl: (...args: bigint[]) => bigint;
+  /** 1 when `frame` is a live coroutine frame of at least `need` bytes, else 0. */
+  readonly coro_frame_check: (frame: number, need: number) => number;
+  readonly host_frame_alloc: (size: number, owner: number) => number;
+  readonly host_frame_free: (addr: number) => number;
+  readonly alloc_obj_size: (addr: number) => number;
+  readonly alloc_obj_owner: (addr: number) => number;
+  readonly alloc_next_live: (after: number) => number;
+  readonly alloc_owner_live: (owner: number) => bigint;
+  readonly alloc_set_cap: (owner: number, objects: number, bytes: number) => number;
+  readonly alloc_counter: (which: number) => number;
+  readonly alloc_top: () => number;
 }
 
 /** Host service the module calls for map families it does not implement. */
@@ -91,17 +121,18 @@ export function rtModule(shared: boolean): WebAssembly.Module {
 }
 
 /**
- * Instantiates the runtime module for worker `cpu` over `memory` and that worker's call
- * `table` (coroutine resumes call through it); `worker` is the control slot and area of the
- * thread that runs the instance.
+ * Instantiates the runtime module for worker `cpu` over `memory`. `worker` gives the call table
+ * coroutine resumes go through and the control slot and area of the thread that runs the
+ * instance; without it (standalone uses such as allocator tests) the coroutine exports have no
+ * worker to act for.
  */
 export function instantiateRt(
   memory: WebAssembly.Memory,
-  table: WebAssembly.Table,
   cpu: number,
-  worker: WorkerLayout,
   mapOpSlow: MapOpSlow,
+  worker?: { readonly table: WebAssembly.Table; readonly layout: WorkerLayout },
 ): RtExports {
+  const table = worker?.table ?? new WebAssembly.Table({ element: 'anyfunc', initial: 1 });
   const shared = memory.buffer instanceof SharedArrayBuffer;
   const inst = new WebAssembly.Instance(rtModule(shared), {
     env: {
@@ -115,6 +146,7 @@ export function instantiateRt(
   });
   const rt = inst.exports as unknown as RtExports;
   rt.set_cpu(cpu);
-  rt.coro_set_worker(worker.ctrl, worker.stackBottom - STACK_OFF);
+  if (worker !== undefined)
+    rt.coro_set_worker(worker.layout.ctrl, worker.layout.stackBottom - STACK_OFF);
   return rt;
 }

@@ -8,7 +8,13 @@
  */
 
 import { CTRL_ERR_AUX, CTRL_ERR_CODE, CTRL_ERR_INSN, EXEC_CODE } from '../src/abi.js';
-import { ExecError, isBpfError, type BpfError, type ExecErrorKind } from '../src/errors.js';
+import {
+  ExecError,
+  TerminationError,
+  isBpfError,
+  type BpfError,
+  type ExecErrorKind,
+} from '../src/errors.js';
 
 const KIND_BY_CODE: ReadonlyMap<number, ExecErrorKind> = new Map(
   Object.entries(EXEC_CODE).map(([k, v]) => [v, k as ExecErrorKind]),
@@ -24,6 +30,8 @@ const REASONS: Readonly<Record<ExecErrorKind, string>> = {
   'insn-budget': 'instruction budget exhausted',
   'fall-off': 'execution fell off the end of a function',
   helper: 'helper failed',
+  frame: 'not a live coroutine frame of the size the access needs',
+  throw: 'bpf_throw',
   trap: 'trap',
 };
 
@@ -36,8 +44,10 @@ export function trapToError(e: unknown, view: DataView, ctrl: number): BpfError 
     const aux = view.getBigUint64(ctrl + CTRL_ERR_AUX, true);
     view.setUint32(ctrl + CTRL_ERR_CODE, 0, true);
     const kind = KIND_BY_CODE.get(code) ?? 'trap';
+    // bpf_throw: the cookie; LoadedProgram turns it into the run's r0.
+    if (kind === 'throw') return new TerminationError('throw', aux);
     const detail =
-      kind === 'mem' || kind === 'align'
+      kind === 'mem' || kind === 'align' || kind === 'frame'
         ? ` at 0x${aux.toString(16)}`
         : kind === 'call'
           ? ` (target ${aux})`

@@ -15,10 +15,14 @@
  */
 
 import {
+  CORO_HDR_SIZE,
   CTRL_CORO_DEPTH,
+  programOwner,
   CTRL_ERR_CODE,
   CTRL_TERMINATE,
   FUNC_TOKEN_BASE,
+  CORO_ENTRY_CHECK_SLOT,
+  CORO_FRAME_CHECK_SLOT,
   HELPER_BLOCK_SIZE,
   KFUNC_SLOT_BASE,
   MAX_KFUNCS,
@@ -62,6 +66,13 @@ import {
   type CompileTimings,
   type HelperCallMode,
 } from '../jit/compile.js';
+import {
+  FRAME_ALLOC_KFUNCS,
+  FRAME_HEAP_DEFAULT,
+  type FrameAllocator,
+  frameAllocKfuncs,
+  initFrameAlloc,
+} from './frame-alloc.js';
 import { HeapArena } from './heap.js';
 import {
   allHelpers,
@@ -91,6 +102,8 @@ import {
 } from '../src/helper-protos.js';
 import type { MapInfo } from '../src/verifier/reg-state.js';
 import { verifyProgram, type KfuncSig, type LdMap } from '../src/verifier/verifier.js';
+import { BPF_THROW, kfuncProto } from '../src/kfunc-protos.js';
+import { wasmI32Function } from './wasm-fn.js';
 import type { VerifiedProgram } from '../src/verifier/verified-program.js';
 import { instantiateRt, type RtExports } from './rt.js';
 import { Coroutines, type CoroutineOptions } from './coroutines.js';
@@ -104,7 +117,7 @@ import { loadObjectInto, type LoadedObject, type ObjectOptions } from './object.
 import { LoadedProgram, type Engine } from './loaded-program.js';
 import { Termination, type TermKfunc, type TermProg } from './termination.js';
 import { resSpinLockKfuncs } from './helpers/spinlock.js';
-import { fastPathFn, helperFastPath } from './fast-path.js';
+import { fastPathFn, helperFastPath, kfuncTermClass } from './fast-path.js';
 import {
   ringbufReservations,
   sumResources,
@@ -140,6 +153,19 @@ export interface VmOptions extends HelperOptions {
   readonly heartbeatMs?: number;
   /** Coroutine policies: deadlines, sweeps, where deferred frames go (runtime/coroutines.ts). */
   readonly coroutines?: CoroutineOptions;
+  /**
+   * Bytes of the frame allocator's region (coroutine frames, bpf_obj_new objects,
+   * `vm.allocator.alloc`): default 8 MiB, at most 1 GiB, rounded up to 64 KiB. The region is
+   * made when the first program that calls an allocator kfunc is loaded (or the host first
+   * allocates); an allocation that finds it exhausted returns 0.
+   */
+  readonly frameHeap?: number;
+  /**
+   * What each loaded program may hold in the frame allocator at once (coroutine frames and
+   * bpf_obj_new objects, counted in allocator slots): beyond it bpf_coro_frame_alloc and
+   * bpf_obj_new return NULL, and the program takes its verified NULL path. Default: no cap.
+   */
+  readonly programAllocCap?: { readonly objects?: number; readonly bytes?: number };
 }
 
 /** Options of `Vm.load`. */
@@ -159,6 +185,8 @@ export interface LoadOptions {
   readonly logSize?: number;
   /** C source lines for the verifier log, by insn index (from BTF.ext line info). */
   readonly lineInfo?: (insnIdx: number) => string | undefined;
+  /** Sizes of the program BTF's types, by id (`bpf_obj_new_impl`; src/loader `btfTypeSizes`). */
+  readonly btfTypeSize?: (id: number) => number | undefined;
   /**
    * The maps a program's BPF_PSEUDO_MAP_IDX / _IDX_VALUE loads index (an object's maps, in
    * order). BPF_PSEUDO_MAP_FD / _VALUE loads name maps by their Vm id instead.
@@ -243,6 +271,8 @@ export class Vm {
   readonly termination: Termination;
   /** The runtime module instance of worker 0 (map operations). */
   readonly rt: RtExports;
+  /** The frame allocator (coroutine frames, bpf_obj_new objects): accounts, caps, live objects. */
+  readonly allocator: FrameAllocator;
   /** CPUs (workers) percpu maps keep values for: the worker count, 1 without workers. */
   readonly nCpus: number;
   /** Worker threads of this Vm (0: single-threaded). */
@@ -260,6 +290,8 @@ export class Vm {
   >();
   private readonly kfuncBySlot = new Map<number, KfuncProto>();
   private readonly resourceSources: ResourceSource[] = [];
+  /** The kfuncs the runtime module implements, by name: worker threads run them too. */
+  private readonly builtinKfuncs = new Map<string, KfuncProto>();
   private kfuncsFilled = 0;
   /** Globals shared by every module instantiated for worker 0. */
   readonly globals: {
@@ -280,6 +312,7 @@ export class Vm {
   private bytes: Uint8Array;
   private closed = false;
   private readonly onCompiled: VmOptions['onCompiled'];
+  private readonly programAllocCap: VmOptions['programAllocCap'];
 
   private constructor(opts: VmOptions) {
     const n = opts.workers ?? 0;
@@ -293,6 +326,7 @@ export class Vm {
     this.nCpus = Math.max(1, n);
     const host = defaultHost(opts);
     this.onCompiled = opts.onCompiled;
+    this.programAllocCap = opts.programAllocCap;
     this.helpers = new HelperRegistry();
     this.services = new HelperServices(this, host, opts);
     for (const h of allHelpers(this.services)) this.helpers.register(h);
@@ -335,9 +369,10 @@ export class Vm {
       return this.memory.buffer.byteLength;
     });
     // generic lookup on a family without one finds nothing; update/delete are refused
-    this.rt = instantiateRt(this.memory, this.table, 0, this.worker, (op) =>
-      op === 1 ? 0n : -22n,
-    );
+    this.rt = instantiateRt(this.memory, 0, (op) => (op === 1 ? 0n : -22n), {
+      table: this.table,
+      layout: this.worker,
+    });
     for (const h of runtimeModuleHelpers(this.rt)) this.helpers.register(h);
     this.taskRefs = new TaskRefs(
       () => this.heap.alloc(TASK_STRUCT_SIZE),
@@ -345,8 +380,32 @@ export class Vm {
       this.services.task,
     );
     for (const h of this.taskRefs.helpers()) this.helpers.register(h);
+    // the frame allocator's check, for accesses through coroutine handles (src/abi.ts)
+    const frameCheck = (this.rt as unknown as Record<string, unknown>)['coro_frame_check'];
+    if (typeof frameCheck === 'function') this.table.set(CORO_FRAME_CHECK_SLOT, frameCheck);
+    // which tokens callx may reach through a frame, a handle or .rodata
+    this.table.set(
+      CORO_ENTRY_CHECK_SLOT,
+      wasmI32Function((token) => (this.isCoroEntry(BigInt(token >>> 0)) ? 1 : 0), 1),
+    );
     for (const h of this.helpers.all()) this.builtinHelpers.set(h.id, h);
+    this.allocator = initFrameAlloc(
+      this.rt,
+      { alloc: (bytes) => this.heap.alloc(bytes), frameHeap: opts.frameHeap ?? FRAME_HEAP_DEFAULT },
+      n + 1,
+      n,
+      this.worker.ctrl,
+    );
+    // the runtime module's kfuncs (frame allocator, coroutines): every worker runs its own
+    for (const k of [...frameAllocKfuncs(this.rt), ...Coroutines.rtKfuncs(this.rt)]) {
+      this.registerKfunc(k);
+      this.builtinKfuncs.set(k.name, k);
+    }
     for (const k of resSpinLockKfuncs(this, this.services.spinLocks)) this.registerKfunc(k);
+    this.resourceSources.push(() => {
+      const a = this.allocator.stats();
+      return { live_objects: a.liveObjects, live_bytes: a.liveBytes };
+    });
     for (const h of opts.helpers ?? []) this.helpers.register(h);
     const cfg: WorkerHelperConfig = {
       seed: opts.seed ?? DEFAULT_SEED,
@@ -372,18 +431,17 @@ export class Vm {
       },
       opts.coroutines,
     );
-    for (const k of Coroutines.rtKfuncs(this.rt)) this.registerKfunc(k);
     for (const k of this.coroutines.hostKfuncs()) this.registerKfunc(k);
     for (const k of this.taskRefs.kfuncs()) this.registerKfunc(k);
   }
 
   /** Addresses of live coroutine frames, for the coroutine sweep (from the frame allocator). */
   private liveCoroutineFrames(): number[] {
-    return this.frameSource?.() ?? [];
+    return this.allocator
+      .liveObjects()
+      .map((o) => o.addr + CORO_HDR_SIZE)
+      .filter((f) => this.allocator.isCoroFrame(f));
   }
-
-  /** Where live coroutine frames are enumerated from (the frame allocator; tests may set it). */
-  frameSource: (() => number[]) | undefined;
 
   /** Starts the worker threads once the adapter of their JS helpers is compiled. */
   private startWorkers(n: number, cfg: WorkerHelperConfig, opts: VmOptions): WorkerPool {
@@ -394,6 +452,13 @@ export class Vm {
       count: n,
       adapter,
       helpers: cfg,
+      alloc: {
+        state: this.allocator.layout.state,
+        kfuncs: [...this.builtinKfuncs.keys()].map((name) => ({
+          name,
+          slot: this.kfuncSlot(name) as number,
+        })),
+      },
       ...(opts.heartbeatMs !== undefined ? { heartbeatMs: opts.heartbeatMs } : {}),
       ...(opts.onWorkerExit !== undefined ? { onWorkerExit: opts.onWorkerExit } : {}),
     });
@@ -446,9 +511,16 @@ export class Vm {
     return loadObjectInto(this, bytes, opts);
   }
 
-  /** Value regions of every map, for the interpreter's memory checks. */
+  /**
+   * Value regions of every map, and the frame allocator's region (coroutine frames and
+   * bpf_obj_new objects live there), for the interpreter's memory checks.
+   */
   mapRegions(): MemRegion[] {
-    return this.maps.map((m) => m.valueRegion);
+    const { heapStart, heapEnd } = this.allocator.layout;
+    const regions = this.maps.map((m) => m.valueRegion);
+    if (heapEnd !== 0)
+      regions.push({ start: heapStart, end: heapEnd, writable: true, name: 'frame heap' });
+    return regions;
   }
 
   /** The map with id (fd) `id`, or undefined. */
@@ -514,13 +586,19 @@ export class Vm {
     const verified = opts.verify === false ? undefined : this.verify(prog, { ...opts, type });
     if (this.workerCount > 0)
       this.checkWorkerCalls(prog, opts.kfuncs ?? new Map(), opts.maps ?? []);
+    // a program that calls the frame allocator: make its region now, while nothing runs
+    const names = [...(opts.kfuncs?.values() ?? [])].map((k) => k.name);
+    if (FRAME_ALLOC_KFUNCS.some((k) => names.includes(k))) this.allocator.ensureRegion();
     const links = this.link(
       prog,
       opts.maps ?? [],
       opts.ksyms ?? new Map(),
       opts.kfuncs ?? new Map(),
+      verified,
     );
     const id = this.nextProgram++;
+    if (this.programAllocCap !== undefined)
+      this.allocator.setCap(programOwner(links.helperBase), this.programAllocCap);
     prog.subprogs.forEach((_, k) =>
       this.tokens.set(links.funcTokenBase + k, { prog, links, subprog: k }),
     );
@@ -536,7 +614,10 @@ export class Vm {
    */
   verify(
     prog: Program,
-    opts: Pick<LoadOptions, 'type' | 'maps' | 'kfuncs' | 'logLevel' | 'logSize' | 'lineInfo'> = {},
+    opts: Pick<
+      LoadOptions,
+      'type' | 'maps' | 'kfuncs' | 'logLevel' | 'logSize' | 'lineInfo' | 'btfTypeSize'
+    > = {},
   ): VerifiedProgram {
     const objMaps = opts.maps ?? [];
     const maps = new Map<number, LdMap>();
@@ -549,8 +630,11 @@ export class Vm {
     const kfuncs = new Map<number, KfuncSig>();
     for (const [idx, k] of opts.kfuncs ?? []) {
       const known = this.kfuncs.get(k.name);
-      const sig = known?.proto.sig;
-      // A registered kfunc without a signature: initialised arguments, an unknown scalar back.
+      // A registered kfunc without a signature of its own: the built-in one of its name
+      // (src/kfunc-protos.ts), else initialised arguments and an unknown scalar back.
+      // bpf_throw is built into both engines.
+      const builtin = known !== undefined || k.name === BPF_THROW ? kfuncProto(k.name) : undefined;
+      const sig = known?.proto.sig ?? builtin;
       kfuncs.set(
         idx,
         sig ?? { name: k.name, args: [], ret: { kind: 'scalar' }, missing: known === undefined },
@@ -564,6 +648,7 @@ export class Vm {
       ...(opts.logLevel !== undefined ? { logLevel: opts.logLevel } : {}),
       ...(opts.logSize !== undefined ? { logSize: opts.logSize } : {}),
       ...(opts.lineInfo !== undefined ? { lineInfo: opts.lineInfo } : {}),
+      ...(opts.btfTypeSize !== undefined ? { btfTypeSize: opts.btfTypeSize } : {}),
     });
   }
 
@@ -627,6 +712,7 @@ export class Vm {
         helperBase: links.helperBase,
         funcTokenBase: links.funcTokenBase,
         subprogs: prog.subprogs.length,
+        ...(links.coroEntries === undefined ? {} : { coroEntries: [...links.coroEntries.keys()] }),
       });
     }
     return new LoadedProgram(this, {
@@ -722,7 +808,13 @@ export class Vm {
       const k = this.kfuncBySlot.get(slot);
       return k === undefined ? [] : [{ slot, name: k.name, sig: k.sig }];
     });
-    const unwindable = verified !== undefined && verified.holdsResources === false;
+    // abandoning a run is safe when it can hold nothing: no reference or lock (the verifier's
+    // fact) and no kfunc that hands out memory the verifier does not track as a reference
+    // (coroutine frames)
+    const unwindable =
+      verified !== undefined &&
+      verified.holdsResources === false &&
+      kfuncs.every((k) => kfuncTermClass(k.name, k.sig).helperClass !== 'acquire');
     return { helperBase: links.helperBase, helperIds, kfuncs, unwindable };
   }
 
@@ -749,7 +841,7 @@ export class Vm {
 
   /**
    * Refuses, in a Vm with workers, a program that calls what a worker thread cannot run: a
-   * kfunc, a helper that needs host state (runtime/worker-helpers.ts lists what workers run), or
+   * kfunc other than the runtime module's, a helper that needs host state (runtime/worker-helpers.ts lists what workers run), or
    * a map write that is not concurrent yet on a map the program can reach (UNSAFE_IN_WORKERS).
    */
   private checkWorkerCalls(
@@ -762,8 +854,12 @@ export class Vm {
       if (prog.ops[idx]?.kind !== 'call') return;
       if (i.src === BPF_PSEUDO_KFUNC_CALL) {
         const name = kfuncs.get(idx)?.name ?? `kfunc#${i.imm}`;
+        if (name === BPF_THROW) return; // compiled inline: the JIT unwinds to the entry
+        const builtin = this.builtinKfuncs.get(name);
+        if (builtin !== undefined && this.kfuncs.get(name)?.proto === builtin) return;
         throw new UsageError(
-          `insn ${idx}: kfunc '${name}' cannot run in a worker thread (kfuncs are host functions)`,
+          `insn ${idx}: kfunc '${name}' cannot run in a worker thread (host kfuncs are JS functions of the host thread; ` +
+            'workers run the kfuncs of the runtime module: the frame allocator and coroutines)',
         );
       }
       if (i.src !== 0) return;
@@ -830,22 +926,50 @@ export class Vm {
     return this.closed;
   }
 
-  /** Kfunc slots of a program's kfunc calls; a strong kfunc the Vm lacks is a LinkError. */
+  /**
+   * The runtime's `coro_frame_check(frame, need)` (the call table's CORO_FRAME_CHECK_SLOT, as
+   * generated code calls it): whether `frame` is a live coroutine frame of at least `need`
+   * bytes. False while the slot is empty (no frame allocator).
+   */
+  coroFrameCheck(frame: number, need: number): boolean {
+    const fn = this.table.get(CORO_FRAME_CHECK_SLOT) as ((f: number, n: number) => number) | null;
+    return fn !== null && fn(frame >>> 0, need >>> 0) !== 0;
+  }
+
+  /**
+   * Whether `token` names a function the verifier verified as a token entry (a coroutine
+   * resume / destroy function: `VerifiedProgram.coroEntries`), which a `callx` through a frame,
+   * a handle or `.rodata` may call (CORO_ENTRY_CHECK_SLOT).
+   */
+  isCoroEntry(token: bigint): boolean {
+    const t = this.tokens.get(Number(token));
+    return t !== undefined && t.links.coroEntries?.has(t.subprog) === true;
+  }
+
+  /**
+   * Kfunc slots of a program's kfunc calls; a strong kfunc the Vm lacks is a LinkError.
+   * `bpf_throw` needs no slot: both engines unwind themselves (`throwInsns`).
+   */
   private linkKfuncs(
     prog: Program,
     names: ReadonlyMap<number, { readonly name: string; readonly weak: boolean }>,
-  ): Map<number, number> {
+  ): { slots: Map<number, number>; throwInsns: Set<number> } {
     const slots = new Map<number, number>();
+    const throwInsns = new Set<number>();
     prog.insns.forEach((i, idx) => {
       if (prog.ops[idx]?.kind !== 'call' || i.src !== BPF_PSEUDO_KFUNC_CALL) return;
       const k = names.get(idx);
       if (k === undefined)
         throw new LinkError(`kfunc#${i.imm}`, `insn ${idx}: kfunc call #${i.imm} names no kfunc`);
+      if (k.name === BPF_THROW) {
+        throwInsns.add(idx);
+        return;
+      }
       const slot = this.kfuncSlot(k.name);
       if (slot !== undefined) slots.set(idx, slot);
       else if (!k.weak) throw new LinkError(k.name, `insn ${idx}: unknown kfunc '${k.name}'`);
     });
-    return slots;
+    return { slots, throwInsns };
   }
 
   private link(
@@ -853,6 +977,7 @@ export class Vm {
     objMaps: readonly BpfMap[],
     ksyms: ReadonlyMap<number, bigint>,
     kfuncs: ReadonlyMap<number, { readonly name: string; readonly weak: boolean }>,
+    verified: VerifiedProgram | undefined,
   ): ProgLinks {
     if (this.nextProgram >= KFUNC_SLOT_BASE / HELPER_BLOCK_SIZE) {
       throw new LinkError(
@@ -860,7 +985,7 @@ export class Vm {
         `too many programs in one Vm (limit ${KFUNC_SLOT_BASE / HELPER_BLOCK_SIZE})`,
       );
     }
-    const kfuncSlots = this.linkKfuncs(prog, kfuncs);
+    const { slots: kfuncSlots, throwInsns } = this.linkKfuncs(prog, kfuncs);
     if ([...kfuncs.values()].some((k) => k.name.startsWith('bpf_coro_'))) this.coroutines.prepare();
     const helperBase = this.nextProgram * HELPER_BLOCK_SIZE;
     const funcTokenBase = this.nextToken;
@@ -888,7 +1013,26 @@ export class Vm {
       }
       ldImm64.set(idx, BigInt(this.mapLoadAddr(prog, idx, objMaps)));
     });
-    return { helperBase, funcTokenBase, ldImm64, kfuncSlots };
+    return {
+      helperBase,
+      funcTokenBase,
+      ldImm64,
+      kfuncSlots,
+      ...(throwInsns.size > 0 ? { throwInsns } : {}),
+      // what the engines check at run time (src/verifier/check-coro.ts)
+      ...(verified?.frameChecks !== undefined && verified.frameChecks.size > 0
+        ? { frameChecks: verified.frameChecks }
+        : {}),
+      ...(verified?.coroEntries !== undefined && verified.coroEntries.size > 0
+        ? { coroEntries: verified.coroEntries }
+        : {}),
+      ...(verified?.callxChecks !== undefined && verified.callxChecks.size > 0
+        ? { callxChecks: verified.callxChecks }
+        : {}),
+      ...(verified?.objNewSizes !== undefined && verified.objNewSizes.size > 0
+        ? { objNewSizes: verified.objNewSizes }
+        : {}),
+    };
   }
 
   /** The map (and value offset) a map pseudo lddw at `idx` loads. */

@@ -12,6 +12,8 @@
 
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import {
+  CORO_ENTRY_CHECK_SLOT,
+  CORO_FRAME_CHECK_SLOT,
   CTRL_ARG0,
   CTRL_ARG1,
   CTRL_ARG2,
@@ -48,6 +50,7 @@ import { instantiateHelperAdapter } from '../jit/adapter.js';
 import { runtimeModuleHelpers } from './maps/helpers.js';
 import { instantiateRt } from './rt.js';
 import { trapToError } from './trap.js';
+import { wasmI32Function } from './wasm-fn.js';
 import { workerHelpers } from './worker-helpers.js';
 import { WorkerTermination } from './termination-worker.js';
 import {
@@ -90,7 +93,21 @@ const globals = {
   ctrl: new WebAssembly.Global({ value: 'i32', mutable: false }, layout.ctrl),
   ctx: new WebAssembly.Global({ value: 'i32', mutable: false }, layout.ctx),
 };
-const rt = instantiateRt(memory, table, init.index, layout, (op) => (op === 1 ? 0n : -22n));
+const rt = instantiateRt(memory, init.index, (op) => (op === 1 ? 0n : -22n), { table, layout });
+rt.alloc_attach(init.alloc.state, init.index, layout.ctrl);
+// the runtime module's kfuncs (the frame allocator): Vm-wide slots, this worker's instance
+for (const k of init.alloc.kfuncs) {
+  table.set(k.slot, (rt as unknown as Record<string, WebAssembly.ExportValue>)[k.name] ?? null);
+}
+// the frame allocator's check, for accesses through coroutine handles (src/abi.ts)
+const frameCheck = (rt as unknown as Record<string, unknown>)['coro_frame_check'];
+if (typeof frameCheck === 'function') table.set(CORO_FRAME_CHECK_SLOT, frameCheck);
+// tokens a checked callx may reach: the verified token entries of the programs loaded here
+const entryTokens = new Set<number>();
+table.set(
+  CORO_ENTRY_CHECK_SLOT,
+  wasmI32Function((token) => (entryTokens.has(token >>> 0) ? 1 : 0), 1),
+);
 const jsHelpers = workerHelpers(host, init.index, init.helpers);
 const adapted =
   init.adapter === undefined
@@ -142,6 +159,7 @@ function loadProgram(p: WorkerProgram): void {
       inst.exports[`${EXPORT_FUNC_PREFIX}${k}`] as WebAssembly.ExportValue,
     );
   }
+  for (const k of p.coroEntries ?? []) entryTokens.add(p.funcTokenBase + k);
   programs.set(p.id, {
     run: inst.exports[EXPORT_RUN] as RunFn,
     batch: inst.exports[EXPORT_RUN_BATCH] as BatchFn,

@@ -35,6 +35,7 @@ import type { WorkerHelperConfig } from './worker-helpers.js';
 import {
   WORKER_CMD_LOAD,
   type WorkerFailure,
+  type WorkerAllocInit,
   type WorkerInit,
   type WorkerProgram,
 } from './worker-protocol.js';
@@ -50,6 +51,8 @@ export interface WorkerPoolOptions {
   readonly heartbeatMs?: number;
   /** Called when a worker thread died and was replaced. */
   readonly onWorkerExit?: (e: WorkerError) => void;
+  /** The frame allocator each worker's runtime instance attaches to, and its kfunc slots. */
+  readonly alloc: WorkerAllocInit;
 }
 
 /** One request to a worker. */
@@ -269,6 +272,7 @@ export class WorkerPool {
       programs: [...this.programs],
       port: port2,
       heartbeatMs: this.opts.heartbeatMs ?? 100,
+      alloc: this.opts.alloc,
     };
     const thread = new Worker(ENTRY, {
       workerData: init,

@@ -31,6 +31,8 @@ export interface WorkerProgram {
   /** Token (table slot) of subprog 0; the others follow. */
   readonly funcTokenBase: number;
   readonly subprogs: number;
+  /** Subprogs verified as token entries (`ProgLinks.coroEntries`): checked callx targets. */
+  readonly coroEntries?: readonly number[];
 }
 
 /** `workerData` of a worker thread. */
@@ -46,6 +48,17 @@ export interface WorkerInit {
   readonly port: MessagePort;
   /** How often (ms) an idle worker wakes to bump its heartbeat. */
   readonly heartbeatMs: number;
+  readonly alloc: WorkerAllocInit;
+}
+
+/**
+ * The frame allocator as a worker joins it: the state block its runtime instance attaches to,
+ * and the call-table slots of the kfuncs the runtime module implements (by export name), which
+ * the worker fills from its own instance.
+ */
+export interface WorkerAllocInit {
+  readonly state: number;
+  readonly kfuncs: readonly { readonly name: string; readonly slot: number }[];
 }
 
 /** A run's failure as the worker encodes it in its scratch area (JSON, UTF-8). */

@@ -116,6 +116,8 @@ export const CTRL_CORO_DEPTH = 0x6c;
 export const CTRL_CORO_SCRATCH = 0x78;
 /** 0x80..0x9f: the frame allocator's per-worker words (runtime/wasm/frame-alloc.ts). */
 export const CTRL_ALLOC = 0x80;
+/** u32: address of this worker's allocator cache (set when the runtime module attaches). */
+export const CTRL_ALLOC_CACHE = 0x80;
 /** 0xa0..0xbf: termination (runtime/termination.ts, notes/fast-path-termination.md §10.1). */
 export const CTRL_TERM = 0xa0;
 /**
@@ -291,6 +293,13 @@ export const SK_BUFF = {
 // Call table.
 /** Table slots per program for helpers: slot = helperBase + helper id. */
 export const HELPER_BLOCK_SIZE = 0x100;
+/**
+ * The allocator owner a program's allocations are charged to (its id + 1; 0 is the host), from
+ * its helper block; the run's entry stores it at ctrl + CTRL_PROG.
+ */
+export function programOwner(helperBase: number): number {
+  return helperBase / HELPER_BLOCK_SIZE + 1;
+}
 /** Function tokens start here: a token is the table slot of its function. */
 export const FUNC_TOKEN_BASE = 0x10000;
 /** Most kfuncs one Vm can register; their slots sit just below FUNC_TOKEN_BASE. */
@@ -337,7 +346,27 @@ export const EXEC_CODE = {
   'insn-budget': 7,
   'fall-off': 8,
   helper: 9,
+  /** An access through a coroutine handle, or a token entry's r1, failed `coro_frame_check`. */
+  frame: 10,
+  /** `bpf_throw`: not an error; the host returns the cookie (aux) as r0. */
+  throw: 11,
 } as const;
+
+/**
+ * Call-table slot of the runtime's `coro_frame_check(frame: i32, need: i32) -> i32` (1 when
+ * `frame` is a live coroutine frame of at least `need` bytes; never traps), which generated
+ * code calls before every access through a coroutine handle and at the entry of a resume /
+ * destroy function (src/verifier/check-coro.ts). Slot 0 is helper id 0 of the first
+ * program's block, which never holds a helper.
+ */
+export const CORO_FRAME_CHECK_SLOT = 0;
+/**
+ * Call-table slot of the Vm's `coro_entry_check(token: i32) -> i32`: 1 when `token` names a
+ * function the verifier verified as a token entry (resume / destroy, `coroEntries`). Generated
+ * code calls it before a `callx` whose target came from a frame, a handle or `.rodata`
+ * (`callxChecks`). Helper id 0 of the second program's block, which never holds a helper.
+ */
+export const CORO_ENTRY_CHECK_SLOT = HELPER_BLOCK_SIZE;
 
 /**
  * What the Vm fixed when it linked a program: where its helper slots and function tokens
@@ -355,6 +384,19 @@ export interface ProgLinks {
    * without an entry names a weak kfunc the Vm does not have, and fails if it runs.
    */
   readonly kfuncSlots: ReadonlyMap<number, number>;
+  /** `bpf_throw` calls (insn indexes): both engines unwind to the entry with r0 = r1. */
+  readonly throwInsns?: ReadonlySet<number>;
+  /**
+   * From the verifier (`VerifiedProgram.frameChecks`): accesses through coroutine handles,
+   * insn → bytes the handle must be a live frame of, checked with `coro_frame_check`.
+   */
+  readonly frameChecks?: ReadonlyMap<number, number>;
+  /** From the verifier: token entry subprog → frame size r1 is checked against (0: none). */
+  readonly coroEntries?: ReadonlyMap<number, number>;
+  /** From the verifier: `callx` insns whose target must be a verified entry's token. */
+  readonly callxChecks?: ReadonlySet<number>;
+  /** From the verifier: `bpf_obj_new_impl` calls, insn → object size passed in r1. */
+  readonly objNewSizes?: ReadonlyMap<number, number>;
 }
 
 // Coroutine frames (notes/coroutines.md, DESIGN.md §5). `bpf_coro_frame_alloc(size, ctx)`

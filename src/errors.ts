@@ -176,6 +176,8 @@ export type ExecErrorKind =
   | 'insn-budget' // instruction budget exhausted
   | 'fall-off' // ran past the last instruction of a function
   | 'helper' // a helper raised an error that is not a return value
+  | 'frame' // a coroutine handle (or a resume function's r1) is not a live frame that large
+  | 'throw' // bpf_throw unwinding (the host turns it into a normal return)
   | 'trap'; // any other Wasm trap
 
 /** A program failed at run time. Only unverified programs can get here. */

@@ -79,6 +79,7 @@ export type RetType =
   | 'RET_PTR_TO_RINGBUF_MEM_OR_NULL'
   | 'RET_PTR_TO_DYNPTR_MEM_OR_NULL'
   | 'RET_PTR_TO_BTF_ID_OR_NULL'
+  | 'RET_PTR_TO_BTF_ID'
   | 'RET_PTR_TO_MEM_OR_BTF_ID';
 
 /**
@@ -113,6 +114,8 @@ export interface FuncProto {
   readonly mightSleep?: boolean;
   /** `pkt_access`: memory arguments may point into the packet. */
   readonly pktAccess?: boolean;
+  /** `ret_btf_id`: the struct a `RET_PTR_TO_BTF_ID` result points to. */
+  readonly retBtfName?: string;
 }
 
 /** Splits an argument type into its base type and flags. */
@@ -175,7 +178,6 @@ export const BPF_FUNC_get_current_pid_tgid = 14;
 export const BPF_FUNC_get_current_uid_gid = 15;
 export const BPF_FUNC_get_current_comm = 16;
 export const BPF_FUNC_csum_diff = 28;
-export const BPF_FUNC_get_current_task_btf = 158;
 export const BPF_FUNC_get_numa_node_id = 42;
 export const BPF_FUNC_xdp_adjust_head = 44;
 export const BPF_FUNC_probe_read_str = 45;
@@ -199,6 +201,8 @@ export const BPF_FUNC_ringbuf_reserve = 131;
 export const BPF_FUNC_ringbuf_submit = 132;
 export const BPF_FUNC_ringbuf_discard = 133;
 export const BPF_FUNC_ringbuf_query = 134;
+/** `bpf_get_current_task_btf`: the current task as a trusted `PTR_TO_BTF_ID` task_struct. */
+export const BPF_FUNC_get_current_task_btf = 158;
 export const BPF_FUNC_for_each_map_elem = 164;
 export const BPF_FUNC_snprintf = 165;
 export const BPF_FUNC_timer_init = 169;
@@ -414,6 +418,14 @@ export const FUNC_PROTO_LIST: readonly FuncProto[] = [
     helperClass: 'release',
   },
   pure(BPF_FUNC_ringbuf_query, 'bpf_ringbuf_query', ['ARG_CONST_MAP_PTR', 'ARG_ANYTHING']),
+  {
+    id: BPF_FUNC_get_current_task_btf,
+    name: 'bpf_get_current_task_btf',
+    ret: 'RET_PTR_TO_BTF_ID',
+    args: [],
+    helperClass: 'other',
+    retBtfName: 'task_struct',
+  },
   {
     id: BPF_FUNC_for_each_map_elem,
     name: 'bpf_for_each_map_elem',

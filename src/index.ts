@@ -64,6 +64,8 @@ export {
 export { parseDataFile, type DataFile } from './asm/data-file.js';
 export { interpret } from './interp/interpreter.js';
 export { FUNC_PROTOS, funcProto, helperName, type FuncProto } from './helper-protos.js';
+export { KFUNC_PROTOS, kfuncProto } from './kfunc-protos.js';
+export type { KfuncSig, KfuncArg, KfuncRet } from './verifier/verifier.js';
 export { loadObject } from './loader/object.js';
 export {
   decodeBtf,
@@ -93,4 +95,12 @@ export { BpfMap, type MapSpec } from '../runtime/maps/map.js';
 export { LoadedObject, ObjectGlobals, type ObjectOptions } from '../runtime/object.js';
 export { TypedMap } from '../runtime/btf-view.js';
 export type { KfuncProto } from '../runtime/helpers.js';
+export {
+  FRAME_ALLOC_MAX,
+  FRAME_SIZE_CLASSES,
+  FrameAllocator,
+  type FrameAllocStats,
+  type LiveObject,
+  type OwnerUsage,
+} from '../runtime/frame-alloc.js';
 export type { TestRunOptions, TestRunResult } from '../runtime/test-run.js';

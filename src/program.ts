@@ -70,6 +70,11 @@ export interface Program {
    * A gotox without an entry may go to any slot of its function.
    */
   readonly gotoxTargets: ReadonlyMap<number, readonly number[]>;
+  /**
+   * Starts of functions whose tokens sit in global data (`R_BPF_64_ABS64` against code, e.g.
+   * the `.rodata` noop-coroutine frame): entry points reached only through those tokens.
+   */
+  readonly dataFuncs?: readonly number[];
 }
 
 /** Options of `createProgram`. */
@@ -82,6 +87,8 @@ export interface ProgramOptions {
    */
   readonly funcNames?: ReadonlyMap<number, string>;
   readonly gotoxTargets?: ReadonlyMap<number, readonly number[]>;
+  /** Starts of functions whose tokens sit in global data (`Program.dataFuncs`). */
+  readonly dataFuncs?: readonly number[];
 }
 
 /** Target slot of a jump or local call at `idx`, per RFC 9669 (relative to the next slot). */
@@ -123,6 +130,12 @@ export function createProgram(insns: readonly Insn[], opts: ProgramOptions = {})
   if (insns.length === 0) throw new DecodeError(0, 'program has no instructions');
   const ops = checkInsns(insns);
   const starts = new Set<number>([0]);
+  for (const t of opts.dataFuncs ?? []) {
+    if (!Number.isInteger(t) || t < 0 || t >= insns.length) {
+      throw new DecodeError(0, `function pointer in data to insn ${t}, outside the program`);
+    }
+    starts.add(t);
+  }
   insns.forEach((i, idx) => {
     const info = ops[idx];
     if (info === undefined) return;
@@ -152,6 +165,9 @@ export function createProgram(insns: readonly Insn[], opts: ProgramOptions = {})
     ops,
     subprogs,
     gotoxTargets: opts.gotoxTargets ?? new Map(),
+    ...(opts.dataFuncs !== undefined && opts.dataFuncs.length > 0
+      ? { dataFuncs: [...new Set(opts.dataFuncs)].sort((a, b) => a - b) }
+      : {}),
   };
   checkSubprogs(prog);
   return prog;

@@ -47,6 +47,8 @@ export interface CallHost extends MemHost {
   mapRegions(): MemRegion[];
   callHelper(id: number, args: HelperArgs): bigint;
   callKfunc(slot: number, args: HelperArgs): bigint;
+  coroFrameCheck(frame: number, need: number): boolean;
+  isCoroEntry(token: bigint): boolean;
 }
 
 /** Options of `callBpf`. */
@@ -110,6 +112,8 @@ export function callBpf(
     callHelper: (id, args) => vm.callHelper(id, args),
     callKfunc: (slot, args) => vm.callKfunc(slot, args),
     resolveToken: (t) => vm.resolveToken(t),
+    coroFrameCheck: (frame, need) => vm.coroFrameCheck(frame, need),
+    isCoroEntry: (token) => vm.isCoroEntry(token),
     insnBudget: DEFAULT_INSN_BUDGET,
     mayGotoBudget: BPF_MAX_LOOPS,
     packet: undefined,

@@ -126,3 +126,9 @@ export const CORO_F_DEFERRED: u32 = 2;
 export const CORO_F_QUEUED: u32 = 4;
 export const CORO_F_SLEEPING: u32 = 8;
 export const CORO_F_CANCELLED: u32 = 16;
+
+// control slot fields (per worker)
+export const CTRL_PROG: u32 = 0x0c;
+export const CTRL_ALLOC_CACHE: u32 = 0x80;
+
+// coroutine frame header (offsets from the frame are negative: frame - CORO_HDR_SIZE is the object)

@@ -53,6 +53,11 @@ export function coro_set_worker(ctrl: u32, area: u32): void {
   else store<u64>(CTL + field, load<u64>(CTL + field) + 1);
 }
 
+/** Bumps Vm-wide coroutine counter `field` (CORO_CTL_*): frames created, completed, destroyed. */
+export function coroCount(field: u32): void {
+  count(<usize>field);
+}
+
 // @ts-ignore: decorator
 @inline function setFlags(f: usize, m: u32): void {
   if (RT_SHARED) atomic.or<u32>(f + CORO_HDR_FLAGS, m);

@@ -1,15 +1,10 @@
-// AssemblyScript: is an address a live coroutine frame? The frame allocator owns the answer
-// (runtime/wasm/frame-alloc.ts); until it is linked in, the check reads the frame header:
-// inside memory, magic set, frame size large enough.
+// AssemblyScript: is an address a live coroutine frame? The frame allocator knows
+// (runtime/wasm/frame-alloc.ts `coro_frame_check`: a live object, the header's magic, its size).
 
-import { CORO_HDR_MAGIC, CORO_HDR_SIZE, CORO_HDR_SIZE_FIELD, CORO_MAGIC, NULL_GUARD_END } from './abi';
+import { coro_frame_check } from './frame-alloc';
 
 /** 1 when `frame` is a live coroutine frame of at least `need` bytes; never traps. */
-export function coroFrameCheck(frame: u32, need: u32): u32 {
-  if (frame < NULL_GUARD_END + CORO_HDR_SIZE || (frame & 7) != 0) return 0;
-  const end = <u64>memory.size() << 16;
-  if (<u64>frame + <u64>need > end) return 0;
-  const f = <usize>frame;
-  if (load<u32>(f + CORO_HDR_MAGIC) != CORO_MAGIC) return 0;
-  return load<u32>(f + CORO_HDR_SIZE_FIELD) >= need ? 1 : 0;
+// @ts-ignore: decorator
+@inline export function coroFrameCheck(frame: u32, need: u32): u32 {
+  return coro_frame_check(frame, need);
 }

@@ -7,7 +7,8 @@
 // Every operation dispatches on the map's family (one file per family, named after the
 // kernel's). Operations a family does not have answer as the kernel's ops do (NULL, -EINVAL,
 // -EOPNOTSUPP). Map families not implemented here are served by the host through
-// `env.map_op_slow`.
+// `env.map_op_slow`. The frame allocator's kfuncs are here too; its host exports are re-exported
+// from frame-alloc.ts.
 
 import {
   BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_ARRAY_OF_MAPS, BPF_MAP_TYPE_BLOOM_FILTER, BPF_MAP_TYPE_HASH,
@@ -15,7 +16,8 @@ import {
   BPF_MAP_TYPE_LRU_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_PERCPU_HASH,
   BPF_MAP_TYPE_PROG_ARRAY, BPF_MAP_TYPE_QUEUE, BPF_MAP_TYPE_STACK, EINVAL, EOPNOTSUPP, MAP_DATA,
   MAP_ELEM_SIZE, MAP_KEY_SIZE, MAP_MAX_ENTRIES, MAP_N_CPUS, MAP_TYPE, MAP_VALUE_SIZE,
-  BPF_MAP_TYPE_RINGBUF, MAP_DESC_SIZE, MAP_LOCK,
+  BPF_MAP_TYPE_RINGBUF, MAP_DESC_SIZE, MAP_LOCK, CORO_CTL_COMPLETED, CORO_CTL_CREATED,
+  CORO_CTL_DESTROYED,
 } from './abi';
 import { arrayLookup, arrayNextKey, arrayUpdate, fdArrayDelete } from './arraymap';
 import { bloomInit, bloomPeek, bloomPush } from './bloom-filter';
@@ -25,7 +27,14 @@ import { mapInMapLookup, mapInMapSlot, mapInMapUpdate } from './map-in-map';
 import { progArrayGet, progArrayUpdate } from './prog-array';
 import { qsFront, qsGet, qsInit, qsPush } from './queue-stack';
 import { err, mapOk, ptrOk } from './util';
+import { coroFrameAlloc, coroFrameFree, frameAlloc, frameFree, runningOwner } from './frame-alloc';
+import { coroCount } from './coro';
 import { RINGBUF_HDR, RINGBUF_POS_BYTES, ringOfRecord, ringbufCommit, ringbufOutput, ringbufQuery, ringbufReserve } from './ringbuf';
+
+export {
+  alloc_attach, alloc_counter, alloc_flush, alloc_init, alloc_next_live, alloc_set_region, alloc_obj_owner, alloc_obj_size,
+  alloc_owner_live, alloc_set_cap, alloc_top, coro_frame_check, host_frame_alloc, host_frame_free,
+} from './frame-alloc';
 
 /** Operations forwarded to the host for map families without a Wasm implementation. */
 const OP_LOOKUP: u32 = 1;
@@ -399,3 +408,35 @@ export {
   bpf_coro_take_cancelled, bpf_coro_handle_frame, bpf_coro_reap, bpf_coro_drain, coro_set_worker, coro_resume, coro_destroy, coro_drain_deferred,
   coro_drain_queue, coro_frame_flags,
 } from './coro';
+
+// ---- the frame allocator's kfuncs, called from BPF (runtime/wasm/frame-alloc.ts) ----
+
+/** bpf_coro_frame_alloc(size, ctx): a zeroed coroutine frame with its header filled, or NULL. */
+export function bpf_coro_frame_alloc(size: u64, ctx: u64, r3: u64, r4: u64, r5: u64): u64 {
+  const f = coroFrameAlloc(size, runningOwner());
+  if (f != 0) coroCount(CORO_CTL_CREATED);
+  return <u64>f;
+}
+
+/** bpf_coro_frame_free(frame): frees a live frame; anything else is counted and ignored. */
+export function bpf_coro_frame_free(frame: u64, r2: u64, r3: u64, r4: u64, r5: u64): u64 {
+  // the resume token (frame + 0) is not touched by the free: done or destroyed early?
+  if (coroFrameFree(frame)) coroCount(load<u64>(<usize>frame) == 0 ? CORO_CTL_COMPLETED : CORO_CTL_DESTROYED);
+  return 0;
+}
+
+/**
+ * bpf_obj_new_impl(size, meta): a zeroed object or NULL. The verifier's fixup has replaced the
+ * BTF type id in r1 by the object's size, as the kernel's does.
+ */
+export function bpf_obj_new_impl(size: u64, meta: u64, r3: u64, r4: u64, r5: u64): u64 {
+  if (size > 0xffffffff) return 0;
+  return <u64>frameAlloc(<u32>size, runningOwner());
+}
+
+/** bpf_obj_drop_impl(p, meta): frees an object; a bad pointer is counted and ignored. */
+export function bpf_obj_drop_impl(p: u64, meta: u64, r3: u64, r4: u64, r5: u64): u64 {
+  if (p <= 0xffffffff) frameFree(<usize>p);
+  else frameFree(0);
+  return 0;
+}

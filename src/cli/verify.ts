@@ -16,7 +16,13 @@ import { MapError, UsageError, VerifierError, isVerifierError } from '../errors.
 import { isLdImm64, type Insn } from '../isa/insn.js';
 import { BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE } from '../isa/opcodes.js';
 import { loadObject } from '../loader/object.js';
-import { sourceLines, type BpfObject, type ObjProgram } from '../loader/types.js';
+import {
+  btfTypeSizes,
+  dataFuncStarts,
+  sourceLines,
+  type BpfObject,
+  type ObjProgram,
+} from '../loader/types.js';
 import { createProgram, type Program, type ProgType } from '../program.js';
 import { BPF_LOG_STATS } from '../verifier/log.js';
 import { MAP_TYPE_NAMES } from '../../runtime/maps/map-type.js';
@@ -233,7 +239,7 @@ function verifyObject(object: BpfObject, o: VerifyCliOptions): Verdict[] {
       if (def.global?.readonly === true) map.freeze();
       return map;
     });
-    return programs.map((p) => verifyObjectProgram(vm, p, maps, o));
+    return programs.map((p) => verifyObjectProgram(vm, object, p, maps, o));
   } finally {
     vm.close();
   }
@@ -241,6 +247,7 @@ function verifyObject(object: BpfObject, o: VerifyCliOptions): Verdict[] {
 
 function verifyObjectProgram(
   vm: Vm,
+  object: BpfObject,
   p: ObjProgram,
   maps: readonly BpfMap[],
   o: VerifyCliOptions,
@@ -250,7 +257,9 @@ function verifyObjectProgram(
     type: o.type ?? p.type,
     funcNames: p.funcNames,
     gotoxTargets: p.gotoxTargets,
+    dataFuncs: dataFuncStarts(object, object.programs.indexOf(p)),
   });
+  const btfTypeSize = btfTypeSizes(object);
   const kfuncs = new Map<number, { name: string; weak: boolean }>();
   for (const r of p.relocs)
     if (r.kind === 'kfunc') kfuncs.set(r.insnIdx, { name: r.name, weak: r.weak });
@@ -258,13 +267,18 @@ function verifyObjectProgram(
     vm,
     prog,
     // BTF.ext line info, printed as the kernel's verbose_linfo does.
-    { maps, kfuncs, lineInfo: sourceLines(p) },
+    {
+      maps,
+      kfuncs,
+      lineInfo: sourceLines(p),
+      ...(btfTypeSize === undefined ? {} : { btfTypeSize }),
+    },
     o.logLevel ?? 0,
     p.name,
   );
 }
 
-type VerifyExtras = Pick<LoadOptions, 'maps' | 'kfuncs' | 'lineInfo'>;
+type VerifyExtras = Pick<LoadOptions, 'maps' | 'kfuncs' | 'lineInfo' | 'btfTypeSize'>;
 
 /**
  * One `vm.verify`. Without `--log-level` it logs at BPF_LOG_STATS, as veristat does: only the

@@ -51,6 +51,16 @@ export interface ExecEnv {
    * returns r0. Absent: kfunc calls fail to link.
    */
   readonly callKfunc?: (slot: number, args: HelperArgs) => bigint;
+  /**
+   * The runtime's `coro_frame_check`: whether `frame` is a live coroutine frame of at least
+   * `need` bytes (accesses through coroutine handles, resume functions' r1). Absent: never.
+   */
+  readonly coroFrameCheck?: (frame: number, need: number) => boolean;
+  /**
+   * Whether `token` names a function verified as a token entry (coroutine resume / destroy),
+   * which a checked `callx` (`ProgLinks.callxChecks`) may call. Absent: none is.
+   */
+  readonly isCoroEntry?: (token: bigint) => boolean;
   /** The function behind a token, or undefined when the value is not a function token. */
   readonly resolveToken: (token: bigint) => TokenTarget | undefined;
   /** Most instructions one run may execute before it fails with 'insn-budget'. */

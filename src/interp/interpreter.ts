@@ -30,6 +30,7 @@ import {
   ExecError,
   InternalError,
   LinkError,
+  TerminationError,
   isBpfError,
   isExecError,
   type BpfError,
@@ -388,10 +389,34 @@ class Run {
   addr(base: bigint, off: number, size: number, write: boolean, pc: number): number {
     const b = Number(base);
     const a = b + off;
+    const need = this.links.frameChecks?.get(pc);
+    if (need !== undefined) {
+      // through a coroutine handle: a live frame of `need` bytes (the verifier proved
+      // [off, off + size) lies within need), as the JIT checks
+      this.frameCheck(base, need, pc);
+      if (a + size <= this.u8.length) return a;
+    }
     if (b <= 0xffffffff && this.isAccessible(a, size, write)) return a;
     const at = BigInt.asUintN(64, base + BigInt(off));
     const what = write ? 'write' : 'read';
     throw new ExecError(pc, 'mem', `invalid ${what} of ${size} bytes at ${hex(at)}`);
+  }
+
+  /** `coro_frame_check(frame, need)`, or ExecError 'frame' (the JIT's check, same insn). */
+  frameCheck(frame: bigint, need: number, pc: number): void {
+    const check = this.env.coroFrameCheck;
+    if (frame <= 0xffffffffn && check !== undefined && check(Number(frame), need)) return;
+    throw new ExecError(
+      pc,
+      'frame',
+      `${hex(frame)} is not a live coroutine frame of at least ${need} bytes`,
+    );
+  }
+
+  /** A function verified as a token entry with r1 = a frame of N bytes is entered: check r1. */
+  checkCoroEntry(links: ProgLinks, code: Code, subprog: number): void {
+    const size = links.coroEntries?.get(subprog) ?? 0;
+    if (size > 0) this.frameCheck(this.regs[1]!, size, code.prog.subprogs[subprog]?.start ?? 0);
   }
 
   isAccessible(a: number, size: number, write: boolean): boolean {
@@ -582,16 +607,21 @@ class Run {
 
   /** A kfunc call: the slot the Vm linked for this insn; a weak kfunc it lacks fails here. */
   kfunc(s: Slot, pc: number): void {
+    const r = this.regs;
+    // bpf_throw: unwind to the entry; the host returns the cookie as r0 (as the JIT)
+    if (this.links.throwInsns?.has(pc) === true) throw new TerminationError('throw', r[1]!);
     const slot = this.links.kfuncSlots.get(pc);
     const call = this.env.callKfunc;
     if (call === undefined)
       throw new LinkError(`kfunc#${s.imm}`, `insn ${pc}: this machine has no kfuncs`);
     if (slot === undefined)
       throw new ExecError(pc, 'call', 'call to a weak kfunc the Vm does not have');
-    const r = this.regs;
+    // bpf_obj_new_impl gets the object size the verifier found (the kernel's fixup)
+    const objSize = this.links.objNewSizes?.get(pc);
+    const r1 = objSize === undefined ? r[1]! : BigInt(objSize);
     let v: bigint;
     try {
-      v = call(slot, [r[1]!, r[2]!, r[3]!, r[4]!, r[5]!]);
+      v = call(slot, [r1, r[2]!, r[3]!, r[4]!, r[5]!]);
     } catch (e) {
       if (isBpfError(e)) throw e;
       const msg = e instanceof Error ? e.message : String(e);
@@ -635,6 +665,10 @@ class Run {
 
   callx(s: Slot, pc: number): number {
     const v = this.regs[s.dst]!;
+    // a target from a frame, a handle or .rodata: only a verified entry's token (as the JIT)
+    if (this.links.callxChecks?.has(pc) === true && this.env.isCoroEntry?.(v) !== true) {
+      throw new ExecError(pc, 'call', `callx to ${hex(v)}: not a verified coroutine entry`);
+    }
     if (v < TOKEN_BASE) {
       this.helper(Number(v), pc);
       return pc + 1;
@@ -676,6 +710,7 @@ class Run {
     }
     const sp = code.prog.subprogs[subprog];
     if (sp === undefined) throw new ExecError(pc, 'call', `no function #${subprog}`);
+    this.checkCoroEntry(links, code, subprog);
     const regs = this.regs;
     this.frames.push({
       code: this.code,
@@ -777,7 +812,10 @@ export function interpretCallback(
  * loop runs): r1..r5 = `args`, r10 = `env.stackTop`. Returns r0; throws as `interpret`.
  */
 export function interpretFunction(target: TokenTarget, env: ExecEnv, args: HelperArgs): bigint {
-  const run = new Run(env, codeOf(target.prog), target.subprog);
+  const code = codeOf(target.prog);
+  const run = new Run(env, code, target.subprog);
+  run.regs[1] = BigInt.asUintN(64, args[0]);
+  run.checkCoroEntry(target.links, code, target.subprog);
   return run.run(...u64Args(args));
 }
 

@@ -174,6 +174,42 @@ export interface ObjProgram {
 }
 
 /**
+ * Starts (slots of `object.programs[program].insns`) of the functions whose tokens the
+ * object's global data holds (`FuncPtr.targets`): `createProgram`'s `dataFuncs`.
+ *
+ * @example
+ * createProgram(p.insns, { dataFuncs: dataFuncStarts(object, 0) });
+ */
+export function dataFuncStarts(object: Pick<BpfObject, 'maps'>, program: number): number[] {
+  const starts = new Set<number>();
+  for (const def of object.maps) {
+    for (const fp of def.global?.funcPtrs ?? []) {
+      for (const t of fp.targets) if (t.program === program) starts.add(t.insnIdx);
+    }
+  }
+  return [...starts].sort((a, b) => a - b);
+}
+
+/**
+ * The size of a type of the object's BTF by id (the verifier's `btfTypeSize`, for
+ * `bpf_obj_new_impl`); undefined without BTF or for a type without a size.
+ */
+export function btfTypeSizes(
+  object: Pick<BpfObject, 'btf'>,
+): ((id: number) => number | undefined) | undefined {
+  const btf = object.btf;
+  if (btf === undefined) return undefined;
+  return (id) => {
+    if (id <= 0) return undefined;
+    try {
+      return btf.sizeOf(id);
+    } catch {
+      return undefined;
+    }
+  };
+}
+
+/**
  * The C source line of each insn that has one, as the kernel's `verbose_linfo` prints it in
  * the verifier log: `source @ file:line` (the file's base name).
  */

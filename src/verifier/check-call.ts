@@ -54,6 +54,7 @@ import { checkHelperMemAccess } from './check-mem.js';
 import { mapAllRegs } from './check-jmp.js';
 import type { VerifierEnv } from './verifier-env.js';
 import { resLockCall, resUnlockCall } from './res-lock.js';
+import { checkCoroKfuncArg, checkThrow, demoteFrames, REG_CORO_HANDLE } from './check-coro.js';
 
 /** Map types (uapi `enum bpf_map_type`) the compatibility rules name. */
 const MAP = {
@@ -250,11 +251,12 @@ function checkFuncArg(
         reg.type === 'PTR_TO_STACK' ||
           reg.type === 'PTR_TO_MAP_VALUE' ||
           reg.type === 'PTR_TO_MAP_KEY' ||
+          reg.type === 'PTR_TO_MEM' ||
           (proto.pktAccess === true &&
             (reg.type === 'PTR_TO_PACKET' || reg.type === 'PTR_TO_PACKET_META')),
-        'fp, pkt, pkt_meta, map_key, map_value',
+        'fp, pkt, pkt_meta, map_key, map_value, mem',
       );
-      if (reg.maybeNull) expect(false, 'fp, pkt, pkt_meta, map_key, map_value');
+      if (reg.maybeNull) expect(false, 'fp, pkt, pkt_meta, map_key, map_value, mem');
       // The key/value is read; an update's value is read, a pop/peek's is written.
       const write = proto.id === BPF_FUNC_map_pop_elem || proto.id === BPF_FUNC_map_peek_elem;
       checkHelperMemAccess(env, st, idx, argno, size, { read: !write, write, zeroOk: false });
@@ -569,14 +571,26 @@ export function checkHelperCall(
       );
       break;
     }
+    case 'RET_PTR_TO_BTF_ID':
+      // A trusted pointer the program may pass to kfuncs but not dereference.
+      setR0(st, regPtr('PTR_TO_BTF_ID', { btfName: proto.retBtfName ?? '' }));
+      break;
     default:
       throw env.fail(idx, `helper ${proto.name}#${id} return type ${proto.ret} is not supported`);
   }
   return cb;
 }
 
-/** Checks kfunc call `insn` at `idx` against its signature and applies it to `st`. */
-export function checkKfuncCall(env: VerifierEnv, st: VerifierState, idx: number, insn: Insn): void {
+/**
+ * Checks kfunc call `insn` at `idx` against its signature and applies it to `st`. Returns
+ * false when the kfunc never returns (`bpf_throw`): the path ends at the call.
+ */
+export function checkKfuncCall(
+  env: VerifierEnv,
+  st: VerifierState,
+  idx: number,
+  insn: Insn,
+): boolean {
   const sig = env.kfuncAt(idx);
   if (sig === undefined || sig.missing === true) {
     const name = sig?.name ?? `kfunc#${insn.imm}`;
@@ -586,9 +600,10 @@ export function checkKfuncCall(env: VerifierEnv, st: VerifierState, idx: number,
     );
   }
   const unlocks = sig.args.some((a) => a.kind === 'res_spin_unlock');
-  if (st.activeLocks > 0 && !unlocks)
+  if (sig.noreturn !== true && st.activeLocks > 0 && !unlocks)
     throw env.fail(idx, 'function calls are not allowed while holding a lock');
   let resLock: number | undefined;
+  let objSize = 0;
   sig.args.forEach((arg, k) => {
     const argno = k + 1;
     const reg = readReg(env, st, idx, argno);
@@ -630,23 +645,99 @@ export function checkKfuncCall(env: VerifierEnv, st: VerifierState, idx: number,
         else resLock = mapId;
         return;
       }
+      case 'obj_type':
+        checkCoroKfuncArg(env, idx, argno, reg, arg);
+        objSize = objTypeSize(env, idx, argno, reg.scalar.varOff.value);
+        return;
+      case 'frame_size':
+      case 'frame':
+      case 'map':
+      case 'btf_id':
+        checkCoroKfuncArg(env, idx, argno, reg, arg);
+        return;
     }
   });
+  if (sig.noreturn === true) {
+    checkThrow(env, st, idx, sig.name);
+    env.throwInsns.add(idx);
+    return false;
+  }
+  if (sig.mayFreeFrames === true) demoteFrames(st);
+  const frameSize = (st.frames[st.curframe]?.regs[1] ?? regNotInit()).scalar.varOff.value;
   clobberArgs(st);
   const ret = sig.ret;
-  if (resLock !== undefined) setR0(st, resLockCall(env, st, idx, resLock));
-  else if (ret.kind === 'void') setR0(st, regNotInit());
-  else if (ret.kind === 'scalar') setR0(st, regUnknownScalar());
-  else {
-    const id = ret.acquire ? acquireReference(env, st, idx) : env.newId();
-    setR0(
-      st,
-      regPtr('PTR_TO_MEM', {
-        maybeNull: true,
-        memSize: ret.size,
-        id,
-        refObjId: ret.acquire ? id : 0,
-      }),
+  if (resLock !== undefined) {
+    setR0(st, resLockCall(env, st, idx, resLock));
+    return true;
+  }
+  switch (ret.kind) {
+    case 'void':
+      setR0(st, regNotInit());
+      break;
+    case 'scalar':
+      setR0(st, regUnknownScalar());
+      break;
+    case 'handle':
+      setR0(st, REG_CORO_HANDLE);
+      break;
+    case 'frame':
+      setR0(
+        st,
+        regPtr('PTR_TO_MEM', {
+          maybeNull: true,
+          memCoro: true,
+          memSize: Number(frameSize),
+          id: env.newId(),
+        }),
+      );
+      break;
+    case 'btf_id': {
+      const id = ret.acquire ? acquireReference(env, st, idx) : env.newId();
+      setR0(
+        st,
+        regPtr('PTR_TO_BTF_ID', {
+          maybeNull: true,
+          btfName: ret.btfName,
+          id,
+          refObjId: ret.acquire ? id : 0,
+        }),
+      );
+      break;
+    }
+    case 'obj':
+    case 'mem': {
+      const acquire = ret.kind === 'obj' || ret.acquire;
+      const id = acquire ? acquireReference(env, st, idx) : env.newId();
+      if (ret.kind === 'obj') env.objNewSizes.set(idx, objSize);
+      setR0(
+        st,
+        regPtr('PTR_TO_MEM', {
+          maybeNull: true,
+          memSize: ret.kind === 'obj' ? objSize : ret.size,
+          id,
+          refObjId: acquire ? id : 0,
+        }),
+      );
+      break;
+    }
+  }
+  return true;
+}
+
+/** The size of the program BTF's type `id` (`bpf_obj_new_impl`), at most 4 KiB as the kernel's. */
+function objTypeSize(env: VerifierEnv, idx: number, argno: number, id: bigint): number {
+  const size = id <= 0xffffffffn ? env.opts.btfTypeSize?.(Number(id)) : undefined;
+  if (size === undefined) {
+    throw env.fail(idx, `R${argno} type id ${id} names no sized type of the program's BTF`);
+  }
+  if (size === 0 || size > BPF_GLOBAL_PERCPU_MA_MAX_SIZE) {
+    throw env.fail(
+      idx,
+      `bpf_obj_new type size ${size} is not in [1, ${BPF_GLOBAL_PERCPU_MA_MAX_SIZE}]`,
     );
   }
+  return size;
 }
+
+/** `BPF_GLOBAL_PERCPU_MA_MAX_SIZE`-like cap on `bpf_obj_new` objects (KMALLOC_MAX_CACHE_SIZE). */
+const BPF_GLOBAL_PERCPU_MA_MAX_SIZE = 4096;

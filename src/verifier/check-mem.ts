@@ -42,6 +42,13 @@ import {
 } from './stack.js';
 import type { VerifierState } from './states.js';
 import { checkCtxAccess } from './ctx-access.js';
+import {
+  checkCoroStore,
+  checkHandleAccess,
+  isFrameStart,
+  loadsHandle,
+  REG_CORO_HANDLE,
+} from './check-coro.js';
 import type { VerifierEnv } from './verifier-env.js';
 
 /** `BPF_MAX_VAR_OFF`: largest variable offset a pointer may carry. */
@@ -418,9 +425,18 @@ export function checkMemAccess(
   const sx = opts.sx === true;
   const value = opts.value;
   const storesPointer = value !== undefined && 'reg' in value && regIsPointer(value.reg);
+  if (reg.type === 'SCALAR_VALUE' && reg.coroHandle) {
+    // A frame handle: checked at run time (check-coro.ts).
+    env.noteAccessBase(idx, 'handle', regno);
+    const stored = t === 'write' ? storedReg(value) : undefined;
+    const loaded = checkHandleAccess(env, idx, regno, reg, off, size, stored);
+    return t === 'read' ? (loaded ?? loadedScalar(size, sx)) : undefined;
+  }
   if (reg.maybeNull) {
     throw env.fail(idx, `R${regno} invalid mem access '${regTypeStr(reg)}'`);
   }
+  if (reg.type !== 'NOT_INIT' && reg.type !== 'SCALAR_VALUE')
+    env.noteAccessBase(idx, isFrameStart(reg) ? 'frame' : 'pointer', regno);
   switch (reg.type) {
     case 'PTR_TO_STACK':
       return checkStackAccess(env, st, idx, regno, reg, off, size, t, opts);
@@ -442,16 +458,21 @@ export function checkMemAccess(
         'map_value',
         false,
       );
+      if (t === 'read' && loadsHandle(reg, size)) return REG_CORO_HANDLE;
       return t === 'read' ? loadedScalar(size, sx) : undefined;
     }
     case 'PTR_TO_MEM': {
       if (t === 'write' && reg.memRdonly) {
         throw env.fail(idx, `R${regno} cannot write into ${regTypeStr(reg)}`);
       }
-      if (t === 'write' && storesPointer && !env.allowPtrLeaks) {
+      if (reg.memCoro && t === 'write' && value !== undefined && 'reg' in value) {
+        // Frames are program-private: they may hold pointers (check-coro.ts).
+        checkCoroStore(env, idx, regno, reg, off, value.reg);
+      } else if (t === 'write' && storesPointer && !env.allowPtrLeaks) {
         throw env.fail(idx, `R${regno} leaks addr into mem`);
       }
       checkMemRegionAccess(env, idx, regno, reg, off + reg.off, size, reg.memSize, 'mem', false);
+      if (t === 'read' && loadsHandle(reg, size)) return REG_CORO_HANDLE;
       return t === 'read' ? loadedScalar(size, sx) : undefined;
     }
     case 'PTR_TO_CTX': {
@@ -501,6 +522,11 @@ export function checkMemAccess(
     default:
       throw env.fail(idx, `R${regno} invalid mem access '${regTypeStr(reg)}'`);
   }
+}
+
+/** The register a store writes, when it is a register (immediates store scalars). */
+function storedReg(value: StoreValue): RegState {
+  return value !== undefined && 'reg' in value ? value.reg : regUnknownScalar();
 }
 
 /** What a helper argument does with the memory it points to. */

@@ -66,6 +66,7 @@ import { checkMemAccess, loadedScalar } from './check-mem.js';
 import { checkCondJmp } from './check-jmp.js';
 import { checkHelperCall, checkKfuncCall, type CallbackRequest } from './check-call.js';
 import { joinStates } from './state-join.js';
+import { checkCallx } from './check-coro.js';
 import { stackStr, type StackSlot } from './stack.js';
 import { STATES_PER_INSN, type VerifierEnv } from './verifier-env.js';
 import { checkResLockChecked } from './res-lock.js';
@@ -112,6 +113,9 @@ function isJmpKind(kind: string): boolean {
       return false;
   }
 }
+
+/** `Exploration.cbFrame` of a function entered through its token (resume / destroy). */
+const CORO_ENTRY = -3;
 
 /** Most rounds of a callback fixpoint before the caller's state is widened to unknowns. */
 const CALLBACK_ROUNDS = 8;
@@ -169,7 +173,10 @@ class Exploration {
 
   private readonly check: DoCheck;
   private readonly explored: ExploredStates;
-  /** Frame number of the callback whose exits are collected; -1 (-2 async) for entries. */
+  /**
+   * Frame number of the callback whose exits are collected; -1 for the program, -2 for an async
+   * callback, CORO_ENTRY for a function entered through its token.
+   */
   private readonly cbFrame: number;
   private readonly retRange: readonly [bigint, bigint] | undefined;
 
@@ -420,12 +427,16 @@ class Exploration {
       case 'call':
         return this.call(st, idx, insn);
       case 'callx': {
-        const r = callxReg(insn);
-        const reg = readReg(env, st, idx, r);
-        if (reg.type !== 'PTR_TO_FUNC') {
-          throw env.fail(idx, `R${r} type=${regTypeStr(reg)} expected=func`);
+        const reg = readReg(env, st, idx, callxReg(insn));
+        if (reg.type === 'PTR_TO_FUNC') {
+          const seen = env.callxFuncTargets.get(idx) ?? new Set<number>();
+          env.callxFuncTargets.set(idx, seen.add(reg.subprog));
+          return this.localCall(st, idx, reg.subprog);
         }
-        return this.localCall(st, idx, reg.subprog);
+        // A token loaded from a frame, a handle or .rodata (check-coro.ts).
+        checkCallx(env, st, idx, insn);
+        env.callxHandleInsns.add(idx);
+        return idx + 1;
       }
       case 'exit':
         return this.exit(st, idx);
@@ -440,8 +451,8 @@ class Exploration {
       return this.localCall(st, idx, subprogIndexOf(env.prog, target));
     }
     if (insn.src === BPF_PSEUDO_KFUNC_CALL) {
-      checkKfuncCall(env, st, idx, insn);
-      return idx + 1;
+      // false: bpf_throw, the path ends here.
+      return checkKfuncCall(env, st, idx, insn) ? idx + 1 : undefined;
     }
     if (insn.imm === BPF_FUNC_tail_call && st.refs.length > 0) {
       throw env.fail(idx, 'tail_call would lead to reference leak');
@@ -488,7 +499,8 @@ class Exploration {
     const f = st.frames[st.curframe];
     if (f === undefined) throw new RangeError('bug: no frame');
     const r0 = f.regs[0] ?? REG_NOT_INIT;
-    if (r0.type === 'NOT_INIT') throw env.fail(idx, 'R0 !read_ok');
+    const coroEntryExit = this.cbFrame === CORO_ENTRY && st.curframe === 0;
+    if (r0.type === 'NOT_INIT' && !coroEntryExit) throw env.fail(idx, 'R0 !read_ok');
     if (st.curframe === this.cbFrame) {
       this.checkRetRange(idx, r0, 'callback return', this.retRange);
       this.exits.push(st);
@@ -511,6 +523,8 @@ class Exploration {
     if (ref !== undefined) {
       throw env.fail(idx, `Unreleased reference id=${ref.id} alloc_insn=${ref.insnIdx}`);
     }
+    // A resume / destroy function's r0 reaches no one: callx gives its caller an unknown scalar.
+    if (coroEntryExit) return undefined;
     if (regIsPointer(r0) && !env.allowPtrLeaks)
       throw env.fail(idx, 'R0 leaks addr as return value');
     this.checkRetRange(
@@ -546,6 +560,8 @@ class Exploration {
 /** The main pass over a program. */
 export class DoCheck {
   private readonly asyncCbs: AsyncCallback[] = [];
+  /** Functions verified as token entry points → the frame size their r1 had (0: a scalar). */
+  readonly coroEntries = new Map<number, number>();
   private readonly asyncSeen = new Set<string>();
 
   readonly env: VerifierEnv;
@@ -562,12 +578,57 @@ export class DoCheck {
     for (let i = 0; i < this.asyncCbs.length; i++) {
       const cb = this.asyncCbs[i] as AsyncCallback;
       const st = this.callbackEntry(cb.req, 0);
+      env.inAsyncCallback = true;
+      env.asyncSubprog = cb.req.subprog;
       new Exploration(
         this,
         new ExploredStates({ maxStatesPerInsn: STATES_PER_INSN }),
         -2,
         cb.req.retRange,
       ).run(st, this.subprogStart(cb.req.subprog));
+      env.inAsyncCallback = false;
+    }
+    this.verifyCoroEntries();
+  }
+
+  /**
+   * Verifies every function whose token escaped into a frame or sits in global data as an
+   * entry of its own (check-coro.ts): r1 = a frame of the smallest size its token was stored
+   * at +0 / +8 of, or an unknown scalar. Exploring one may make more tokens escape, or tie a
+   * verified one to a smaller frame: repeat until nothing changes (sizes only shrink).
+   */
+  private verifyCoroEntries(): void {
+    const env = this.env;
+    for (const start of env.prog.dataFuncs ?? []) {
+      env.escapeFunc(subprogIndexOf(env.prog, start));
+    }
+    for (;;) {
+      // A callx checked at run time (its target must be a verified entry) that also calls a
+      // function token on another path: that function must be an entry too.
+      for (const idx of env.callxHandleInsns) {
+        for (const k of env.callxFuncTargets.get(idx) ?? []) env.escapeFunc(k);
+      }
+      const todo = [...env.escapedFuncs]
+        .sort((a, b) => a - b)
+        .find((k) => this.coroEntries.get(k) !== (env.funcFrameSize.get(k) ?? 0));
+      if (todo === undefined) return;
+      const size = env.funcFrameSize.get(todo) ?? 0;
+      this.coroEntries.set(todo, size);
+      const st = this.entryState();
+      const f = initFuncState(0, -1, todo);
+      f.regs[1] =
+        size > 0 ? regPtr('PTR_TO_MEM', { memCoro: true, memSize: size }) : regUnknownScalar();
+      st.frames[0] = f;
+      const name = env.prog.subprogs[todo]?.name ?? '';
+      const what =
+        name === `func#${todo}` || name === '' ? `func#${todo}` : `${name} (func#${todo})`;
+      env.log.verbose(`token entry ${what}: ${regStr(1, f.regs[1] as RegState)}\n`);
+      new Exploration(
+        this,
+        new ExploredStates({ maxStatesPerInsn: STATES_PER_INSN }),
+        CORO_ENTRY,
+        undefined,
+      ).run(st, this.subprogStart(todo));
     }
   }
 

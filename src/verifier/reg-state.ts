@@ -98,6 +98,18 @@ export interface RegState {
   readonly memRdonly: boolean;
   /** `MEM_RINGBUF` (ringbuf_mem). */
   readonly memRingbuf: boolean;
+  /**
+   * PTR_TO_MEM of a coroutine frame (`coro_mem`, from `bpf_coro_frame_alloc` or the r1 of a
+   * resume/destroy function): program-private memory that may hold pointers
+   * (src/verifier/check-coro.ts).
+   */
+  readonly memCoro: boolean;
+  /**
+   * SCALAR_VALUE: a word loaded from a coroutine frame (or a handle, or `.rodata`), which may be
+   * a frame handle or a function token: a `callx` target, and, once proven non-zero, a frame
+   * whose accesses the JIT checks at run time (`coro_handle`, check-coro.ts).
+   */
+  readonly coroHandle: boolean;
   /** Fixed offset of a pointer. */
   readonly off: number;
   /** The value (SCALAR_VALUE) or the variable offset (pointers). */
@@ -135,6 +147,8 @@ export const REG_NOT_INIT: RegState = Object.freeze({
   maybeNull: false,
   memRdonly: false,
   memRingbuf: false,
+  memCoro: false,
+  coroHandle: false,
   off: 0,
   scalar: SCALAR_UNKNOWN,
   id: 0,
@@ -220,6 +234,8 @@ export function regWith(reg: RegState, f: RegPtrFields & { type?: RegType }): Re
     maybeNull: f.maybeNull ?? reg.maybeNull,
     memRdonly: f.memRdonly ?? reg.memRdonly,
     memRingbuf: f.memRingbuf ?? reg.memRingbuf,
+    memCoro: f.memCoro ?? reg.memCoro,
+    coroHandle: f.coroHandle ?? reg.coroHandle,
     off: f.off ?? reg.off,
     scalar: f.scalar ?? reg.scalar,
     id: f.id ?? reg.id,
@@ -316,11 +332,18 @@ export function markPtrOrNull(
  * regTypeStr(regPtr('PTR_TO_MEM', { memRingbuf: true })) // 'ringbuf_mem'
  */
 export function regTypeStr(
-  reg: Pick<RegState, 'type' | 'maybeNull' | 'memRdonly' | 'memRingbuf'>,
+  reg: Pick<RegState, 'type' | 'maybeNull' | 'memRdonly' | 'memRingbuf'> &
+    Partial<Pick<RegState, 'memCoro' | 'coroHandle' | 'scalar'>>,
 ): string {
+  if (reg.type === 'SCALAR_VALUE' && reg.coroHandle === true) {
+    return (reg.scalar?.umin ?? 0n) > 0n ? 'coro_handle' : 'coro_handle_or_null';
+  }
   let postfix = '';
   if (reg.maybeNull) postfix = reg.type === 'PTR_TO_BTF_ID' ? 'or_null_' : '_or_null';
-  const prefix = (reg.memRdonly ? 'rdonly_' : '') + (reg.memRingbuf ? 'ringbuf_' : '');
+  const prefix =
+    (reg.memRdonly ? 'rdonly_' : '') +
+    (reg.memRingbuf ? 'ringbuf_' : '') +
+    (reg.memCoro === true ? 'coro_' : '');
   return prefix + REG_TYPE_STR[reg.type] + postfix;
 }
 
@@ -358,6 +381,10 @@ export function regStateStr(reg: RegState, frameno = 0): string {
   const s = reg.scalar;
   const p = t === 'SCALAR_VALUE' && reg.precise ? 'P' : '';
   if (t === 'SCALAR_VALUE' && tnumIsConst(s.varOff)) return p + snum(s.varOff.value);
+  if (t === 'SCALAR_VALUE' && reg.coroHandle) {
+    const r = varOffRanges(s);
+    return `${regTypeStr(reg)}(${r.join(',')})`;
+  }
   let out = p + regTypeStr(reg);
   if (t === 'PTR_TO_ARENA') return out;
   if (t === 'PTR_TO_STACK') {

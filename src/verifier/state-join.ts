@@ -49,16 +49,21 @@ export function joinReg(a: RegState, b: RegState, widen: boolean): RegState {
   if (a === b) return a;
   if (a.type === 'NOT_INIT' || b.type === 'NOT_INIT') return REG_NOT_INIT;
   if (a.type === 'SCALAR_VALUE' && b.type === 'SCALAR_VALUE') {
+    // A coroutine handle only when both are (check-coro.ts).
+    const coroHandle = a.coroHandle && b.coroHandle;
     if (scalarContainsAll(a.scalar, b.scalar) && (a.id === b.id || a.id === 0)) {
-      return a.id === b.id ? a : regWith(a, { id: 0 });
+      const r = a.id === b.id ? a : regWith(a, { id: 0 });
+      return r.coroHandle === coroHandle ? r : regWith(r, { coroHandle });
     }
-    return regScalar(widen ? SCALAR_UNKNOWN : scalarUnion(a.scalar, b.scalar));
+    const r = regScalar(widen ? SCALAR_UNKNOWN : scalarUnion(a.scalar, b.scalar));
+    return coroHandle ? regWith(r, { coroHandle }) : r;
   }
   const same =
     a.type === b.type &&
     a.maybeNull === b.maybeNull &&
     a.memRdonly === b.memRdonly &&
     a.memRingbuf === b.memRingbuf &&
+    a.memCoro === b.memCoro &&
     a.off === b.off &&
     a.map?.id === b.map?.id &&
     a.memSize === b.memSize &&

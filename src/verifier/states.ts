@@ -291,6 +291,8 @@ function sameHead(a: RegState, b: RegState): boolean {
     a.maybeNull === b.maybeNull &&
     a.memRdonly === b.memRdonly &&
     a.memRingbuf === b.memRingbuf &&
+    a.memCoro === b.memCoro &&
+    a.coroHandle === b.coroHandle &&
     a.off === b.off &&
     a.map?.id === b.map?.id &&
     a.range === b.range &&
@@ -331,7 +333,9 @@ export function regsafe(
     old.type !== cur.type ||
     old.maybeNull !== cur.maybeNull ||
     old.memRdonly !== cur.memRdonly ||
-    old.memRingbuf !== cur.memRingbuf
+    old.memRingbuf !== cur.memRingbuf ||
+    old.memCoro !== cur.memCoro ||
+    (old.coroHandle && !cur.coroHandle)
   ) {
     return false;
   }

@@ -61,6 +61,28 @@ export interface VerifiedProgram {
    * Undefined (facts built elsewhere) counts as true.
    */
   readonly holdsResources?: boolean;
+  /**
+   * Accesses through coroutine handles (src/verifier/check-coro.ts): insn → bytes the handle
+   * must be a live frame of (`off + size`). The backends call `coro_frame_check(handle, bytes)`
+   * before the access and fail the run when it returns 0.
+   */
+  readonly frameChecks?: ReadonlyMap<number, number>;
+  /**
+   * Functions verified as entries reached through their tokens (coroutine resume / destroy):
+   * subprog index → the frame size their r1 was verified as (the backends check
+   * `coro_frame_check(r1, size)` at entry), or 0 when r1 was an unknown scalar (no check).
+   */
+  readonly coroEntries?: ReadonlyMap<number, number>;
+  /**
+   * `callx` insns whose target is a word loaded from a frame, a handle or `.rodata`: the
+   * backends allow only tokens of functions verified as entries (`coroEntries` of any program)
+   * and fail the run otherwise.
+   */
+  readonly callxChecks?: ReadonlySet<number>;
+  /** `bpf_obj_new_impl` calls: insn → object size; the backends pass it in r1 (kernel fixup). */
+  readonly objNewSizes?: ReadonlyMap<number, number>;
+  /** `bpf_throw` calls: the run unwinds to the entry with r0 = r1 (the cookie). */
+  readonly throwInsns?: ReadonlySet<number>;
   /** Bytes of stack each subprog uses (kernel `stack_depth`), by subprog index. */
   readonly stackDepth: readonly number[];
   /** Instructions processed (`insn_processed`). */

@@ -72,6 +72,24 @@ export class VerifierEnv {
   jmpsProcessed = 0;
   /** Bytes of stack each subprog uses. */
   readonly stackDepth: number[];
+  /** Handle accesses: insn → bytes the handle must have (the run-time frame check). */
+  readonly frameChecks = new Map<number, number>();
+  /** Subprogs whose token escaped into a frame or global data: verified as entry points. */
+  readonly escapedFuncs = new Set<number>();
+  /** Entry subprog → smallest frame whose +0 / +8 holds its token. */
+  readonly funcFrameSize = new Map<number, number>();
+  /** `bpf_obj_new_impl` calls: insn → object size (passed in r1 at run time). */
+  readonly objNewSizes = new Map<number, number>();
+  /** `callx` insns whose target is a coroutine handle on some path (checked at run time). */
+  readonly callxHandleInsns = new Set<number>();
+  /** `callx` insn → the subprogs a function-token target named there. */
+  readonly callxFuncTargets = new Map<number, Set<number>>();
+  /** `bpf_throw` calls (noreturn kfuncs). */
+  readonly throwInsns = new Set<number>();
+  /** Exploring an async (timer) callback, subprog `asyncSubprog`. */
+  inAsyncCallback = false;
+  asyncSubprog = 0;
+  private readonly accessBase: number[] = [];
   private idGen = 0;
   private readonly regClass: (Uint8Array | undefined)[];
   /** Per slot, per register: the constant every state agreed on so far. */
@@ -116,6 +134,41 @@ export class VerifierEnv {
   /** The signature of the kfunc called at `idx`. */
   kfuncAt(idx: number): KfuncSig | undefined {
     return this.opts.kfuncs?.get(idx);
+  }
+
+  /** Function `subprog`'s token escaped (check-coro.ts): verify it as an entry point. */
+  escapeFunc(subprog: number): void {
+    this.escapedFuncs.add(subprog);
+  }
+
+  /** Function `subprog`'s token is stored at +0 / +8 of a frame of `size` bytes. */
+  tieFuncToFrame(subprog: number, size: number): void {
+    const prev = this.funcFrameSize.get(subprog);
+    if (prev === undefined || size < prev) this.funcFrameSize.set(subprog, size);
+  }
+
+  /** The access at `idx` goes through a handle that must be a frame of `bytes` bytes. */
+  needFrameCheck(idx: number, bytes: number): void {
+    const prev = this.frameChecks.get(idx) ?? 0;
+    if (bytes > prev) this.frameChecks.set(idx, bytes);
+  }
+
+  /**
+   * Notes the kind of base register of the memory access at `idx`: a handle (checked at run
+   * time), a frame or another pointer the verifier proved. The run-time check is per insn and
+   * refuses anything but a live frame, so one insn may not see a handle and another pointer
+   * (a frame passes the check: it is live and at least as large as the access needs).
+   */
+  noteAccessBase(idx: number, kind: 'handle' | 'frame' | 'pointer', regno: number): void {
+    const bit = kind === 'handle' ? 1 : kind === 'pointer' ? 2 : 0;
+    const seen = this.accessBase[idx] ?? 0;
+    if ((seen | bit) === 3) {
+      throw this.fail(
+        idx,
+        `R${regno} is a coroutine handle on one path and a verified pointer on another; the run-time frame check of insn ${idx} would refuse the pointer`,
+      );
+    }
+    this.accessBase[idx] = seen | bit;
   }
 
   /** Notes the stack a subprog uses (`update_stack_depth`). */

@@ -36,6 +36,17 @@ export interface KfuncSig {
   readonly ret: KfuncRet;
   /** The Vm has no kfunc of this name: calls to it are rejected. */
   readonly missing?: boolean;
+  /**
+   * `bpf_throw`: never returns (the path ends at the call), and is rejected while a reference
+   * or a lock is held and inside callbacks (kernel `KF_...` exception kfunc).
+   */
+  readonly noreturn?: boolean;
+  /**
+   * The call may free a coroutine frame or hand it to another worker (`bpf_coro_frame_free`,
+   * `_detach`, `_yield`, `_sleep`, `_enqueue`): every frame pointer becomes a handle, whose
+   * accesses are checked at run time (src/verifier/check-coro.ts).
+   */
+  readonly mayFreeFrames?: boolean;
 }
 
 /** One kfunc argument. */
@@ -49,14 +60,32 @@ export type KfuncArg =
    * and its result must be checked (res-lock.ts); `res_spin_unlock` releases it.
    */
   | { readonly kind: 'res_spin_lock' }
-  | { readonly kind: 'res_spin_unlock' };
+  | { readonly kind: 'res_spin_unlock' }
+  /** A frame size: a known constant, at least the 16-byte header (`bpf_coro_frame_alloc`). */
+  | { readonly kind: 'frame_size' }
+  /** A coroutine frame (`coro_mem` at offset 0, or a non-NULL `coro_handle`); never the stack. */
+  | { readonly kind: 'frame' }
+  /** A map of type `mapType` whose values are `valueSize` bytes (`bpf_coro_enqueue`'s queue). */
+  | { readonly kind: 'map'; readonly mapType: number; readonly valueSize: number }
+  /** A trusted, non-NULL `PTR_TO_BTF_ID` of struct `btfName` (`bpf_task_acquire`). */
+  | { readonly kind: 'btf_id'; readonly btfName: string }
+  /** A program BTF type id, a known constant (`bpf_obj_new_impl`'s `local_type_id`). */
+  | { readonly kind: 'obj_type' };
 
 /** A kfunc's return value. */
 export type KfuncRet =
   | { readonly kind: 'void' }
   | { readonly kind: 'scalar' }
   /** Memory of `size` bytes, maybe NULL; `acquire` makes it a reference to release. */
-  | { readonly kind: 'mem'; readonly size: number; readonly acquire: boolean };
+  | { readonly kind: 'mem'; readonly size: number; readonly acquire: boolean }
+  /** A coroutine frame of the size in r1 (`coro_mem_or_null`), not a reference. */
+  | { readonly kind: 'frame' }
+  /** A word that may be a frame handle, maybe NULL (`coro_handle_or_null`). */
+  | { readonly kind: 'handle' }
+  /** A `PTR_TO_BTF_ID` of struct `btfName`, maybe NULL; `acquire` makes it a reference. */
+  | { readonly kind: 'btf_id'; readonly btfName: string; readonly acquire: boolean }
+  /** A zeroed object of the size of the `obj_type` argument's BTF type, acquired, maybe NULL. */
+  | { readonly kind: 'obj' };
 
 /** Options of `verifyProgram`. */
 export interface VerifyOptions {
@@ -79,6 +108,11 @@ export interface VerifyOptions {
    * tests lower it to bound their time.
    */
   readonly insnLimit?: number;
+  /**
+   * Size in bytes of type `id` of the program's BTF (`bpf_obj_new_impl`); undefined when the
+   * object has no BTF or no such sized type.
+   */
+  readonly btfTypeSize?: (id: number) => number | undefined;
   /** The C source line of a slot, from BTF.ext line info, printed as `; line` in the log. */
   readonly lineInfo?: (insnIdx: number) => string | undefined;
 }
@@ -93,15 +127,18 @@ export interface VerifyOptions {
 export function verifyProgram(prog: Program, opts: VerifyOptions = {}): VerifiedProgram {
   const t0 = performance.now();
   const env = new VerifierEnv(prog, opts);
+  let check: DoCheck | undefined;
   try {
     try {
-      env.cfg = checkCfg(prog, env.log);
+      // Functions reached only through tokens in global data are entries of the walk too.
+      env.cfg = checkCfg(prog, env.log, { entries: prog.dataFuncs ?? [] });
     } catch (e) {
       if (isBpfError(e) && e instanceof VerifierError) throw new VerifierReject(e);
       throw e;
     }
     env.liveBefore = computeLiveRegs(prog);
-    new DoCheck(env).run();
+    check = new DoCheck(env);
+    check.run();
   } catch (e) {
     if (e instanceof VerifierReject) {
       printStats(env, t0);
@@ -113,9 +150,15 @@ export function verifyProgram(prog: Program, opts: VerifyOptions = {}): Verified
   return {
     prog,
     type: env.type,
-    reachable: env.facts().map((f) => f !== undefined),
+    // Array.from: slots never explored are holes in the facts array
+    reachable: Array.from(env.facts(), (f) => f !== undefined),
     facts: env.facts(),
     memInputSize: env.memInputMax,
+    frameChecks: env.frameChecks,
+    coroEntries: check?.coroEntries ?? new Map(),
+    objNewSizes: env.objNewSizes,
+    callxChecks: env.callxHandleInsns,
+    throwInsns: env.throwInsns,
     holdsResources: env.holdsResources,
     stackDepth: env.stackDepth.slice(),
     processedInsns: env.insnProcessed,

@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { Vm, type VmOptions } from '../../src/index.js';
 import type { LoadedObject } from '../../runtime/object.js';
-import { useTestFrames } from '../helpers/coro-frames.js';
+import { liveFrames, type LiveFrames } from '../helpers/coro-frames.js';
 
 /**
  * Two builds of the examples: the shared objects (test/fixtures/elf/coro, built against the
@@ -49,9 +49,9 @@ function manualTimers(): {
 async function open(
   path: string,
   opts: VmOptions = {},
-): Promise<{ vm: Vm; obj: LoadedObject; live: Set<number> }> {
+): Promise<{ vm: Vm; obj: LoadedObject; live: LiveFrames }> {
   const vm = Vm.create({ coroutines: { sweepIntervalMs: 0 }, ...opts });
-  const live = useTestFrames(vm);
+  const live = liveFrames(vm);
   const obj = await vm.loadObject(fixture(path), { verify: false });
   return { vm, obj, live };
 }

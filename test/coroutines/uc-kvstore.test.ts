@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { Vm } from '../../src/index.js';
 import type { LoadedObject } from '../../runtime/object.js';
-import { useTestFrames } from '../helpers/coro-frames.js';
+import { liveFrames } from '../helpers/coro-frames.js';
 
 /** The -mcpu=v4 object and its -mcpu=v3 build (no store-immediates, no gotox). */
 const BUILDS = [
@@ -66,7 +66,7 @@ function record(obj: LoadedObject, id: number): ReqRecord {
 async function open(object: URL, mode: 'fcfs' | 'ps', quantum = 16) {
   let now = 0n;
   const vm = Vm.create({ clock: () => ++now, coroutines: { sweepIntervalMs: 0 } });
-  const live = useTestFrames(vm);
+  const live = liveFrames(vm);
   const obj = await vm.loadObject(readFileSync(object), { verify: false });
   obj.globals.set('kv_mode', mode === 'fcfs' ? 0 : 1);
   obj.globals.set('kv_quantum', quantum);

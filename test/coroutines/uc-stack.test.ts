@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { CTRL_CORO_DEPTH } from '../../src/abi.js';
 import { Vm, type VmOptions } from '../../src/index.js';
 import type { LoadedObject } from '../../runtime/object.js';
-import { useTestFrames } from '../helpers/coro-frames.js';
+import { liveFrames, type LiveFrames } from '../helpers/coro-frames.js';
 
 /** The -mcpu=v4 object and its -mcpu=v3 build (no store-immediates, no gotox). */
 const BUILDS = [
@@ -52,9 +52,9 @@ const padded = (ips: readonly bigint[]): bigint[] =>
 async function open(
   object: URL,
   opts: VmOptions,
-): Promise<{ vm: Vm; obj: LoadedObject; live: Set<number> }> {
+): Promise<{ vm: Vm; obj: LoadedObject; live: LiveFrames }> {
   const vm = Vm.create({ coroutines: { sweepIntervalMs: 0 }, ...opts });
-  const live = useTestFrames(vm);
+  const live = liveFrames(vm);
   const obj = await vm.loadObject(readFileSync(object), { verify: false });
   return { vm, obj, live };
 }

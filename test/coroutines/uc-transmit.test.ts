@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { Vm, type VmOptions } from '../../src/index.js';
 import type { BpfMap } from '../../runtime/maps/map.js';
 import type { LoadedObject } from '../../runtime/object.js';
-import { useTestFrames } from '../helpers/coro-frames.js';
+import { liveFrames, type LiveFrames } from '../helpers/coro-frames.js';
 
 /** The -mcpu=v4 object and its -mcpu=v3 build (no store-immediates, no gotox). */
 const BUILDS = [
@@ -51,9 +51,9 @@ const sent = (obj: LoadedObject): bigint[] => [0, 1, 2].map((c) => classStats(ob
 async function open(
   object: URL,
   opts: VmOptions = {},
-): Promise<{ vm: Vm; obj: LoadedObject; live: Set<number>; queues: BpfMap[] }> {
+): Promise<{ vm: Vm; obj: LoadedObject; live: LiveFrames; queues: BpfMap[] }> {
   const vm = Vm.create({ coroutines: { sweepIntervalMs: 0 }, ...opts });
-  const live = useTestFrames(vm);
+  const live = liveFrames(vm);
   const obj = await vm.loadObject(readFileSync(object), { verify: false });
   const queues = ['tx_q0', 'tx_q1', 'tx_q2'].map((n) => obj.map(n));
   return { vm, obj, live, queues };

@@ -4,6 +4,12 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
+  CORO_HDR_SIZE,
+  CORO_MAGIC,
+  CTRL_ALLOC,
+  CTRL_ALLOC_CACHE,
+  CTRL_PROG,
+  CTRL_TERM,
   HTAB_ELEM_HEADER,
   LPM_NODE_HEADER,
   MAP_DESC,
@@ -13,6 +19,17 @@ import {
 } from '../../../src/abi.js';
 
 const text = readFileSync(new URL('../../../runtime/wasm/abi.ts', import.meta.url), 'utf8');
+const allocText = readFileSync(
+  new URL('../../../runtime/wasm/frame-alloc.ts', import.meta.url),
+  'utf8',
+);
+const constsOf = (src: string): Map<string, number> =>
+  new Map(
+    [...src.matchAll(/export const (\w+): \w+ = (0x[0-9a-f]+|\d+);/gi)].map((m) => [
+      m[1] as string,
+      Number(m[2]),
+    ]),
+  );
 const consts = new Map(
   [...text.matchAll(/export const (\w+): \w+ = (0x[0-9a-f]+|\d+);/gi)].map((m) => [
     m[1] as string,
@@ -69,5 +86,24 @@ describe('runtime module ABI', () => {
         expect([name, consts.get(name)]).toEqual([name, value]);
     }
     expect(consts.get('BPF_F_INNER_MAP')).toBe(types.BPF_F_INNER_MAP);
+  });
+
+  it('matches src/abi.ts and runtime/frame-alloc.ts for the frame allocator', async () => {
+    const fa = await import('../../../runtime/frame-alloc.js');
+    const fields: Record<string, number> = {
+      CTRL_PROG,
+      CTRL_ALLOC_CACHE,
+      CORO_HDR_SIZE,
+      CORO_MAGIC,
+    };
+    for (const [name, value] of Object.entries(fields))
+      expect([name, consts.get(name)]).toEqual([name, value]);
+    expect(CTRL_ALLOC_CACHE >= CTRL_ALLOC && CTRL_ALLOC_CACHE + 4 <= CTRL_TERM).toBe(true);
+    const alloc = constsOf(allocText);
+    expect(alloc.get('FRAME_ALLOC_MAX')).toBe(fa.FRAME_ALLOC_MAX);
+    expect(alloc.get('ALLOC_STATE_SIZE')).toBe(fa.ALLOC_STATE_SIZE);
+    expect(alloc.get('OWNER_ACCT_SIZE')).toBe(fa.OWNER_ACCT_SIZE);
+    expect(alloc.get('ALLOC_CACHE_SIZE')).toBe(fa.ALLOC_CACHE_SIZE);
+    expect(fa.ALLOC_CACHE_SIZE).toBe(fa.FRAME_SIZE_CLASSES.length * 16);
   });
 });

@@ -1,0 +1,325 @@
+/**
+ * Coroutines and exceptions in the verifier (issue 7 item 6, issue 8 item 4): coroutine
+ * frames, frame handles, `callx`, the coroutine kfuncs' arguments, `bpf_throw`, and the
+ * functions entered through function tokens (resume / destroy clones).
+ *
+ * Called from: check-mem.ts (accesses through frames and handles), check-call.ts (kfunc
+ * arguments and results), do-check.ts (`callx`, `bpf_throw`, the token entry points).
+ *
+ * ## What is proven
+ *
+ * - **Frames** from `bpf_coro_frame_alloc(size, ctx)` are `coro_mem_or_null` of `size` bytes
+ *   (`size` a known constant in [16, CORO_FRAME_MAX]); after the NULL check every access
+ *   through them is bounds-checked as for `mem`. Frames are program-private memory: any
+ *   pointer but a stack pointer may be stored into them (function tokens, other frames, ringbuf
+ *   records, task references, ctx). Storing a referenced pointer does not release it: the
+ *   path must still release it (or it is an `Unreleased reference`).
+ * - **Entry points**: every function whose token escapes into a frame, or sits in global data
+ *   (`R_BPF_64_ABS64` in `.rodata`), is verified as an entry of its own: with r1 = `coro_mem`
+ *   of N bytes, N the smallest frame size over every frame whose +0 or +8 the token is stored
+ *   at, or with r1 an unknown scalar when there is no such store; r2–r5 are not readable. Its
+ *   exit may leave any r0 (a `callx` returns an unknown scalar). References and locks must be
+ *   released before it returns, as for a program.
+ * - **`callx`** targets are function tokens (`func`, explored as a call) or words loaded from
+ *   a frame, a handle or `.rodata` (`coro_handle`); for the latter r0 becomes an unknown scalar
+ *   and r1–r5 are clobbered, r6–r9 and the stack are kept; as the target may `bpf_throw`, no
+ *   reference or lock may be held and it may not run inside a callback; no argument register
+ *   may hold a stack pointer, and as no stack pointer can be stored into a frame or a map,
+ *   the callee cannot reach the caller's stack; it may write frames and maps, whose contents
+ *   the verifier does not track.
+ * - **Handles**: an 8-byte load from a frame, a handle or `.rodata` gives a `coro_handle`: a
+ *   scalar (arithmetic makes it a plain scalar) that may be a frame address or a token. It may
+ *   be dereferenced only after a NULL check (`if rX == 0`), at a non-negative offset within
+ *   CORO_FRAME_MAX. One insn may not access memory through a handle on one path and through
+ *   a pointer other than the start of a frame on another (the run-time check is per insn).
+ * - **Frames that may be gone**: after a call that may free a frame or hand it to another
+ *   worker (`callx`, `bpf_coro_frame_free`, `_detach`, `_yield`, `_sleep`, `_enqueue`; not
+ *   `_defer`, which resumes after the run), every frame pointer becomes a non-NULL handle (its
+ *   accesses are checked at run time, so a freed frame is not touched) and every pointer into
+ *   the middle of a frame a plain scalar (frames have no identity in the verifier, so any of
+ *   them may be the one).
+ * - **`bpf_throw`** ends the path (noreturn); it is rejected while a reference or a lock is
+ *   held, and inside callbacks (bpf_loop, for_each, timers).
+ * - Frame arguments of the coroutine kfuncs are frames (`coro_mem` at offset 0) or non-NULL
+ *   handles, never stack addresses (a stack frame would dangle once the run returns).
+ *
+ * ## What is checked at run time (the JIT and the interpreter)
+ *
+ * - Each access through a handle: `coro_frame_check(handle, off + size)` before it
+ *   (`VerifiedProgram.frameChecks`); a failure ends the run with an ExecError.
+ * - The entry of a function verified with r1 = frame of N bytes: `coro_frame_check(r1, N)`
+ *   (`VerifiedProgram.coroEntries`), as `callx` or the runtime may pass anything.
+ * - `callx` on a handle (`VerifiedProgram.callxChecks`): the target must be the token of a
+ *   function verified as a token entry, of any program of the Vm (`coro_entry_check`, call-table
+ *   slot CORO_ENTRY_CHECK_SLOT; the interpreter asks the Vm). Helper ids and the tokens of
+ *   other functions fail the run ('call'), so a number stored into a frame reaches nothing
+ *   that was verified for other arguments. A callx insn that also calls a function token on
+ *   another path makes that function an entry too.
+ * - The coroutine kfuncs validate their frame arguments (runtime side).
+ * - `bpf_throw` (`VerifiedProgram.throwInsns`; the Vm links it by name, no kfunc slot): the
+ *   JIT records the cookie with exec code 'throw' and traps, the interpreter throws
+ *   TerminationError('throw'); the host wrapper returns the cookie as r0 and sets
+ *   `LoadedProgram.thrown` (a batch ends with the TerminationError on both engines).
+ *
+ * ## What is not proven
+ *
+ * - That the entry a `callx` through a handle reaches is the one the frame was made for: any
+ *   verified entry may be called with any frame; its own r1 check (above) keeps it in bounds.
+ * - That references stored in a frame at a suspension are released by the destroy function
+ *   (issue 7 item 6's "destroy path" stretch, not done): frame contents are not tracked, so a
+ *   program that keeps a reference across a suspension is rejected (`Unreleased reference`)
+ *   instead (coro_destroy's on_sample). Doing it needs (1) per-path frame slots (8-byte
+ *   stores at constant offsets of a frame with an identity kept across its NULL check), (2) at
+ *   each suspension kfunc, moving the references found in the frame's slots out of the path
+ *   and exploring the destroy (and resume) function with r1 = that frame and those slots,
+ *   suspend index and tokens, and (3) since any entry can also be reached by `callx` with any
+ *   frame, release kfuncs that accept a handle and validate it at run time in the generic
+ *   exploration of resume / destroy functions.
+ * - That frames are freed exactly once, or not leaked (the kfuncs validate their frame
+ *   arguments; the runtime's owner/deadline accounting destroys what is left behind).
+ * - That a frame handed to another worker (yield, sleep, enqueue) is not freed there between
+ *   the run-time check of an access and the access itself (a race the check narrows only).
+ * - That a word loaded from a frame is the pointer that was stored there: loads give scalars
+ *   (handles), so a pointer round-tripped through a frame cannot be dereferenced as its old type,
+ *   and a pointer stored into a frame may come back out as a scalar (an address leak within the
+ *   program, e.g. into a map or r0).
+ */
+
+import { callxReg, type Insn } from '../isa/insn.js';
+import type { MapInfo, RegState } from './reg-state.js';
+import { regNotInit, regTypeStr, regUnknownScalar, regWith } from './reg-state.js';
+import type { VerifierState } from './states.js';
+import { tnumIsConst } from './tnum.js';
+import type { KfuncArg } from './verifier.js';
+import type { VerifierEnv } from './verifier-env.js';
+import { readReg } from './check-alu.js';
+import { mapAllRegs } from './check-jmp.js';
+import { regBoundsSync, scalarCopy, SCALAR_UNKNOWN } from './bounds.js';
+
+/** Largest coroutine frame (and largest offset + size through a handle), in bytes. */
+export const CORO_FRAME_MAX = 0x10000;
+/** Smallest frame: the resume and destroy tokens. */
+export const CORO_FRAME_MIN = 16;
+
+/** An 8-byte word loaded from a frame, a handle or `.rodata`: maybe a handle or a token. */
+export const REG_CORO_HANDLE: RegState = regWith(regUnknownScalar(), { coroHandle: true });
+
+/** A non-NULL `coro_handle`: a frame pointer after its frame may have been freed. */
+const REG_CORO_HANDLE_NOT_NULL: RegState = regWith(REG_CORO_HANDLE, {
+  scalar: (() => {
+    const s = scalarCopy(SCALAR_UNKNOWN);
+    s.umin = 1n;
+    regBoundsSync(s);
+    return s;
+  })(),
+});
+
+/**
+ * After a call that may free a frame or hand it to another worker (`callx`, `KfuncSig.
+ * mayFreeFrames`): frame pointers (without identities, any of them may be the one) become
+ * non-NULL handles, whose accesses the run-time frame check covers; pointers into the middle
+ * of a frame become plain scalars.
+ */
+export function demoteFrames(st: VerifierState): void {
+  mapAllRegs(st, (r) => {
+    if (!isCoroMem(r)) return r;
+    return isFrameStart(r) ? REG_CORO_HANDLE_NOT_NULL : regUnknownScalar();
+  });
+}
+
+/** Whether `reg` points to the start of a coroutine frame (what the run-time check accepts). */
+export function isFrameStart(reg: RegState): boolean {
+  return (
+    isCoroMem(reg) &&
+    !reg.maybeNull &&
+    reg.off === 0 &&
+    tnumIsConst(reg.scalar.varOff) &&
+    reg.scalar.varOff.value === 0n
+  );
+}
+
+/** Whether `reg` is a coroutine frame pointer (`coro_mem`, maybe NULL). */
+export function isCoroMem(reg: RegState): boolean {
+  return reg.type === 'PTR_TO_MEM' && reg.memCoro;
+}
+
+/** Whether an 8-byte load through `reg` gives a `coro_handle` rather than a plain scalar. */
+export function loadsHandle(reg: RegState, size: number): boolean {
+  if (size !== 8) return false;
+  if (isCoroMem(reg)) return true;
+  if (reg.type === 'SCALAR_VALUE' && reg.coroHandle) return true;
+  return reg.type === 'PTR_TO_MAP_VALUE' && reg.map?.rdonlyProg === true;
+}
+
+/**
+ * A store of `value` into a frame at `reg + off`: stack pointers may not escape into frames;
+ * a function token stored at +0 / +8 ties its function to this frame's size (its r1 as an
+ * entry), and any token stored into a frame makes its function an entry point.
+ */
+export function checkCoroStore(
+  env: VerifierEnv,
+  idx: number,
+  regno: number,
+  reg: RegState,
+  off: number,
+  value: RegState,
+): void {
+  if (value.type === 'PTR_TO_STACK') {
+    throw env.fail(idx, `R${regno} cannot store a stack pointer into a coroutine frame`);
+  }
+  if (value.type !== 'PTR_TO_FUNC') return;
+  env.escapeFunc(value.subprog);
+  if (!isCoroMem(reg) || !tnumIsConst(reg.scalar.varOff)) return;
+  const at = reg.off + off + Number(BigInt.asIntN(64, reg.scalar.varOff.value));
+  if (at === 0 || at === 8) env.tieFuncToFrame(value.subprog, reg.memSize);
+}
+
+/**
+ * A load or store through a `coro_handle` (kernel-style checks, then the run-time check the
+ * JIT emits): the handle is non-NULL and `[off, off + size)` lies in `[0, CORO_FRAME_MAX)`.
+ * Returns the loaded register for reads.
+ */
+export function checkHandleAccess(
+  env: VerifierEnv,
+  idx: number,
+  regno: number,
+  reg: RegState,
+  off: number,
+  size: number,
+  write: RegState | undefined,
+): RegState | undefined {
+  if (reg.scalar.umin === 0n) {
+    throw env.fail(idx, `R${regno} invalid mem access '${regTypeStr(reg)}'`);
+  }
+  if (off < 0 || off + size > CORO_FRAME_MAX) {
+    throw env.fail(
+      idx,
+      `R${regno} invalid access to coroutine frame, off=${off} size=${size} (frames are at most ${CORO_FRAME_MAX} bytes)`,
+    );
+  }
+  env.needFrameCheck(idx, off + size);
+  if (write !== undefined) {
+    checkCoroStore(env, idx, regno, reg, off, write);
+    return undefined;
+  }
+  return size === 8 ? REG_CORO_HANDLE : undefined;
+}
+
+/**
+ * `callx rX` with a target other than a function token: rX must be a word loaded from a frame,
+ * a handle or `.rodata`; no argument register may carry a stack pointer. Applies the call to
+ * `st`: r0 an unknown scalar, r1–r5 clobbered.
+ */
+export function checkCallx(env: VerifierEnv, st: VerifierState, idx: number, insn: Insn): void {
+  const r = callxReg(insn);
+  const target = readReg(env, st, idx, r);
+  if (target.type !== 'SCALAR_VALUE' || !target.coroHandle) {
+    throw env.fail(idx, `R${r} type=${regTypeStr(target)} expected=func or coro_handle`);
+  }
+  if (st.activeLocks > 0)
+    throw env.fail(idx, 'function calls are not allowed while holding a lock');
+  // The target may be any verified entry, which may bpf_throw: nothing may be held, and no
+  // helper frame may be unwound (as for bpf_throw itself).
+  const cb = st.frames.findIndex((fr) => fr.inCallbackFn);
+  if (cb >= 0 || env.inAsyncCallback) {
+    const sub = cb >= 0 ? (st.frames[cb]?.subprogno ?? 0) : env.asyncSubprog;
+    throw env.fail(
+      idx,
+      `callx through a coroutine handle (insn ${idx}) cannot be called from callback subprog ${sub}`,
+    );
+  }
+  const ref = st.refs[0];
+  if (ref !== undefined) {
+    throw env.fail(
+      idx,
+      `callx through a coroutine handle while holding reference id=${ref.id} alloc_insn=${ref.insnIdx} (the callee may bpf_throw)`,
+    );
+  }
+  const f = st.frames[st.curframe];
+  if (f === undefined) throw new RangeError('bug: no frame');
+  for (let a = 1; a <= 5; a++) {
+    const reg = f.regs[a];
+    if (reg?.type === 'PTR_TO_STACK') {
+      throw env.fail(idx, `R${a} stack pointer cannot be passed through callx`);
+    }
+  }
+  for (let a = 1; a <= 5; a++) f.regs[a] = regNotInit();
+  f.regs[0] = regUnknownScalar();
+  // the callee may have freed any frame (a destroy function frees its own)
+  demoteFrames(st);
+}
+
+/** `bpf_throw`: no reference or lock held, not inside a callback. */
+export function checkThrow(env: VerifierEnv, st: VerifierState, idx: number, name: string): void {
+  const cb = st.frames.findIndex((f) => f.inCallbackFn);
+  if (cb >= 0 || env.inAsyncCallback) {
+    const sub = cb >= 0 ? (st.frames[cb]?.subprogno ?? 0) : env.asyncSubprog;
+    throw env.fail(
+      idx,
+      `${name} kfunc (insn ${idx}) cannot be called from callback subprog ${sub}`,
+    );
+  }
+  if (st.activeLocks > 0) {
+    throw env.fail(idx, `${name} cannot be used inside bpf_spin_lock-ed region`);
+  }
+  const ref = st.refs[0];
+  if (ref !== undefined) {
+    throw env.fail(idx, `Unreleased reference id=${ref.id} alloc_insn=${ref.insnIdx}`);
+  }
+}
+
+/** Checks a coroutine kfunc argument of kind `arg` in register `argno`. */
+export function checkCoroKfuncArg(
+  env: VerifierEnv,
+  idx: number,
+  argno: number,
+  reg: RegState,
+  arg: Extract<KfuncArg, { kind: 'frame_size' | 'frame' | 'map' | 'btf_id' | 'obj_type' }>,
+): void {
+  const expected = (what: string): never => {
+    throw env.fail(idx, `R${argno} type=${regTypeStr(reg)} expected=${what}`);
+  };
+  switch (arg.kind) {
+    case 'frame_size':
+    case 'obj_type': {
+      if (reg.type !== 'SCALAR_VALUE') expected('scalar');
+      if (!tnumIsConst(reg.scalar.varOff)) {
+        const what = arg.kind === 'frame_size' ? 'frame size' : 'BTF type id';
+        throw env.fail(idx, `R${argno} ${what} is not a known constant`);
+      }
+      const v = reg.scalar.varOff.value;
+      if (arg.kind === 'frame_size' && (v < CORO_FRAME_MIN || v > CORO_FRAME_MAX)) {
+        throw env.fail(
+          idx,
+          `R${argno} frame size ${v} is outside [${CORO_FRAME_MIN}, ${CORO_FRAME_MAX}]`,
+        );
+      }
+      return;
+    }
+    case 'frame':
+      if (reg.type === 'SCALAR_VALUE' && reg.coroHandle && reg.scalar.umin > 0n) return;
+      if (!isCoroMem(reg) || reg.maybeNull) expected('coro_mem');
+      if (reg.off !== 0 || !tnumIsConst(reg.scalar.varOff) || reg.scalar.varOff.value !== 0n) {
+        throw env.fail(idx, `R${argno} must point to the start of a coroutine frame`);
+      }
+      return;
+    case 'map': {
+      const map: MapInfo | undefined = reg.map;
+      if (reg.type !== 'CONST_PTR_TO_MAP' || map === undefined) expected('map_ptr');
+      else if (map.type !== arg.mapType || map.valueSize !== arg.valueSize) {
+        throw env.fail(
+          idx,
+          `R${argno} map_type ${map.type} value_size ${map.valueSize}: expected map_type ${arg.mapType} with ${arg.valueSize}-byte values`,
+        );
+      }
+      return;
+    }
+    case 'btf_id':
+      if (reg.type !== 'PTR_TO_BTF_ID' || reg.btfName !== arg.btfName) {
+        expected(`ptr_${arg.btfName}`);
+      }
+      if (reg.maybeNull)
+        throw env.fail(idx, `Possibly NULL pointer passed to trusted arg${argno - 1}`);
+      return;
+  }
+}

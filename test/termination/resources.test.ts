@@ -18,6 +18,7 @@ import {
   BPF_MAP_TYPE_RINGBUF,
 } from '../../runtime/maps/map-type.js';
 import type { BpfMap } from '../../runtime/maps/map.js';
+import { frameAllocKfuncs } from '../../runtime/frame-alloc.js';
 import { Vm } from '../../runtime/vm.js';
 import { createPrng } from '../helpers/prng.js';
 import { withMapFds } from './programs.js';
@@ -158,6 +159,70 @@ const ITERATOR = `
     mov %r0, 0
     exit`;
 
+/**
+ * Two bpf_obj_new objects and a ring-buffer record held across each other's acquisitions
+ * (kfunc#0 = bpf_obj_new_impl of BTF type 1, 16 bytes; kfunc#1 = bpf_obj_drop_impl); every
+ * path releases all of them. r0 = 0 when everything was obtained.
+ */
+const OBJECTS = `
+    mov %r1, 1
+    mov %r2, 0
+    call kfunc 0
+    jeq %r0, 0, out0
+    mov %r6, %r0
+    stdw [%r6+0], 7
+    lddw %r1, map_fd 2
+    mov %r2, 16
+    mov %r3, 0
+    call 131
+    jeq %r0, 0, drop6
+    mov %r7, %r0
+    mov %r1, 1
+    mov %r2, 0
+    call kfunc 0
+    jeq %r0, 0, discard7
+    mov %r8, %r0
+    ldxdw %r1, [%r6+0]
+    stxdw [%r8+0], %r1
+    stdw [%r7+0], 1
+    stdw [%r7+8], 2
+    mov %r1, %r7
+    mov %r2, 0
+    call 132
+    mov %r1, %r8
+    mov %r2, 0
+    call kfunc 1
+    mov %r1, %r6
+    mov %r2, 0
+    call kfunc 1
+    mov %r0, 0
+    exit
+  discard7:
+    mov %r1, %r7
+    mov %r2, 0
+    call 133
+  drop6:
+    mov %r1, %r6
+    mov %r2, 0
+    call kfunc 1
+    mov %r0, 1
+    exit
+  out0:
+    mov %r0, 2
+    exit`;
+
+/** The kfunc names of OBJECTS's `call kfunc N` insns, by insn index. */
+function objectKfuncs(asm: string): Map<number, { name: string; weak: boolean }> {
+  const prog = assembleProgram(asm);
+  const names = ['bpf_obj_new_impl', 'bpf_obj_drop_impl'];
+  const out = new Map<number, { name: string; weak: boolean }>();
+  prog.insns.forEach((i, idx) => {
+    if (prog.ops[idx]?.kind === 'call' && i.src === 2)
+      out.set(idx, { name: names[i.imm] ?? '?', weak: false });
+  });
+  return out;
+}
+
 /** Helper ids the programs call; each is wrapped to count calls. */
 const COUNTED = [1, 2, 3, 93, 94, 131, 132, 133, 164, 181];
 
@@ -188,6 +253,18 @@ function countedVm(): Counted {
       name: orig.name,
       fn: (args) => {
         const r = orig.fn(args);
+        if (++c.calls === c.stopAt) vm.terminate();
+        return r;
+      },
+    });
+  }
+  // the allocator's kfuncs too, around the runtime module's own implementation
+  for (const k of frameAllocKfuncs(vm.rt)) {
+    if (k.name !== 'bpf_obj_new_impl' && k.name !== 'bpf_obj_drop_impl') continue;
+    vm.registerKfunc({
+      name: k.name,
+      fn: (args) => {
+        const r = k.fn(args);
         if (++c.calls === c.stopAt) vm.terminate();
         return r;
       },
@@ -283,6 +360,25 @@ describe.each(['jit', 'interp'] as const)(
         fill();
         const out = runChecked(c, () => prog.run(), k);
         expect(out, `k ${k}`).toBe(k <= total ? 'terminated: request' : 'r0=12');
+      }
+    });
+
+    it('drops every bpf_obj_new object and releases the record, wherever it is stopped', async () => {
+      const c = countedVm();
+      const asm = withMapFds(OBJECTS, c.maps);
+      const prog = await c.vm.load(assembleProgram(asm), {
+        engine,
+        kfuncs: objectKfuncs(asm),
+        btfTypeSize: (id) => (id === 1 ? 16 : undefined),
+      });
+      expect(runChecked(c, () => prog.run(), 0)).toBe('r0=0');
+      const total = c.calls;
+      // new, reserve, new, submit, drop, drop
+      expect(total).toBe(6);
+      for (let k = 1; k <= total + 1; k++) {
+        const out = runChecked(c, () => prog.run(), k);
+        expect(out, `k ${k}`).toBe(k <= total ? 'terminated: request' : 'r0=0');
+        expect(c.vm.allocator.stats().liveObjects, `k ${k}`).toBe(0);
       }
     });
   },

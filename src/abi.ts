@@ -138,12 +138,14 @@ export const CTRL_TERM_CHECKS = 0xb0;
 export const TERM_REASON_REQUEST = 1;
 export const TERM_REASON_TIMEOUT = 2;
 /**
- * Slot of each program's helper block that holds the termination checkpoint instead of a
- * helper (id 0, `BPF_FUNC_unspec`, is never a helper): `(r1 = helperBase, r2 = may_goto
- * budget, ...) -> budget`, 0 once the run is being terminated. Generated code calls it at every
- * MAY_GOTO_CHECK_PERIOD-th may_goto.
+ * Slot of each program's helper block (an offset from its helperBase) that holds the
+ * termination checkpoint instead of a helper: the last one, id 255, which the kernel does not
+ * use and the helper registry refuses (id 0 of the first two blocks holds the coroutine
+ * checks, CORO_FRAME_CHECK_SLOT). `(r1 = helperBase, r2 = may_goto budget, ...) -> budget`, 0
+ * once the run is being terminated. Generated code calls it at every MAY_GOTO_CHECK_PERIOD-th
+ * may_goto.
  */
-export const TERM_CHECK_SLOT = 0;
+export const TERM_CHECK_SLOT = 0xff;
 /** may_goto checks for termination when its budget is a multiple of this (the kernel's refill). */
 export const MAY_GOTO_CHECK_PERIOD = 0x10000;
 

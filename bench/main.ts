@@ -47,6 +47,7 @@ import {
   formatTermination,
   type TerminationReport,
 } from './termination.bench.js';
+import { benchWorkers, formatWorkers, type WorkersReport } from './workers.bench.js';
 
 /** Where and how the bench ran. */
 interface MachineInfo {
@@ -76,6 +77,7 @@ interface BenchReport {
   maps?: MapsReport;
   coroutines?: CoroutinesReport;
   alloc?: AllocReport;
+  workers?: WorkersReport;
   compile?: CompileReport;
   verify?: VerifyReport;
   termination?: TerminationReport;
@@ -190,6 +192,12 @@ async function runBench(opts: BenchOptions): Promise<BenchReport> {
     report.alloc = await benchAlloc(plans.jit, progress);
     process.stdout.write(
       `${heading('Frame allocator: alloc + free')}\n${formatAlloc(report.alloc)}\n`,
+    );
+  }
+  if (opts.sections.has('workers')) {
+    report.workers = await benchWorkers(plans.jit, progress);
+    process.stdout.write(
+      `${heading('Workers: throughput on 1 and 2 threads')}\n${formatWorkers(report.workers)}\n`,
     );
   }
   if (opts.sections.has('compile')) {

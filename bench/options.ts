@@ -15,6 +15,7 @@ export const SECTIONS = [
   'maps',
   'alloc',
   'coroutines',
+  'workers',
   'compile',
   'verify',
   'termination',

@@ -57,6 +57,8 @@ long bpf_coro_yield(void *frame) __ksym;
 long bpf_coro_sleep(void *frame, u64 ns) __ksym;
 // The runtime owns `frame` from now on: it destroys it once done.
 void bpf_coro_detach(void *frame) __ksym;
+// A Task's final suspend: the runtime frees `frame` if it was detached and nobody awaits it.
+void bpf_coro_done(void *frame) __ksym;
 // `child` is awaited by `parent`: the runtime leaves its lifetime to the parent.
 void bpf_coro_await(void *child, void *parent) __ksym;
 // The frame of a handle popped from a queue, or NULL when the handle is stale (its frame was
@@ -224,13 +226,13 @@ class [[nodiscard]] Task {
   using handle_type = std::coroutine_handle<promise_type>;
 
   // At the end, stay suspended (resume token 0: done) and resume the awaiting coroutine; with
-  // none, hand the done frame to the runtime, which frees it if the Task was detached.
+  // none, tell the runtime, which frees the frame if the Task was detached.
   struct final_awaiter {
     bool await_ready() const noexcept { return false; }
     void await_suspend(handle_type h) const noexcept {
       std::coroutine_handle<> c = h.promise().continuation;
       if (c) c.resume();
-      else bpf_coro_defer(h.address());
+      else bpf_coro_done(h.address());
     }
     void await_resume() const noexcept {}
   };

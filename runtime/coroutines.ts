@@ -257,6 +257,7 @@ export class Coroutines {
       wrap('bpf_coro_yield', rt.bpf_coro_yield),
       wrap('bpf_coro_detach', rt.bpf_coro_detach),
       wrap('bpf_coro_await', rt.bpf_coro_await),
+      wrap('bpf_coro_done', rt.bpf_coro_done),
       wrap('bpf_coro_take_cancelled', rt.bpf_coro_take_cancelled),
       wrap('bpf_coro_handle_frame', rt.bpf_coro_handle_frame),
       wrap('bpf_coro_reap', rt.bpf_coro_reap),

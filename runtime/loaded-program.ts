@@ -270,6 +270,44 @@ export class LoadedProgram {
     return { count, descAddr, resultsAddr, dataAddr };
   }
 
+  /**
+   * Lays out `count` runs for `runBatch`/`runBatchOn` over a few inputs: run k gets input
+   * k mod n, each input laid out once (a program that writes its input sees its earlier runs'
+   * writes, as with repeated `run` calls). A stream of n packets replayed `count` times costs
+   * n packets of memory. For throughput runs over many workers, give each its own batch.
+   * Free it with `releaseBatch`.
+   * @example
+   * const b = prog.prepareRepeatBatch(packet, 100_000);
+   * await prog.runBatchOn(0, b);
+   */
+  prepareRepeatBatch(inputs: Uint8Array | readonly Uint8Array[], count: number): Batch {
+    const list = inputs instanceof Uint8Array ? [inputs] : inputs;
+    if (!Number.isInteger(count) || count < 1 || list.length === 0)
+      throw new UsageError(`a repeat batch needs inputs and a positive count, not ${count}`);
+    const room = this.memInputRoom();
+    const slot = (x: Uint8Array): number => Math.max(this.checkInput(x), room);
+    const dataBytes = list.reduce((n, x) => n + slot(x), 0);
+    const descAddr = this.vm.heap.alloc(count * 12 + dataBytes + 8);
+    const resultsAddr = descAddr + count * 8;
+    const dataAddr = resultsAddr + count * 4;
+    const u8 = this.vm.u8();
+    const at: number[] = [];
+    let next = dataAddr;
+    for (const x of list) {
+      u8.set(x, next);
+      u8.fill(0, next + x.length, next + slot(x));
+      at.push(slot(x) === 0 ? 0 : next);
+      next += slot(x);
+    }
+    const desc = new Uint32Array(this.vm.memory.buffer, descAddr, count * 2);
+    for (let k = 0; k < count; k++) {
+      const i = k % list.length;
+      desc[2 * k] = at[i] as number;
+      desc[2 * k + 1] = (list[i] as Uint8Array).length;
+    }
+    return { count, descAddr, resultsAddr, dataAddr };
+  }
+
   /** Bytes a verified mem program may access after R1 (0 for other programs). */
   private memInputRoom(): number {
     return this.type === 'mem' ? (this.verified?.memInputSize ?? 0) : 0;

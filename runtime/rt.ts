@@ -42,6 +42,7 @@ export interface RtExports {
   readonly bpf_coro_yield: (...args: bigint[]) => bigint;
   readonly bpf_coro_detach: (...args: bigint[]) => bigint;
   readonly bpf_coro_await: (...args: bigint[]) => bigint;
+  readonly bpf_coro_done: (...args: bigint[]) => bigint;
   readonly bpf_coro_take_cancelled: (...args: bigint[]) => bigint;
   readonly bpf_coro_handle_frame: (...args: bigint[]) => bigint;
   readonly bpf_coro_reap: (...args: bigint[]) => bigint;

@@ -5,8 +5,9 @@
  * clocks (`process.hrtime`), random (a xorshift per worker, seeded with the Vm seed and the
  * worker index), the CPU id (the worker index), pointer-only helpers (probe_read*, strings,
  * csum_diff, snprintf, the XDP adjust helpers), bpf_spin_lock/unlock (Atomics on the shared
- * lock word, owner = worker index + 1; lock breaks are counted per worker, not reported to the
- * host yet) and the task helpers when the task is fixed data.
+ * lock word, owner = worker index + 1; the lock held and the lock breaks are recorded in the
+ * worker's control slot, where the pool reads them) and the task helpers when the task is fixed
+ * data.
  * The map and ringbuf helpers are Wasm functions of the worker's runtime-module instance
  * (runtime/maps/helpers.ts) and are added by the worker.
  *

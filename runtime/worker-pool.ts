@@ -10,6 +10,13 @@
  * the same index takes its place: it instantiates every program loaded so far, then serves the
  * queued requests. `close()` terminates every thread.
  *
+ * Hung workers (the hard fallback; issue #8's soft termination runs first when it is there):
+ * with `requestTimeoutMs`, a request that has not finished after that long while the worker's
+ * heartbeat has not moved either fails with a `WorkerError` naming the worker and the program,
+ * and the thread is terminated (`worker.terminate()`) and replaced the same way. A dead or hung
+ * worker may have held a bpf_spin_lock (its CTRL_LOCK_HELD word): the pool releases it once
+ * the thread is gone and counts it in `locksReleased`.
+ *
  * Called from host: runtime/vm.ts (Vm.create, Vm.load, Vm.close) and runtime/loaded-program.ts
  * (runOn, runBatchOn, runBatchParallel).
  */
@@ -25,6 +32,8 @@ import {
   CTRL_DOORBELL,
   CTRL_ERR_LEN,
   CTRL_HEARTBEAT,
+  CTRL_LOCK_BREAKS,
+  CTRL_LOCK_HELD,
   CTRL_STATUS,
   WORKER_STATUS_OK,
   workerLayout,
@@ -49,10 +58,15 @@ export interface WorkerPoolOptions {
   readonly helpers: WorkerHelperConfig;
   /** How often (ms) an idle worker bumps its heartbeat (default 100). */
   readonly heartbeatMs?: number;
-  /** Called when a worker thread died and was replaced. */
+  /** Called when a worker thread died or hung and was replaced. */
   readonly onWorkerExit?: (e: WorkerError) => void;
   /** The frame allocator each worker's runtime instance attaches to, and its kfunc slots. */
   readonly alloc: WorkerAllocInit;
+  /**
+   * A request still running after this many ms, on a worker whose heartbeat has not moved in
+   * that time, is hung: it fails and the thread is replaced. Undefined: no limit.
+   */
+  readonly requestTimeoutMs?: number;
 }
 
 /** One request to a worker. */
@@ -102,8 +116,10 @@ const EXEC_ARGV = fromSource
 /** The worker threads of one Vm. */
 export class WorkerPool {
   readonly count: number;
-  /** Threads that died and were replaced since the pool started. */
+  /** Threads that died or hung and were replaced since the pool started. */
   replacements = 0;
+  /** bpf_spin_locks a replaced thread held, released by the pool. */
+  locksReleased = 0;
   private readonly opts: WorkerPoolOptions;
   private readonly slots: WorkerSlot[] = [];
   /** The tail of each worker's request queue (it outlives a replaced thread). */
@@ -143,6 +159,11 @@ export class WorkerPool {
   /** Worker `i`'s heartbeat: bumped at each request and each idle wake-up. */
   heartbeat(i: number): number {
     return Atomics.load(this.ctrl32, this.word(i, CTRL_HEARTBEAT));
+  }
+
+  /** Locks worker `i`'s bpf_spin_lock took over from an owner that never released them. */
+  lockBreaks(i: number): number {
+    return Atomics.load(this.ctrl32, this.word(i, CTRL_LOCK_BREAKS));
   }
 
   /** Instantiates `p` in every worker (and in every replacement started later). */
@@ -220,6 +241,7 @@ export class WorkerPool {
     return new Promise<T>((resolve, reject) => {
       const pending: Pending = { reject };
       slot.pending = pending;
+      this.watchForHang(i, slot, pending, req.prog);
       const check = (): void => {
         if (slot.pending !== pending) return; // the thread died or the pool closed
         const now = Atomics.load(c, done);
@@ -317,10 +339,77 @@ export class WorkerPool {
     slot.pending?.reject(err);
     slot.pending = undefined;
     slot.port.close();
+    this.releaseLockOf(i);
     this.opts.onWorkerExit?.(err);
     if (!slot.started) return; // its requests fail on `ready`
     // queued requests wait for the fresh thread (exec reads the current slot)
     this.slots[i] = this.spawn(i);
     this.replacements++;
+  }
+
+  /**
+   * With `requestTimeoutMs`: checks the request `pending` of worker `i` every limit ms; while
+   * the heartbeat moves (soft termination, helpers that bump it) it waits on, once it has not
+   * moved for a whole limit the worker is hung.
+   */
+  private watchForHang(i: number, slot: WorkerSlot, pending: Pending, prog: number): void {
+    const limit = this.opts.requestTimeoutMs;
+    if (limit === undefined) return;
+    let beat = this.heartbeat(i);
+    const check = (): void => {
+      if (this.closed || slot.pending !== pending) return;
+      const now = this.heartbeat(i);
+      if (now !== beat) {
+        beat = now;
+        setTimeout(check, limit).unref();
+        return;
+      }
+      this.replaceHungWorker(i, slot, prog, limit);
+    };
+    setTimeout(check, limit).unref();
+  }
+
+  /**
+   * Fails worker `i`'s hung request, terminates its thread and starts a fresh one in its place
+   * (queued requests go to the fresh thread); a lock it held is released once it is gone.
+   */
+  private replaceHungWorker(i: number, slot: WorkerSlot, prog: number, limit: number): void {
+    const name = this.programs.find((p) => p.id === prog)?.name ?? `#${prog}`;
+    const held = this.heldLock(i);
+    const err = new WorkerError(
+      i,
+      `program '${name}' did not finish within ${limit} ms and the worker's heartbeat stopped: ` +
+        `the thread was terminated and replaced` +
+        (held === 0 ? '' : ` (it held the bpf_spin_lock at 0x${held.toString(16)}, now released)`),
+    );
+    slot.pending?.reject(err);
+    slot.pending = undefined;
+    slot.port.close();
+    // terminate first: V8 stops the looping thread at its next back-edge, long before the
+    // fresh thread has instantiated its programs
+    const gone = slot.thread.terminate();
+    this.slots[i] = this.spawn(i);
+    this.replacements++;
+    void gone.then(
+      () => this.releaseLockOf(i, held),
+      () => this.releaseLockOf(i, held),
+    );
+    this.opts.onWorkerExit?.(err);
+  }
+
+  /** The bpf_spin_lock worker `i` holds (its CTRL_LOCK_HELD word, still owned by it), or 0. */
+  private heldLock(i: number): number {
+    const at = Atomics.load(this.ctrl32, this.word(i, CTRL_LOCK_HELD)) >>> 0;
+    if (at === 0 || at % 4 !== 0 || at + 4 > this.opts.memory.buffer.byteLength) return 0;
+    const words = new Int32Array(this.opts.memory.buffer);
+    return Atomics.load(words, at / 4) === i + 1 ? at : 0;
+  }
+
+  /** Releases the bpf_spin_lock a gone worker `i` held (`at`, or its CTRL_LOCK_HELD word). */
+  private releaseLockOf(i: number, at = this.heldLock(i)): void {
+    if (at === 0) return;
+    Atomics.compareExchange(this.ctrl32, this.word(i, CTRL_LOCK_HELD), at, 0);
+    const words = new Int32Array(this.opts.memory.buffer);
+    if (Atomics.compareExchange(words, at / 4, i + 1, 0) === i + 1) this.locksReleased++;
   }
 }

@@ -25,6 +25,8 @@ export const WORKER_CMD_LOAD = 3;
 /** A program as a worker instantiates it: the same module and call-table slots as the host. */
 export interface WorkerProgram {
   readonly id: number;
+  /** The program's name, for reports (a hung worker names what it ran). */
+  readonly name: string;
   readonly module: WebAssembly.Module;
   /** Table slot of helper id 0 for this program. */
   readonly helperBase: number;

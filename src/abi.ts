@@ -112,6 +112,8 @@ export const CTRL_DEFER_TAIL = 0x68;
  * code runs at a deferred point ("task context": bpf_get_stack may walk the user stack).
  */
 export const CTRL_CORO_DEPTH = 0x6c;
+/** u32: the frame the runtime's resume loop is running on this worker (0: none). */
+export const CTRL_CORO_CURRENT = 0x70;
 /** u64: scratch word of the coroutine kfuncs (a handle on its way into a queue map). */
 export const CTRL_CORO_SCRATCH = 0x78;
 /** 0x80..0x9f: the frame allocator's per-worker words (runtime/wasm/frame-alloc.ts). */
@@ -148,6 +150,16 @@ export const TERM_REASON_TIMEOUT = 2;
 export const TERM_CHECK_SLOT = 0xff;
 /** may_goto checks for termination when its budget is a multiple of this (the kernel's refill). */
 export const MAY_GOTO_CHECK_PERIOD = 0x10000;
+/** 0xc0..0xdf: workers and their pool (runtime/worker-pool.ts, runtime/helpers/spinlock.ts). */
+export const CTRL_WORKERS = 0xc0;
+/**
+ * u32: address of the bpf_spin_lock the program running on this worker holds, 0 when none (a
+ * program holds at most one, as the verifier requires). The pool releases it when it replaces
+ * a dead or hung worker.
+ */
+export const CTRL_LOCK_HELD = 0xc0;
+/** u32: locks this worker's bpf_spin_lock took over from another owner that never released them. */
+export const CTRL_LOCK_BREAKS = 0xc4;
 
 /** Worker requests (CTRL_CMD). */
 export const WORKER_CMD_RUN = 1;

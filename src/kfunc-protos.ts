@@ -67,6 +67,39 @@ export const KFUNC_PROTOS: ReadonlyMap<string, KfuncSig> = new Map<string, Kfunc
         ret: { kind: 'void' },
         mayFreeFrames: true,
       },
+      /** `void bpf_coro_await(void *child, void *parent)`: the parent owns the child. */
+      {
+        name: 'bpf_coro_await',
+        args: [{ kind: 'frame' }, { kind: 'frame' }],
+        ret: { kind: 'void' },
+      },
+      /**
+       * `void bpf_coro_done(void *frame)`: a Task's final suspend; the runtime frees a detached
+       * frame nobody awaits (at once when it is resuming that frame, else at the end of the run).
+       */
+      {
+        name: 'bpf_coro_done',
+        // any value: a frame that CoroElide put on the stack is passed too, and ignored
+        args: [{ kind: 'any' }],
+        ret: { kind: 'void' },
+        mayFreeFrames: true,
+      },
+      /** `void *bpf_coro_handle_frame(u64 handle)`: the frame of a queued handle, or NULL. */
+      { name: 'bpf_coro_handle_frame', args: [{ kind: 'scalar' }], ret: { kind: 'handle' } },
+      /** `long bpf_coro_reap(u64 handle)`: destroys the handle's frame if done and unowned. */
+      {
+        name: 'bpf_coro_reap',
+        args: [{ kind: 'scalar' }],
+        ret: { kind: 'scalar' },
+        mayFreeFrames: true,
+      },
+      /** `long bpf_coro_drain(void *queue_map, u32 batch)`: resumes queued handles here. */
+      {
+        name: 'bpf_coro_drain',
+        args: [{ kind: 'map', mapType: BPF_MAP_TYPE_QUEUE, valueSize: 8 }, { kind: 'scalar' }],
+        ret: { kind: 'scalar' },
+        mayFreeFrames: true,
+      },
       /** `void *bpf_coro_take_cancelled(void *ctx)`: a cancelled frame to destroy, or NULL. */
       { name: 'bpf_coro_take_cancelled', args: [{ kind: 'any' }], ret: { kind: 'handle' } },
       /** `void bpf_throw(u64 cookie)`: unwinds to the program's entry; r0 = cookie. */

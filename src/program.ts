@@ -81,10 +81,7 @@ export interface Program {
 export interface ProgramOptions {
   readonly name?: string;
   readonly type?: ProgType;
-  /**
-   * Names of functions by start slot (from ELF symbols); others are named `func#N`. Each start
-   * is a function even when nothing calls it (its address may be in data).
-   */
+  /** Names of functions by start slot (from ELF symbols); others are named `func#N`. */
   readonly funcNames?: ReadonlyMap<number, string>;
   readonly gotoxTargets?: ReadonlyMap<number, readonly number[]>;
   /** Starts of functions whose tokens sit in global data (`Program.dataFuncs`). */
@@ -147,11 +144,6 @@ export function createProgram(insns: readonly Insn[], opts: ProgramOptions = {})
       starts.add(t);
     }
   });
-  // every function the object placed is one, even if only data points to it (a coroutine's
-  // noop resume function, whose address sits in .rodata)
-  for (const start of opts.funcNames?.keys() ?? []) {
-    if (start > 0 && start < insns.length) starts.add(start);
-  }
   const sorted = [...starts].sort((a, b) => a - b);
   const subprogs: Subprog[] = sorted.map((start, k) => ({
     start,

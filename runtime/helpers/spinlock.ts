@@ -7,7 +7,10 @@
  * bpf_spin_lock, and a critical section calls no helper, so a lock that stays taken can only
  * belong to a worker that died or a run that trapped inside the section. A waiter therefore
  * takes over a lock it finds held by its own worker at once (single-threaded, nobody else can
- * release it), and one held by another worker after SPIN_LIMIT tries; `breaks` counts both.
+ * release it), and one held by another worker after SPIN_LIMIT tries; `breaks` and the worker's
+ * CTRL_LOCK_BREAKS word count both (the pool reads the word: `WorkerPool.lockBreaks`).
+ * The lock held is recorded in the worker's CTRL_LOCK_HELD word, so that the pool can release
+ * it when it replaces a worker that died or hung inside the critical section.
  *
  * Both return 0 (RET_VOID); a pointer that is not a 4-byte-aligned word of Vm memory is
  * -EINVAL (the verifier rejects such programs).
@@ -21,7 +24,7 @@
  * Called from BPF. Fast-path termination keeps bpf_spin_lock/unlock (lock / release).
  */
 
-import type { WorkerLayout } from '../../src/abi.js';
+import { CTRL_LOCK_BREAKS, CTRL_LOCK_HELD, type WorkerLayout } from '../../src/abi.js';
 import {
   BPF_FUNC_spin_lock,
   BPF_FUNC_spin_unlock,
@@ -62,12 +65,16 @@ export function spinLock(vm: LockHost, ptr: bigint, stats: SpinLockStats): bigin
   const a = lockAddr(vm, ptr);
   if (a < 0) return negErrno(EINVAL);
   const me = vm.worker.index + 1;
+  const ctrl = vm.worker.ctrl;
   const buf = vm.memory.buffer as ArrayBuffer | SharedArrayBuffer;
   if (!(buf instanceof SharedArrayBuffer)) {
     const v = vm.dataView();
-    if (v.getUint32(a, true) !== 0) stats.breaks++;
-    else stats.held++;
+    if (v.getUint32(a, true) !== 0) {
+      stats.breaks++;
+      v.setUint32(ctrl + CTRL_LOCK_BREAKS, v.getUint32(ctrl + CTRL_LOCK_BREAKS, true) + 1, true);
+    } else stats.held++;
     v.setUint32(a, me, true);
+    v.setUint32(ctrl + CTRL_LOCK_HELD, a, true);
     return 0n;
   }
   const words = new Int32Array(buf);
@@ -76,28 +83,36 @@ export function spinLock(vm: LockHost, ptr: bigint, stats: SpinLockStats): bigin
     const owner = Atomics.compareExchange(words, i, 0, me);
     if (owner === 0) {
       stats.held++;
-      return 0n;
+      break;
     }
     if (owner === me || n >= SPIN_LIMIT) {
       if (Atomics.compareExchange(words, i, owner, me) === owner) {
         stats.breaks++;
-        return 0n;
+        Atomics.add(words, (ctrl + CTRL_LOCK_BREAKS) / 4, 1);
+        break;
       }
     }
   }
+  Atomics.store(words, (ctrl + CTRL_LOCK_HELD) / 4, a);
+  return 0n;
 }
 
 /** bpf_spin_unlock: releases the lock at `ptr`. */
 export function spinUnlock(vm: LockHost, ptr: bigint, stats?: SpinLockStats): bigint {
   const a = lockAddr(vm, ptr);
   if (a < 0) return negErrno(EINVAL);
+  const held = (vm.worker.ctrl + CTRL_LOCK_HELD) / 4;
   const buf = vm.memory.buffer as ArrayBuffer | SharedArrayBuffer;
-  const was =
-    buf instanceof SharedArrayBuffer
-      ? Atomics.exchange(new Int32Array(buf), a / 4, 0)
-      : vm.dataView().getUint32(a, true);
-  if (!(buf instanceof SharedArrayBuffer)) vm.dataView().setUint32(a, 0, true);
-  if (stats !== undefined && was !== 0 && stats.held > 0) stats.held--;
+  if (buf instanceof SharedArrayBuffer) {
+    const words = new Int32Array(buf);
+    Atomics.compareExchange(words, held, a, 0);
+    Atomics.store(words, a / 4, 0);
+  } else {
+    const v = vm.dataView();
+    if (v.getUint32(held * 4, true) === a) v.setUint32(held * 4, 0, true);
+    v.setUint32(a, 0, true);
+  }
+  if (stats !== undefined && stats.held > 0) stats.held--;
   return 0n;
 }
 

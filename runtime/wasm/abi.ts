@@ -95,6 +95,7 @@ export const FUNC_TOKEN_BASE: u64 = 0x10000;
 export const CTRL_DEFER_HEAD: u32 = 0x64;
 export const CTRL_DEFER_TAIL: u32 = 0x68;
 export const CTRL_CORO_DEPTH: u32 = 0x6c;
+export const CTRL_CORO_CURRENT: u32 = 0x70;
 export const CTRL_CORO_SCRATCH: u32 = 0x78;
 export const DEFER_RING_OFF: u32 = 0x18000;
 export const DEFER_RING_CAP: u32 = 2048;

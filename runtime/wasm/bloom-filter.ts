@@ -4,6 +4,10 @@
 // "maybe present" (0) or "certainly absent" (-ENOENT): there are false positives, never false
 // negatives. Elements cannot be removed or looked up.
 //
+// Concurrency (rt-shared.wasm): push sets each bit with an atomic or of its byte and peek loads
+// bytes atomically, so pushes from several workers never lose a bit, and once a push returned,
+// every peek (from any worker or the host) sees all its bits. No lock: bits are only ever set.
+//
 // The seed is fixed (the kernel's BPF_F_ZERO_SEED behaviour), so runs are reproducible.
 // Called from BPF (bpf_map_push_elem / bpf_map_peek_elem) and from the host.
 
@@ -30,7 +34,9 @@ export function bloomPush(map: usize, value: usize, flags: u64): u64 {
   for (let i: u32 = 0; i < k; i++) {
     const bit = bitOf(map, value, i);
     const at = data + (bit >>> 3);
-    store<u8>(at, <u32>load<u8>(at) | (<u32>1 << (bit & 7)));
+    const m = <u8>(<u32>1 << (bit & 7));
+    if (RT_SHARED) atomic.or<u8>(at, m);
+    else store<u8>(at, load<u8>(at) | m);
   }
   return 0;
 }
@@ -41,7 +47,9 @@ export function bloomPeek(map: usize, value: usize): u64 {
   const k = load<u32>(map, MAP_N_HASH_FUNCS);
   for (let i: u32 = 0; i < k; i++) {
     const bit = bitOf(map, value, i);
-    if ((<u32>load<u8>(data + (bit >>> 3)) & (<u32>1 << (bit & 7))) == 0) return err(ENOENT);
+    const at = data + (bit >>> 3);
+    const b: u32 = RT_SHARED ? <u32>atomic.load<u8>(at) : <u32>load<u8>(at);
+    if ((b & (<u32>1 << (bit & 7))) == 0) return err(ENOENT);
   }
   return 0;
 }

@@ -27,7 +27,7 @@ import {
   BPF_MAP_TYPE_QUEUE, CORO_CTL_BAD, CORO_CTL_CANCEL_QUEUE, CORO_CTL_DEFERRED,
   CORO_CTL_DEFER_TO_READY, CORO_CTL_QUEUED, CORO_CTL_READY_QUEUE, CORO_CTL_REAPED,
   CORO_CTL_RESUMED, CORO_CTL_TOKEN_LIMIT, CORO_F_DEFERRED, CORO_F_DETACHED, CORO_F_QUEUED,
-  CORO_HDR_DEADLINE, CORO_HDR_FLAGS, CORO_HDR_PARENT, CORO_HDR_SEQ, CORO_HDR_SIZE, CTRL_BASE, CORO_CTL_OFF, CTRL_CORO_DEPTH, CTRL_CORO_SCRATCH, CTRL_DEFER_HEAD,
+  CORO_HDR_DEADLINE, CORO_HDR_FLAGS, CORO_HDR_PARENT, CORO_HDR_SEQ, CORO_HDR_SIZE, CORO_HDR_MAGIC, CORO_MAGIC, CTRL_BASE, CORO_CTL_OFF, CTRL_CORO_DEPTH, CTRL_CORO_CURRENT, CTRL_CORO_SCRATCH, CTRL_DEFER_HEAD,
   CTRL_DEFER_TAIL, DEFER_RING_CAP, DEFER_RING_OFF, EINVAL, ENOENT, FUNC_TOKEN_BASE, MAP_TYPE,
   MAP_VALUE_SIZE, NULL_GUARD_END,
 } from './abi';
@@ -84,6 +84,22 @@ function bad(): u64 {
 /** The frame at `f` is still the one whose sequence number was `seq`. */
 function sameFrame(f: usize, seq: u32): bool {
   return coroFrameCheck(<u32>f, 16) != 0 && load<u32>(f + CORO_HDR_SEQ) == seq;
+}
+
+/**
+ * `sameFrame` for a frame the runtime validated when it was handed over (the deferred ring,
+ * the host's resume): inside memory, the header's magic and sequence number unchanged. A free
+ * clears the magic and a later allocation gets a new sequence number; what a forged header
+ * could reach is a function token whose entry checks its frame again (jit: coro_frame_check).
+ */
+// @ts-ignore: decorator
+@inline function stillFrame(f: usize, seq: u32): bool {
+  return (
+    f >= <usize>(NULL_GUARD_END + CORO_HDR_SIZE) &&
+    <u64>f + 16 <= (<u64>memory.size() << 16) &&
+    load<u32>(f + CORO_HDR_MAGIC) == CORO_MAGIC &&
+    load<u32>(f + CORO_HDR_SEQ) == seq
+  );
 }
 
 /** A token the call table can hold: a function token below the Vm's limit. */
@@ -158,8 +174,6 @@ export function bpf_coro_defer(frame: u64, r2: u64, r3: u64, r4: u64, r5: u64): 
   store<u32>(e, <u32>f);
   store<u32>(e + 4, load<u32>(f + CORO_HDR_SEQ));
   store<u32>(ctrlSlot + CTRL_DEFER_TAIL, tail + 1);
-  store<u64>(f + CORO_HDR_DEADLINE, 0);
-  setFlags(f, CORO_F_DEFERRED);
   count(CORO_CTL_DEFERRED);
   return 0;
 }
@@ -188,6 +202,21 @@ export function bpf_coro_detach(frame: u64, r2: u64, r3: u64, r4: u64, r5: u64):
   if (!frameOk(frame)) return bad();
   setFlags(<usize>frame, CORO_F_DETACHED);
   return 0;
+}
+
+/**
+ * kfunc `void bpf_coro_done(void *frame)`: called by a Task's final suspend. A detached frame
+ * that no coroutine awaits is freed: by the resume loop that is running it (it checks after
+ * the call), or else from the deferred ring at the end of the run.
+ */
+export function bpf_coro_done(frame: u64, r2: u64, r3: u64, r4: u64, r5: u64): u64 {
+  // a frame CoroElide placed on the BPF stack is no allocator frame: nothing to do
+  if (!frameOk(frame)) return 0;
+  const f = <usize>frame;
+  if (<u32>f == load<u32>(ctrlSlot + CTRL_CORO_CURRENT)) return 0;
+  if ((load<u32>(f + CORO_HDR_FLAGS) & CORO_F_DETACHED) == 0) return 0;
+  if (load<u32>(f + CORO_HDR_PARENT) != 0) return 0;
+  return bpf_coro_defer(frame, 0, 0, 0, 0);
 }
 
 /** kfunc `void bpf_coro_await(void *child, void *parent)`: the parent owns the child. */
@@ -226,13 +255,13 @@ export function bpf_coro_take_cancelled(ctx: u64, r2: u64, r3: u64, r4: u64, r5:
  */
 export function coro_resume(f: u32, seq: u32): u32 {
   const p = <usize>f;
-  if (!sameFrame(p, seq)) return 0;
-  clearFlags(p, CORO_F_DEFERRED | CORO_F_QUEUED);
+  if (!stillFrame(p, seq)) return 0;
+  const flags = load<u32>(p + CORO_HDR_FLAGS);
+  if ((flags & (CORO_F_DEFERRED | CORO_F_QUEUED)) != 0) clearFlags(p, CORO_F_DEFERRED | CORO_F_QUEUED);
   store<u64>(p + CORO_HDR_DEADLINE, 0);
   const t = load<u64>(p);
   if (t == 0) {
     // handed over already done (Task's final suspend): reap it if its Task let it go
-    const flags = load<u32>(p + CORO_HDR_FLAGS);
     if ((flags & CORO_F_DETACHED) != 0 && load<u32>(p + CORO_HDR_PARENT) == 0) coroReap(p);
     return 1;
   }
@@ -243,11 +272,15 @@ export function coro_resume(f: u32, seq: u32): u32 {
   count(CORO_CTL_RESUMED);
   // the resumed code runs at a deferred point (task context: bpf_get_stack's user stack)
   const depth = ctrlSlot + CTRL_CORO_DEPTH;
+  const current = ctrlSlot + CTRL_CORO_CURRENT;
+  const outer = load<u32>(current);
   store<u32>(depth, load<u32>(depth) + 1);
+  store<u32>(current, f);
   callToken(t, p);
+  store<u32>(current, outer);
   store<u32>(depth, load<u32>(depth) - 1);
   // done now, and no coroutine awaits it: the runtime, which resumed it, owns it
-  if (sameFrame(p, seq) && load<u64>(p) == 0 && load<u32>(p + CORO_HDR_PARENT) == 0) coroReap(p);
+  if (stillFrame(p, seq) && load<u64>(p) == 0 && load<u32>(p + CORO_HDR_PARENT) == 0) coroReap(p);
   return 1;
 }
 

@@ -5,12 +5,22 @@
 // Values are copied in and out: no element address is ever handed out, so BPF programs have
 // no pointer into the ring.
 //
+// Concurrency (rt-shared.wasm; sync.ts): push, pop and peek run under the map's lock word
+// (MAP_LOCK), positions and the value copy included, as the kernel's queue_stack_maps.c does
+// under its raw spinlock. The section is a few loads and one copy of value_size bytes and calls
+// nothing, so every element pushed is popped exactly once however many workers and the host
+// push and pop at once (queues carry coroutine handles between workers). A taker that finds
+// the lock held too long fails with -EBUSY (the kernel's trylock from NMI does the same). In
+// rt.wasm the lock calls compile to nothing.
+//
 // Called from BPF (bpf_map_push/pop/peek_elem in rt.ts) and from the host (host_push/...).
 
 import {
   BPF_EXIST, BPF_MAP_TYPE_QUEUE, BPF_NOEXIST, E2BIG, EINVAL, ENOENT, MAP_DATA, MAP_ELEM_SIZE,
   MAP_HEAD, MAP_MAX_ENTRIES, MAP_TAIL, MAP_TYPE, MAP_VALUE_SIZE,
+  EBUSY, MAP_LOCK,
 } from './abi';
+import { ld32, lockWord, st32, unlockWord } from './sync';
 import { err } from './util';
 
 /** The ring slot after `i`. */
@@ -31,6 +41,7 @@ function slot(map: usize, i: u32): usize {
 export function qsInit(map: usize): void {
   store<u32>(map, 0, MAP_HEAD);
   store<u32>(map, 0, MAP_TAIL);
+  store<u32>(map, 0, MAP_LOCK);
 }
 
 /**
@@ -39,22 +50,32 @@ export function qsInit(map: usize): void {
  */
 export function qsPush(map: usize, value: usize, flags: u64): u64 {
   if ((flags & BPF_NOEXIST) != 0 || flags > BPF_EXIST) return err(EINVAL);
-  const head = load<u32>(map, MAP_HEAD);
+  if (!lockWord(map + MAP_LOCK)) return err(EBUSY);
+  const r = qsPushLocked(map, value, flags);
+  unlockWord(map + MAP_LOCK);
+  return r;
+}
+
+function qsPushLocked(map: usize, value: usize, flags: u64): u64 {
+  const head = ld32(map + MAP_HEAD);
   const next = ringNext(map, head);
-  const tail = load<u32>(map, MAP_TAIL);
+  const tail = ld32(map + MAP_TAIL);
   if (next == tail) {
     if ((flags & BPF_EXIST) == 0) return err(E2BIG);
-    store<u32>(map, ringNext(map, tail), MAP_TAIL);
+    st32(map + MAP_TAIL, ringNext(map, tail));
   }
   memory.copy(slot(map, head), value, load<u32>(map, MAP_VALUE_SIZE));
-  store<u32>(map, next, MAP_HEAD);
+  st32(map + MAP_HEAD, next);
   return 0;
 }
 
-/** The slot pop and peek read (the oldest for a queue, the newest for a stack), or 0 when empty. */
+/**
+ * The slot pop and peek read (the oldest for a queue, the newest for a stack), or 0 when empty.
+ * Host lookups use it unlocked: with workers the element may be popped and overwritten meanwhile.
+ */
 export function qsFront(map: usize): usize {
-  const head = load<u32>(map, MAP_HEAD);
-  const tail = load<u32>(map, MAP_TAIL);
+  const head = ld32(map + MAP_HEAD);
+  const tail = ld32(map + MAP_TAIL);
   if (head == tail) return 0;
   if (load<u32>(map, MAP_TYPE) == BPF_MAP_TYPE_QUEUE) return slot(map, tail);
   return slot(map, ringPrev(map, head));
@@ -62,9 +83,19 @@ export function qsFront(map: usize): usize {
 
 /**
  * map_pop_elem (`remove`) and map_peek_elem: copies the front element to `value`. When empty
- * `value` is zeroed and the result is -ENOENT, as in the kernel.
+ * `value` is zeroed and the result is -ENOENT, as in the kernel (-EBUSY: the lock stayed held).
  */
 export function qsGet(map: usize, value: usize, remove: bool): u64 {
+  if (!lockWord(map + MAP_LOCK)) {
+    memory.fill(value, 0, load<u32>(map, MAP_VALUE_SIZE));
+    return err(EBUSY);
+  }
+  const r = qsGetLocked(map, value, remove);
+  unlockWord(map + MAP_LOCK);
+  return r;
+}
+
+function qsGetLocked(map: usize, value: usize, remove: bool): u64 {
   const vs = load<u32>(map, MAP_VALUE_SIZE);
   const at = qsFront(map);
   if (at == 0) {
@@ -74,9 +105,9 @@ export function qsGet(map: usize, value: usize, remove: bool): u64 {
   memory.copy(value, at, vs);
   if (remove) {
     if (load<u32>(map, MAP_TYPE) == BPF_MAP_TYPE_QUEUE) {
-      store<u32>(map, ringNext(map, load<u32>(map, MAP_TAIL)), MAP_TAIL);
+      st32(map + MAP_TAIL, ringNext(map, ld32(map + MAP_TAIL)));
     } else {
-      store<u32>(map, ringPrev(map, load<u32>(map, MAP_HEAD)), MAP_HEAD);
+      st32(map + MAP_HEAD, ringPrev(map, ld32(map + MAP_HEAD)));
     }
   }
   return 0;

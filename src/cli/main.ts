@@ -17,6 +17,7 @@ import { BPF_LOG_LEVEL1, BPF_LOG_LEVEL2 } from '../verifier/log.js';
 import { Vm } from '../../runtime/vm.js';
 import type { Engine, LoadedProgram, RunInput } from '../../runtime/loaded-program.js';
 import type { ResourceCounts } from '../../runtime/resources.js';
+import { hostRate, workersOf, workersRate, type RepeatRate } from './repeat.js';
 import { runConformance } from './conformance.js';
 import { formatVerdicts, verifyFile } from './verify.js';
 import { parseHex, readInputFile, readInsns, readProgram } from './input.js';
@@ -32,6 +33,7 @@ import {
   objectTestRun,
   settleCoroutines,
   vmFor,
+  type CoroutineCounts,
   type ObjectRunOptions,
 } from './object.js';
 
@@ -42,10 +44,10 @@ commands:
   disasm <file> [--syntax asm|llvm|kernel]
                                        disassemble raw bytecode, .s or .data
   run <file> [--mem <hex>|--mem-file <path>] [--engine jit|interp] [--type mem|xdp]
-             [--repeat N] [--deadline-ns N] [--json] [--no-verify]
+             [--repeat N [--workers W]] [--deadline-ns N] [--json] [--no-verify]
                                        verify and run a program; prints r0 (hex and decimal)
-  run <obj.o> --program <name> [--packet <file>] [--repeat N] [--deadline-ns N] [--json]
-             [--dump-maps] [--no-verify]
+  run <obj.o> --program <name> [--packet <file>] [--repeat N [--workers W]] [--deadline-ns N]
+             [--json] [--dump-maps] [--no-verify]
   test-run <obj.o> --program <name> [--data-in <file|hex>] [--ctx-in <file|hex>] [--repeat N]
              [--map-update <map>:<keyhex>:<valuehex|@prog>]... [--global <section>=<hex>]...
              [--no-verify] --json
@@ -65,12 +67,15 @@ const HELP: Record<string, string> = {
   asm: 'usage: bpfwasm asm <file.s> -o <out.bin>\nAssembles conformance-syntax assembly into raw bytecode.',
   disasm:
     'usage: bpfwasm disasm <file> [--syntax asm|llvm|kernel]\nDisassembles raw bytecode (or .s/.data). Default syntax: asm.',
-  run: `usage: bpfwasm run <file> [--mem <hex>|--mem-file <path>] [--engine jit|interp] [--type mem|xdp] [--repeat N] [--deadline-ns N] [--json] [--no-verify]
-       bpfwasm run <obj.o> --program <name> [--packet <file>|--mem <hex>|--mem-file <path>] [--engine jit|interp] [--repeat N] [--deadline-ns N] [--json] [--dump-maps] [--no-verify]
+  run: `usage: bpfwasm run <file> [--mem <hex>|--mem-file <path>] [--engine jit|interp] [--type mem|xdp] [--repeat N [--workers W]] [--deadline-ns N] [--json] [--no-verify]
+       bpfwasm run <obj.o> --program <name> [--packet <file>|--mem <hex>|--mem-file <path>] [--engine jit|interp] [--repeat N [--workers W]] [--deadline-ns N] [--json] [--dump-maps] [--no-verify]
 Verifies the program, as the kernel's bpf() does, then runs it; --no-verify runs it unverified, every
 memory access checked at run time. mem programs get r1 = input, r2 = its length;
 xdp programs get struct xdp_md over the input as packet. With --repeat N it reports the median ns per
-run; with --json it prints {"r0": "<decimal u64>", "ns_per_run": <number|null>, "engine": "..."}.
+run and the runs per second; with --workers W (mem and xdp programs, jit) the N runs are split into
+one batch per worker thread, run in parallel and timed together. With --json it prints
+{"r0": "<decimal u64>", "ns_per_run": <number|null>, "runs_per_sec": <number|null>, "engine": "..."}
+(and "workers": W with --workers).
 Coroutines the run suspended are then driven to completion on the default scheduler (ready
 queue, timers), and the JSON gets "coroutines": {"created", "completed", "destroyed", "live"}.
 --deadline-ns N terminates the (first) run N ns after it starts (fast-path termination: the program
@@ -108,6 +113,7 @@ const OPTIONS: ParseArgsConfig['options'] = {
   engine: { type: 'string' },
   type: { type: 'string' },
   repeat: { type: 'string' },
+  workers: { type: 'string' },
   json: { type: 'boolean' },
   wat: { type: 'boolean' },
   program: { type: 'string' },
@@ -338,35 +344,80 @@ async function runObjectCommand(bytes: Uint8Array, v: Values): Promise<number> {
   if (typeof v['packet'] === 'string') input = new Uint8Array(readInputFile(v['packet']));
   if (typeof v['mem'] === 'string') input = parseHex(v['mem']);
   if (typeof v['mem-file'] === 'string') input = new Uint8Array(readInputFile(v['mem-file']));
-  const vm = vmFor(o);
-  const obj = await loadForRun(vm, bytes, o);
-  const prog = obj.program(o.program);
-  const first = runFirst(vm, prog, input, v);
   const repeat = o.repeat ?? 0;
-  const ns = repeat > 0 ? medianNsPerRun(() => prog.runU32(input?.length ?? 0), repeat) : null;
-  const coroutines = await settleCoroutines(vm);
+  const workers = workersOf(v['workers']);
+  const vm = vmFor(o, repeat > 0 ? workers : 0);
+  try {
+    const obj = await loadForRun(vm, bytes, o);
+    const prog = obj.program(o.program);
+    const first = runFirst(vm, prog, input, v);
+    const rate = await measure(prog, input, repeat, workers);
+    const extra: Record<string, unknown> = { ...first.extra };
+    const coroutines = await settleCoroutines(vm);
+    if (coroutines !== undefined) extra['coroutines'] = coroutines;
+    if (v['dump-maps'] === true) extra['maps'] = dumpMaps(obj);
+    printRun(v, first.r0, rate, o.engine, repeat, workers, extra, first.reason);
+    return 0;
+  } finally {
+    await vm.close();
+  }
+}
+
+/** `--repeat` on the host thread, or spread over `workers` threads; null without `--repeat`. */
+async function measure(
+  prog: LoadedProgram,
+  input: Uint8Array | undefined,
+  repeat: number,
+  workers: number,
+): Promise<RepeatRate | null> {
+  if (repeat === 0) return null;
+  if (workers > 0) return workersRate(prog, input ?? new Uint8Array(0), repeat, workers);
+  return hostRate(() => prog.runU32(input?.length ?? 0), repeat);
+}
+
+/** Prints what `run` found: r0 and the rate, as text or one JSON object. */
+function printRun(
+  v: Values,
+  r0: bigint | null,
+  rate: RepeatRate | null,
+  engine: Engine,
+  repeat: number,
+  workers: number,
+  extra: Record<string, unknown>,
+  reason?: string,
+): void {
   if (v['json'] === true) {
     const out: Record<string, unknown> = {
-      r0: first.r0?.toString() ?? null,
-      ns_per_run: ns,
-      engine: o.engine,
-      ...first.extra,
+      r0: r0?.toString() ?? null,
+      ns_per_run: rate?.nsPerRun ?? null,
+      runs_per_sec: rate === null ? null : Math.round(rate.runsPerSec),
+      engine,
+      ...(workers > 0 ? { workers } : {}),
+      ...extra,
     };
-    if (coroutines !== undefined) out['coroutines'] = coroutines;
-    if (v['dump-maps'] === true) out['maps'] = dumpMaps(obj);
     console.log(JSON.stringify(out));
-  } else {
-    printFirst(first);
-    if (ns !== null) console.log(`${ns.toFixed(1)} ns/run (median, ${o.engine}, ${repeat} runs)`);
-    if (coroutines !== undefined) {
-      const c = coroutines;
-      console.log(
-        `coroutines: ${c.created} created, ${c.completed} completed, ${c.destroyed} destroyed, ${c.live} live`,
-      );
-    }
-    if (v['dump-maps'] === true) console.log(JSON.stringify(dumpMaps(obj), null, 2));
+    return;
   }
-  return 0;
+  if (r0 === null) console.log(`terminated (${reason ?? 'request'})`);
+  else console.log(`r0 = 0x${r0.toString(16)} (${r0})`);
+  const res = extra['resources'] as ResourceCounts | undefined;
+  if (res !== undefined) {
+    console.log(
+      `resources after the run: ${res.live_objects} objects (${res.live_bytes} bytes), ${res.reservations} ringbuf reservations, ${res.locks_held} locks held`,
+    );
+  }
+  if (rate !== null) {
+    const how = workers > 0 ? `${workers} workers` : 'median';
+    console.log(
+      `${rate.nsPerRun.toFixed(1)} ns/run, ${Math.round(rate.runsPerSec)} runs/s (${how}, ${engine}, ${repeat} runs)`,
+    );
+  }
+  const c = extra['coroutines'] as CoroutineCounts | undefined;
+  if (c !== undefined)
+    console.log(
+      `coroutines: ${c.created} created, ${c.completed} completed, ${c.destroyed} destroyed, ${c.live} live`,
+    );
+  if (extra['maps'] !== undefined) console.log(JSON.stringify(extra['maps'], null, 2));
 }
 
 async function runCommand(path: string, v: Values): Promise<number> {
@@ -375,24 +426,18 @@ async function runCommand(path: string, v: Values): Promise<number> {
   let input = mem;
   if (typeof v['mem'] === 'string') input = parseHex(v['mem']);
   if (typeof v['mem-file'] === 'string') input = new Uint8Array(readInputFile(v['mem-file']));
-  const repeatText = v['repeat'];
-  const repeat = repeatText === undefined ? 0 : Number(repeatText);
-  if (!Number.isInteger(repeat) || repeat < 0)
-    throw new UsageError('--repeat takes a whole number');
-  const vm = Vm.create();
-  const prog = await vm.load(program, { engine, verify: v['no-verify'] !== true });
-  const first = runFirst(vm, prog, input, v);
-  let ns: number | null = null;
-  if (repeat > 0) ns = medianNsPerRun(() => prog.runU32(input?.length ?? 0), repeat);
-  if (v['json'] === true) {
-    console.log(
-      JSON.stringify({ r0: first.r0?.toString() ?? null, ns_per_run: ns, engine, ...first.extra }),
-    );
-  } else {
-    printFirst(first);
-    if (ns !== null) console.log(`${ns.toFixed(1)} ns/run (median, ${engine}, ${repeat} runs)`);
+  const repeat = repeatOf(v);
+  const workers = workersOf(v['workers']);
+  const vm = Vm.create(repeat > 0 && workers > 0 ? { workers } : {});
+  try {
+    const prog = await vm.load(program, { engine, verify: v['no-verify'] !== true });
+    const first = runFirst(vm, prog, input, v);
+    const rate = await measure(prog, input, repeat, workers);
+    printRun(v, first.r0, rate, engine, repeat, workers, { ...first.extra }, first.reason);
+    return 0;
+  } finally {
+    await vm.close();
   }
-  return 0;
 }
 
 /** The outcome of the first run of `run`: r0 (null when terminated) and the --deadline-ns fields. */
@@ -422,34 +467,6 @@ function runFirst(vm: Vm, prog: LoadedProgram, input: RunInput, v: Values): Firs
     reason,
     extra: { terminated: reason !== undefined, resources: vm.resources() },
   };
-}
-
-function printFirst(first: FirstRun): void {
-  const r0 = first.r0;
-  if (r0 === null) console.log(`terminated (${first.reason ?? 'request'})`);
-  else console.log(`r0 = 0x${r0.toString(16)} (${r0})`);
-  const res = first.extra.resources;
-  if (res !== undefined) {
-    console.log(
-      `resources after the run: ${res.live_objects} objects (${res.live_bytes} bytes), ${res.reservations} ringbuf reservations, ${res.locks_held} locks held`,
-    );
-  }
-}
-
-/** Median ns per run over up to 15 rounds of `repeat` runs each, after a warm-up. */
-function medianNsPerRun(run: () => number, repeat: number): number {
-  const rounds = Math.min(15, Math.max(3, Math.ceil(repeat / 1000)));
-  const per = Math.max(1, Math.floor(repeat / rounds));
-  const warmEnd = performance.now() + 100;
-  while (performance.now() < warmEnd) run();
-  const samples: number[] = [];
-  for (let r = 0; r < rounds; r++) {
-    const t0 = process.hrtime.bigint();
-    for (let k = 0; k < per; k++) run();
-    samples.push(Number(process.hrtime.bigint() - t0) / per);
-  }
-  samples.sort((a, b) => a - b);
-  return samples[samples.length >> 1] as number;
 }
 
 function isMainModule(): boolean {

@@ -62,11 +62,13 @@ export interface ObjectRunOptions {
   readonly pidTgid?: bigint;
 }
 
-/** A Vm for a run with `o`'s task identity. */
-export function vmFor(o: ObjectRunOptions): Vm {
-  if (o.pidTgid === undefined) return Vm.create();
+/** A Vm for a run with `o`'s task identity, and `workers` worker threads (0: none). */
+export function vmFor(o: ObjectRunOptions, workers = 0): Vm {
   return Vm.create({
-    task: { pid: Number(o.pidTgid & 0xffffffffn), tgid: Number(o.pidTgid >> 32n) },
+    ...(workers > 0 ? { workers } : {}),
+    ...(o.pidTgid === undefined
+      ? {}
+      : { task: { pid: Number(o.pidTgid & 0xffffffffn), tgid: Number(o.pidTgid >> 32n) } }),
   });
 }
 

@@ -93,9 +93,8 @@ describe.each(BUILDS)('$name', (build) => {
       expect(dt).toBe(250n);
       expect(live.size).toBe(0);
       const s = vm.coroutines.stats();
-      // include/bpf_coro.h's final suspend hands the done frame over once more
       expect(s).toMatchObject({ created: 1, completed: 1, destroyed: 0, live: 0 });
-      expect(s.deferred).toBe(build.ownsByKfunc ? 2 : 1);
+      expect(s.deferred).toBe(1);
       expect(s.resumed).toBe(1);
       expect(s.reaped).toBe(1);
       // a second run adds to the same slot
@@ -234,8 +233,7 @@ describe.each(BUILDS)('$name', (build) => {
     it('resumed later from the ready queue by the scheduler', async () => {
       const { vm, obj, live } = await open(build.path('coro_destroy'), readyMode);
       obj.program('on_sample').run(new Uint8Array(8));
-      // with include/bpf_coro.h the done frame comes back through the ready queue once more
-      expect(vm.coroutines.run()).toBe(build.ownsByKfunc ? 2 : 1);
+      expect(vm.coroutines.run()).toBe(1);
       expect(
         obj
           .map('events')

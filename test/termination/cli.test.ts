@@ -25,6 +25,7 @@ describe('bpfwasm run --deadline-ns', () => {
     expect(JSON.parse(r.out)).toEqual({
       r0: null,
       ns_per_run: null,
+      runs_per_sec: null,
       engine: 'jit',
       terminated: true,
       resources: NONE,
@@ -36,6 +37,7 @@ describe('bpfwasm run --deadline-ns', () => {
     expect(JSON.parse(r.out)).toEqual({
       r0: '5',
       ns_per_run: null,
+      runs_per_sec: null,
       engine: 'jit',
       terminated: false,
       resources: NONE,

@@ -28,8 +28,9 @@ function objects(dir: string): string[] {
     .map((f) => join(dir, f));
 }
 
+// the C examples; the C++ coroutine examples (examples/coro) have their own outcomes below
 const EXAMPLES = readdirSync(join(ROOT, 'examples'), { withFileTypes: true })
-  .filter((d) => d.isDirectory())
+  .filter((d) => d.isDirectory() && d.name !== 'coro')
   .flatMap((d) => objects(join(ROOT, 'examples', d.name, 'build')));
 
 const CORPUS = readdirSync(join(ROOT, 'bench', 'corpus', 'bpf'))
@@ -60,7 +61,6 @@ const sharedXdp = objects(join(SHARED, 'xdp', 'build'));
 if (sharedXdp.length === 0) {
   console.warn(`skipping ../shared/examples objects: ${SHARED} is not beside this clone`);
 }
-const coro = objects(join(SHARED, 'coro', 'build'));
 
 describe.skipIf(sharedXdp.length === 0)('the verifier on ../shared/examples', () => {
   it.each(sharedXdp.map((f) => [f.slice(SHARED.length + 1), f] as const))(
@@ -69,17 +69,6 @@ describe.skipIf(sharedXdp.length === 0)('the verifier on ../shared/examples', ()
       for (const v of verifyFile(f)) expect(v.accepted ? 'accept' : v.message).toBe('accept');
     },
   );
-
-  it.each(
-    coro.filter((f) => f.endsWith('.g.o')).map((f) => [f.slice(SHARED.length + 1), f] as const),
-  )('%s: each program verifies or names what is missing', (_n, f) => {
-    for (const v of verifyFile(f)) {
-      if (v.accepted) continue;
-      expect(v.message).toMatch(
-        /calling kernel function bpf_\w+ is not allowed \(the Vm has no such kfunc\)|unreachable insn \d+/,
-      );
-    }
-  });
 });
 
 const CORO = join(ROOT, 'test', 'fixtures', 'elf', 'coro');
@@ -181,5 +170,25 @@ describe('the verifier on the coroutine objects, with the built-in kfunc signatu
     ]) {
       expect(() => coroVerdicts(f)).toThrow('the object has no BTF to describe this map');
     }
+  });
+});
+
+/**
+ * The C++ coroutine examples built on include/bpf_coro.h (examples/coro), as the CLI verifies
+ * them (a plain Vm: built-in coroutine kfuncs and signatures). Each program has its recorded
+ * outcome; the rejected ones run unverified in their tests, and the issue note says why.
+ */
+const CORO_EXAMPLE_OUTCOMES: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  coro_perf_event: { on_perf_event: 'accept' },
+  coro_where: { start_hop: 'accept' },
+  coro_many_suspends: { on_many: 'accept' },
+};
+
+describe('the verifier on examples/coro (include/bpf_coro.h)', () => {
+  it.each(Object.entries(CORO_EXAMPLE_OUTCOMES))('%s.v3.o', (name, want) => {
+    const out: Record<string, string> = {};
+    for (const v of verifyFile(join(ROOT, 'examples', 'coro', 'build', `${name}.v3.o`)))
+      out[v.program ?? name] = v.accepted ? 'accept' : v.message;
+    expect(out).toEqual(want);
   });
 });

@@ -202,3 +202,50 @@ describe.skipIf(conformanceDir() === undefined)('bpfwasm conformance', () => {
     expect(r.out.trim().split('\n').pop()).toBe('313 passed, 0 failed');
   });
 });
+
+describe('bpfwasm run --repeat with workers', () => {
+  it('also reports runs per second without workers', async () => {
+    const r = await cli('run', sum, '--mem', 'ff', '--repeat', '2000', '--json');
+    const j = JSON.parse(r.out) as { ns_per_run: number; runs_per_sec: number };
+    expect(j.runs_per_sec).toBe(Math.round(1e9 / j.ns_per_run));
+    expect(Object.keys(j)).toEqual(['r0', 'ns_per_run', 'runs_per_sec', 'engine']);
+  });
+
+  it('spreads the runs of a mem program over the workers', async () => {
+    const r = await cli(
+      'run',
+      sum,
+      '--mem',
+      '01 02 ff',
+      '--repeat',
+      '5001',
+      '--workers',
+      '2',
+      '--json',
+    );
+    expect([r.code, r.err]).toEqual([0, '']);
+    const j = JSON.parse(r.out) as Record<string, unknown>;
+    expect(Object.keys(j)).toEqual(['r0', 'ns_per_run', 'runs_per_sec', 'engine', 'workers']);
+    expect(j).toMatchObject({ r0: '258', engine: 'jit', workers: 2 });
+    expect(j['ns_per_run']).toBeGreaterThan(0);
+    expect(j['runs_per_sec']).toBe(Math.round(1e9 / (j['ns_per_run'] as number)));
+  });
+
+  it('runs the xdp program of an object on workers with the same verdict as on the host', async () => {
+    const p2 = fileURLToPath(new URL('../../../fixtures/elf/bench/p2_parse.o', import.meta.url));
+    const args = ['run', p2, '--program', 'bench_xdp', '--packet', pkt100, '--json'];
+    const host = JSON.parse((await cli(...args)).out) as Record<string, unknown>;
+    const r = await cli(...args, '--repeat', '3000', '--workers', '2');
+    expect([r.code, r.err]).toEqual([0, '']);
+    const j = JSON.parse(r.out) as Record<string, unknown>;
+    expect(j).toMatchObject({ r0: host['r0'], workers: 2 });
+    expect(host['runs_per_sec']).toBeNull();
+    expect(j['runs_per_sec']).toBeGreaterThan(0);
+  });
+
+  it('refuses a bad worker count', async () => {
+    const r = await cli('run', sum, '--repeat', '10', '--workers', '0');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--workers takes a whole number of at least 1/);
+  });
+});

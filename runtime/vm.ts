@@ -19,6 +19,7 @@ import {
   CTRL_CORO_DEPTH,
   programOwner,
   CTRL_ERR_CODE,
+  CTRL_LOCK_HELD,
   CTRL_TERMINATE,
   FUNC_TOKEN_BASE,
   CORO_ENTRY_CHECK_SLOT,
@@ -360,7 +361,12 @@ export class Vm {
       reservations: this.maps
         .filter((m) => m.type === BPF_MAP_TYPE_RINGBUF)
         .reduce((n, m) => n + ringbufReservations(this, m.addr, m.maxEntries), 0),
-      locks_held: this.services.spinLocks.held,
+      // the host thread's locks (both kinds), and the bpf_spin_lock each worker holds
+      locks_held:
+        this.services.spinLocks.held +
+        Array.from({ length: this.workerCount }, (_, i) => workerLayout(i).ctrl).filter(
+          (ctrl) => this.dataView().getUint32(ctrl + CTRL_LOCK_HELD, true) !== 0,
+        ).length,
     }));
     this.heap = new HeapArena(base, this.memory.buffer.byteLength, (more) => {
       this.memory.grow(Math.ceil(more / WASM_PAGE));

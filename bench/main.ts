@@ -2,7 +2,8 @@
  * `npm run bench`: the performance report of issue #3 item 8. Sections (each optional with
  * `--only`): the benchmark corpus on the JIT, the interpreter and (where it works) the kernel
  * JIT; the per-run overhead of the run methods; map lookups from BPF; frame allocator alloc+free
- * pairs; coroutines (issue #7: suspend cost and the talk's use cases); compile latency per phase. Tables go to
+ * pairs; coroutines (issue #7: suspend cost and the talk's use cases); compile latency per phase;
+ * fast-path termination (issue #8: overhead, latency, the alternatives). Tables go to
  * stdout, progress to stderr, and `--json FILE` writes the same figures as JSON.
  *
  * Every ns figure is a median over timed rounds after a warm-up of at least 100 ms (V8 must
@@ -41,6 +42,11 @@ import { benchOverhead, formatOverhead, type OverheadReport } from './overhead.b
 import { heading } from './table.js';
 import { benchMaps, formatMaps, type MapsReport } from './maps.bench.js';
 import { benchAlloc, formatAlloc, type AllocReport } from './alloc.bench.js';
+import {
+  benchTermination,
+  formatTermination,
+  type TerminationReport,
+} from './termination.bench.js';
 import { benchWorkers, formatWorkers, type WorkersReport } from './workers.bench.js';
 
 /** Where and how the bench ran. */
@@ -74,6 +80,7 @@ interface BenchReport {
   workers?: WorkersReport;
   compile?: CompileReport;
   verify?: VerifyReport;
+  termination?: TerminationReport;
 }
 
 function progress(line: string): void {
@@ -205,6 +212,12 @@ async function runBench(opts: BenchOptions): Promise<BenchReport> {
     const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
     report.verify = benchVerify(root, opts.cpu, opts.quick ? 3 : 9, progress);
     process.stdout.write(`${heading('Verification time')}\n${formatVerify(report.verify)}\n`);
+  }
+  if (opts.sections.has('termination')) {
+    report.termination = await benchTermination(plans.jit, opts.cpu, opts.quick, progress);
+    process.stdout.write(
+      `${heading('Fast-path termination')}\n${formatTermination(report.termination)}\n`,
+    );
   }
   machine.loadavgEnd = loadavg();
   const end = [

@@ -18,6 +18,7 @@ export const SECTIONS = [
   'workers',
   'compile',
   'verify',
+  'termination',
 ] as const;
 
 /** A section name. */

@@ -33,6 +33,7 @@ import {
   CTRL_PKT_ADDR,
   CTRL_PKT_LEN,
   CTRL_TAIL_CALL_CNT,
+  CTRL_TERMINATE,
   EXEC_CODE,
   EXPORT_FUNC_PREFIX,
   FUNC_TOKEN_BASE,
@@ -40,6 +41,8 @@ import {
   programOwner,
   IMPORT_CTRL,
   IMPORT_CORO_DRAIN,
+  MAY_GOTO_CHECK_PERIOD,
+  TERM_CHECK_SLOT,
   IMPORT_CTX,
   IMPORT_MEMORY,
   IMPORT_MODULE,
@@ -50,7 +53,7 @@ import {
   type ProgLinks,
 } from '../src/abi.js';
 import { InternalError, LinkError } from '../src/errors.js';
-import { BPF_FUNC_tail_call } from '../src/helper-protos.js';
+import { BPF_FUNC_tail_call, helperFastPath } from '../src/helper-protos.js';
 import { callxReg, ldImm64Value, type Insn } from '../src/isa/insn.js';
 import {
   MAX_TAIL_CALL_CNT,
@@ -103,6 +106,23 @@ export interface CompileOptions {
    * `markers`, so that a printer can show the instruction beside its code. Implies debugNames.
    */
   readonly annotate?: boolean;
+  /**
+   * How static helper calls are made (notes/fast-path-termination.md; the `termination` bench
+   * compares them): 'patchable' (the default) is `call_indirect` through the program's block
+   * of the call table, which termination swaps; 'direct' calls the helper as an imported
+   * function `env.helper_<id>` (not terminable: the cost patchability saves); 'flag-check' reads
+   * CTRL_TERMINATE before every call of a helper with a constant fast path and, when it is set,
+   * takes the constant instead of calling (the talk's per-call flag alternative).
+   */
+  readonly helperCalls?: HelperCallMode;
+}
+
+/** See `CompileOptions.helperCalls`. */
+export type HelperCallMode = 'patchable' | 'direct' | 'flag-check';
+
+/** Import name of helper `id` in 'direct' mode. */
+export function directHelperImport(id: number): string {
+  return `helper_${id}`;
 }
 
 /** Time spent per phase, in milliseconds. */
@@ -185,6 +205,16 @@ export async function compileProgram(prog: Program, opts: CompileOptions): Promi
   };
 }
 
+/** The helper ids a program calls statically, for 'direct' mode's imports. */
+export function directHelperIds(prog: Program, opts: Pick<CompileOptions, 'hasHelper'>): number[] {
+  const ids = new Set<number>();
+  prog.insns.forEach((i, idx) => {
+    if (prog.ops[idx]?.kind !== 'call' || i.src !== 0 || i.imm === BPF_FUNC_tail_call) return;
+    if (i.imm > 0 && i.imm < HELPER_BLOCK_SIZE && opts.hasHelper(i.imm)) ids.add(i.imm);
+  });
+  return [...ids].sort((a, b) => a - b);
+}
+
 function buildModule(
   b: BinaryenApi,
   m: BinaryenModule,
@@ -201,6 +231,12 @@ function buildModule(
   m.addGlobalImport('ctrl', IMPORT_MODULE, IMPORT_CTRL, b.i32, false);
   m.addGlobalImport('ctx', IMPORT_MODULE, IMPORT_CTX, b.i32, false);
   const i64x5 = b.createType([b.i64, b.i64, b.i64, b.i64, b.i64]);
+  if (opts.helperCalls === 'direct') {
+    for (const id of directHelperIds(prog, opts)) {
+      const name = directHelperImport(id);
+      m.addFunctionImport(name, IMPORT_MODULE, name, i64x5, b.i64);
+    }
+  }
   addFailFunction(b, m);
   const reloopered: number[] = [];
   const markers: number[][] = [];
@@ -1180,8 +1216,24 @@ class FuncCompiler {
       return [this.fail('call', idx, m.i64.const(i.imm))];
     }
     if (i.imm === BPF_FUNC_tail_call) return this.tailCall();
+    const mode = this.opts.helperCalls ?? 'patchable';
+    if (mode === 'direct') {
+      return [this.set64(0, m.call(directHelperImport(i.imm), this.args(), b.i64))];
+    }
     const slot = m.i32.const(this.opts.links.helperBase + i.imm);
-    return [this.set64(0, m.call_indirect('table', slot, this.args(), this.i64x5(), b.i64))];
+    const call = this.set64(0, m.call_indirect('table', slot, this.args(), this.i64x5(), b.i64));
+    if (mode === 'patchable') return [call];
+    // 'flag-check': with CTRL_TERMINATE set, a helper with a constant fast path is not called
+    // (r0 = the constant); the others are called as they are
+    const fast = helperFastPath(i.imm);
+    if (fast.kind !== 'const') return [call];
+    return [
+      m.if(
+        m.i32.load(CTRL_TERMINATE, 4, m.global.get('ctrl', b.i32)),
+        this.set64(0, m.i64.const(BigInt.asIntN(64, fast.ret))),
+        call,
+      ),
+    ];
   }
 
   /**
@@ -1238,7 +1290,14 @@ class FuncCompiler {
     const b = this.b;
     const v = (): ExpressionRef => m.local.get(T64A, b.i64);
     const helper = m.block(null, [
-      m.if(m.i64.ge_u(v(), m.i64.const(HELPER_BLOCK_SIZE)), this.fail('call', idx, v())),
+      // id 0 (TERM_CHECK_SLOT) holds the termination checkpoint, not a helper
+      m.if(
+        m.i32.or(
+          m.i64.ge_u(v(), m.i64.const(HELPER_BLOCK_SIZE)),
+          m.i64.eq(v(), m.i64.const(TERM_CHECK_SLOT)),
+        ),
+        this.fail('call', idx, v()),
+      ),
       this.set64(
         0,
         m.call_indirect(
@@ -1292,9 +1351,24 @@ class FuncCompiler {
     if (info.kind === 'may_goto') {
       const ctrl = (): ExpressionRef => m.global.get('ctrl', b.i32);
       const t = (): ExpressionRef => m.local.get(T64A, b.i64);
+      // Every MAY_GOTO_CHECK_PERIOD-th may_goto (budget ≡ 1, so not on a run's first one)
+      // asks the termination checkpoint (the program's block, TERM_CHECK_SLOT) for the budget:
+      // unchanged, or 0 once the run is terminated (the kernel's timed may_goto, §10.1).
+      const base = this.opts.links.helperBase;
+      const check = m.call_indirect(
+        'table',
+        m.i32.const(base + TERM_CHECK_SLOT),
+        [m.i64.const(base), t(), m.i64.const(0), m.i64.const(0), m.i64.const(0)],
+        this.i64x5(),
+        b.i64,
+      );
       return {
         pre: [
           m.local.set(T64A, m.i64.load(CTRL_MAY_GOTO, 8, ctrl())),
+          m.if(
+            m.i64.eq(m.i64.and(t(), m.i64.const(MAY_GOTO_CHECK_PERIOD - 1)), m.i64.const(1)),
+            m.local.set(T64A, check),
+          ),
           m.if(
             m.i32.eqz(m.i64.eqz(t())),
             m.i64.store(CTRL_MAY_GOTO, 8, ctrl(), m.i64.sub(t(), m.i64.const(1))),

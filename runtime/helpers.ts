@@ -12,7 +12,7 @@
  */
 
 import type { KfuncSig } from '../src/verifier/verifier.js';
-import { HELPER_BLOCK_SIZE } from '../src/abi.js';
+import { TERM_CHECK_SLOT } from '../src/abi.js';
 import { UsageError } from '../src/errors.js';
 import type { HelperArgs } from '../src/interp/env.js';
 import { cpuHelpers } from './helpers/cpu.js';
@@ -111,10 +111,11 @@ export function allHelpers(s: HelperServices): HelperProto[] {
 export class HelperRegistry {
   private readonly byId = new Map<number, HelperProto>();
 
-  /** Adds or replaces a helper. Ids are the kernel's, below HELPER_BLOCK_SIZE. */
+  /** Adds or replaces a helper. Ids are the kernel's, below TERM_CHECK_SLOT (255). */
   register(proto: HelperProto): void {
-    if (!Number.isInteger(proto.id) || proto.id < 1 || proto.id >= HELPER_BLOCK_SIZE) {
-      throw new UsageError(`helper id ${proto.id} is out of range 1..${HELPER_BLOCK_SIZE - 1}`);
+    // the block's last slot holds the termination checkpoint (src/abi.ts TERM_CHECK_SLOT)
+    if (!Number.isInteger(proto.id) || proto.id < 1 || proto.id >= TERM_CHECK_SLOT) {
+      throw new UsageError(`helper id ${proto.id} is out of range 1..${TERM_CHECK_SLOT - 1}`);
     }
     this.byId.set(proto.id, proto);
   }

@@ -15,7 +15,10 @@ import {
   CTRL_DEFER_HEAD,
   CTRL_DEFER_TAIL,
   CTRL_R0,
+  CTRL_TERM_ACK,
+  CTRL_TERM_DEADLINE,
   STACK_OFF,
+  TERM_REASON_TIMEOUT,
   WORKER_CMD_RUN,
   WORKER_CMD_RUN_BATCH,
   workerLayout,
@@ -39,12 +42,23 @@ import { testRun, type TestRunOptions, type TestRunResult } from './test-run.js'
 import { trapToError } from './trap.js';
 import type { Vm } from './vm.js';
 import type { WorkerPool } from './worker-pool.js';
+import { terminatedRun, type TermProg } from './termination.js';
 
 /** Execution backend: the JIT (Wasm) or the reference interpreter. */
 export type Engine = 'jit' | 'interp';
 
 /** A run input: bytes to copy into the packet area, or the length of what is already there. */
 export type RunInput = Uint8Array | number | undefined;
+
+/** Options of one run. */
+export interface RunOptions {
+  /**
+   * Watchdog: terminate the run this many ns (on the Vm's clock) after it starts. The run then
+   * stops at its next checkpoint (may_goto, an iterator callback, a JS helper call), runs down
+   * its verified paths with fast-path helpers and throws `TerminationError` ('timeout').
+   */
+  readonly deadlineNs?: number | bigint;
+}
 
 /** Inputs laid out once in Vm memory, to be run many times by `runBatch`. */
 export interface Batch {
@@ -99,6 +113,10 @@ export class LoadedProgram {
   private readonly insnBudget: number;
   private lastThrown = false;
   private inputView: Uint8Array;
+  /** The slots termination swaps for this program. */
+  private readonly termProg: TermProg;
+  /** Killed for good (`Vm.terminate(prog, { mode: 'program' })`): every run is refused. */
+  private killed = false;
 
   constructor(vm: Vm, init: LoadedProgramInit) {
     this.vm = vm;
@@ -116,6 +134,17 @@ export class LoadedProgram {
     this.runCtxFn = init.exports?.[EXPORT_RUN_CTX] as RunCtxFn | undefined;
     this.insnBudget = init.insnBudget ?? DEFAULT_INSN_BUDGET;
     this.inputView = new Uint8Array(vm.memory.buffer, vm.worker.packet, PACKET_CAPACITY);
+    this.termProg = vm.termProg(init.prog, init.links, init.verified);
+  }
+
+  /** Marks the program dead: later runs throw `TerminationError` without running. */
+  kill(): void {
+    this.killed = true;
+  }
+
+  /** True once the program was killed for good. */
+  get isKilled(): boolean {
+    return this.killed;
   }
 
   /** The frame allocator owner this program's allocations are charged to (id + 1). */
@@ -150,17 +179,36 @@ export class LoadedProgram {
   }
 
   /**
-   * Runs once and returns r0 as an unsigned 64-bit bigint.
+   * Runs once and returns r0 as an unsigned 64-bit bigint. A run that was terminated (a
+   * deadline, `Vm.terminate`) throws `TerminationError` after it has run down and its helper
+   * slots are restored.
    * @example
    * const r0 = prog.run(new Uint8Array([0xaa, 0xbb]));
+   * prog.run(packet, { deadlineNs: 1_000_000 }); // at most about 1 ms
    */
-  run(input?: RunInput): bigint {
-    this.runU32(input);
+  run(input?: RunInput, opts?: RunOptions): bigint {
+    this.runU32(input, opts);
     return this.vm.dataView().getBigUint64(this.vm.worker.ctrl + CTRL_R0, true);
   }
 
   /** Runs once and returns the low 32 bits of r0 (the verdict path). */
-  runU32(input?: RunInput): number {
+  runU32(input?: RunInput, opts?: RunOptions): number {
+    if (this.killed) throw new TerminationError('request');
+    const term = this.vm.termination;
+    const prev = term.running;
+    let out: number;
+    try {
+      term.enter(this.termProg, opts?.deadlineNs);
+      out = this.runOnce(input);
+    } finally {
+      const reason = term.exit(prev);
+      // eslint-disable-next-line no-unsafe-finally
+      if (reason !== undefined) throw terminatedRun(reason);
+    }
+    return out;
+  }
+
+  private runOnce(input: RunInput): number {
     const len = this.place(input);
     const addr = len === 0 ? 0 : this.vm.worker.packet;
     if (this.type === 'perf_event') return this.runPerfEvent(len);
@@ -279,7 +327,11 @@ export class LoadedProgram {
     const b = Array.isArray(batch)
       ? this.prepareBatch(batch as readonly Uint8Array[])
       : (batch as Batch);
+    if (this.killed) throw new TerminationError('request');
+    const term = this.vm.termination;
+    const prev = term.running;
     try {
+      term.enter(this.termProg, undefined);
       if (this.engine === 'jit') {
         try {
           (this.batchFn as BatchFn)(b.descAddr, b.count, b.resultsAddr);
@@ -301,6 +353,9 @@ export class LoadedProgram {
       return Array.isArray(batch) ? view.slice() : view;
     } finally {
       if (Array.isArray(batch)) this.releaseBatch(b);
+      const reason = term.exit(prev);
+      // eslint-disable-next-line no-unsafe-finally
+      if (reason !== undefined) throw terminatedRun(reason);
     }
   }
 
@@ -313,18 +368,34 @@ export class LoadedProgram {
    * const prog = await vm.load(program);
    * const [a, b] = await Promise.all([prog.runOn(0, pkt), prog.runOn(1, pkt)]);
    */
-  runOn(worker: number, input?: Uint8Array): Promise<bigint> {
+  runOn(worker: number, input?: Uint8Array, opts?: RunOptions): Promise<bigint> {
     const pool = this.pool();
     const w = workerLayout(worker);
     const len = this.checkInput(input);
+    if (this.killed) return Promise.reject(new TerminationError('request'));
     return pool.request(worker, {
       cmd: WORKER_CMD_RUN,
       prog: this.id,
       args: [len === 0 ? 0 : w.packet, len, 0],
       before: () => {
         if (input !== undefined && input.length > 0) this.vm.u8().set(input, w.packet);
+        // the worker's clock is process.hrtime, the same monotonic clock in every thread
+        const deadline =
+          opts?.deadlineNs === undefined ? 0n : process.hrtime.bigint() + BigInt(opts.deadlineNs);
+        this.vm.dataView().setBigUint64(w.ctrl + CTRL_TERM_DEADLINE, deadline, true);
       },
-      after: () => this.vm.dataView().getBigUint64(w.ctrl + CTRL_R0, true),
+      after: () => {
+        const v = this.vm.dataView();
+        const ack = Atomics.exchange(
+          new Int32Array(this.vm.memory.buffer),
+          (w.ctrl + CTRL_TERM_ACK) / 4,
+          0,
+        );
+        v.setBigUint64(w.ctrl + CTRL_TERM_DEADLINE, 0n, true);
+        if (ack !== 0)
+          throw new TerminationError(ack === TERM_REASON_TIMEOUT ? 'timeout' : 'request');
+        return v.getBigUint64(w.ctrl + CTRL_R0, true);
+      },
     });
   }
 

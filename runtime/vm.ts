@@ -19,6 +19,8 @@ import {
   CTRL_CORO_DEPTH,
   programOwner,
   CTRL_ERR_CODE,
+  CTRL_LOCK_HELD,
+  CTRL_TERMINATE,
   FUNC_TOKEN_BASE,
   CORO_ENTRY_CHECK_SLOT,
   CORO_FRAME_CHECK_SLOT,
@@ -36,6 +38,8 @@ import {
   PACKET_CAPACITY,
   WASM_PAGE,
   MAX_WORKERS,
+  TERM_CHECK_SLOT,
+  TERM_REASON_REQUEST,
   heapBase,
   workerLayout,
   type ProgLinks,
@@ -55,7 +59,14 @@ import {
 import type { HelperArgs, MemRegion, TokenTarget } from '../src/interp/env.js';
 import { jumpTarget, subprogIndexOf, type Program, type ProgType } from '../src/program.js';
 import { adaptHelpers, compileHelperAdapter } from '../jit/adapter.js';
-import { compileProgram, type CompiledModule, type CompileTimings } from '../jit/compile.js';
+import {
+  compileProgram,
+  directHelperIds,
+  directHelperImport,
+  type CompiledModule,
+  type CompileTimings,
+  type HelperCallMode,
+} from '../jit/compile.js';
 import {
   FRAME_ALLOC_KFUNCS,
   FRAME_HEAP_DEFAULT,
@@ -97,6 +108,16 @@ import { workerHelpers, type WorkerHelperConfig } from './worker-helpers.js';
 import { WorkerPool } from './worker-pool.js';
 import { loadObjectInto, type LoadedObject, type ObjectOptions } from './object.js';
 import { LoadedProgram, type Engine } from './loaded-program.js';
+import { Termination, type TermKfunc, type TermProg } from './termination.js';
+import { resSpinLockKfuncs } from './helpers/spinlock.js';
+import { fastPathFn, helperFastPath, kfuncTermClass } from './fast-path.js';
+import {
+  ringbufReservations,
+  sumResources,
+  type ResourceCounts,
+  type ResourceSource,
+} from './resources.js';
+import { BPF_MAP_TYPE_RINGBUF } from './maps/map-type.js';
 
 /** Options of `Vm.create`. */
 export interface VmOptions extends HelperOptions {
@@ -183,6 +204,12 @@ export interface LoadOptions {
   readonly debugNames?: boolean;
   /** Compile with instruction markers and keep the module (for `bpfwasm jit --wat`). */
   readonly annotate?: boolean;
+  /**
+   * How the JIT calls helpers (jit/compile.ts `HelperCallMode`): 'patchable' (the default;
+   * terminable), or, to measure what termination costs, 'direct' (not terminable by slot swaps)
+   * or 'flag-check'. Only on a Vm without workers.
+   */
+  readonly helperCalls?: HelperCallMode;
 }
 
 const MAX_PAGES = 65536;
@@ -201,6 +228,20 @@ const UNSAFE_IN_WORKERS: ReadonlyMap<number, ReadonlySet<number>> = new Map([
   [BPF_FUNC_map_update_elem, new Set([BPF_MAP_TYPE_LPM_TRIE])],
   [BPF_FUNC_map_delete_elem, new Set([BPF_MAP_TYPE_LPM_TRIE])],
 ]);
+
+/** Options of `Vm.terminate`. */
+export interface TerminateOptions {
+  /**
+   * 'invocation' (default): stop the current run only; the program's slots are restored when
+   * it exits. 'program': also refuse every later run of the program (it is dead for good).
+   */
+  readonly mode?: 'invocation' | 'program';
+  /**
+   * Terminate what runs on worker thread `worker` (a Vm with workers): the request is stored in
+   * that worker's control slot and acted on at its next checkpoint.
+   */
+  readonly worker?: number;
+}
 
 /** Program types whose context the runtime can build. */
 const RUNNABLE_TYPES: readonly ProgType[] = [
@@ -222,6 +263,8 @@ export class Vm {
   readonly services: HelperServices;
   readonly worker: WorkerLayout;
   readonly heap: HeapArena;
+  /** Fast-path termination of programs running on the host thread (runtime/termination.ts). */
+  readonly termination: Termination;
   /** The runtime module instance of worker 0 (map operations). */
   readonly rt: RtExports;
   /** The frame allocator (coroutine frames, bpf_obj_new objects): accounts, caps, live objects. */
@@ -242,6 +285,7 @@ export class Vm {
     { readonly slot: number; readonly proto: KfuncProto }
   >();
   private readonly kfuncBySlot = new Map<number, KfuncProto>();
+  private readonly resourceSources: ResourceSource[] = [];
   /** The kfuncs the runtime module implements, by name: worker threads run them too. */
   private readonly builtinKfuncs = new Map<string, KfuncProto>();
   private kfuncsFilled = 0;
@@ -305,6 +349,25 @@ export class Vm {
     };
     this.view = new DataView(this.memory.buffer);
     this.bytes = new Uint8Array(this.memory.buffer);
+    this.termination = new Termination({
+      table: this.table,
+      worker: this.worker,
+      clock: host.clock,
+      memory: this.memory,
+      u8: () => this.u8(),
+      dataView: () => this.dataView(),
+    });
+    this.resourceSources.push(() => ({
+      reservations: this.maps
+        .filter((m) => m.type === BPF_MAP_TYPE_RINGBUF)
+        .reduce((n, m) => n + ringbufReservations(this, m.addr, m.maxEntries), 0),
+      // the host thread's locks (both kinds), and the bpf_spin_lock each worker holds
+      locks_held:
+        this.services.spinLocks.held +
+        Array.from({ length: this.workerCount }, (_, i) => workerLayout(i).ctrl).filter(
+          (ctrl) => this.dataView().getUint32(ctrl + CTRL_LOCK_HELD, true) !== 0,
+        ).length,
+    }));
     this.heap = new HeapArena(base, this.memory.buffer.byteLength, (more) => {
       this.memory.grow(Math.ceil(more / WASM_PAGE));
       return this.memory.buffer.byteLength;
@@ -342,6 +405,11 @@ export class Vm {
       this.registerKfunc(k);
       this.builtinKfuncs.set(k.name, k);
     }
+    for (const k of resSpinLockKfuncs(this, this.services.spinLocks)) this.registerKfunc(k);
+    this.resourceSources.push(() => {
+      const a = this.allocator.stats();
+      return { live_objects: a.liveObjects, live_bytes: a.liveBytes };
+    });
     for (const h of opts.helpers ?? []) this.helpers.register(h);
     const cfg: WorkerHelperConfig = {
       seed: opts.seed ?? DEFAULT_SEED,
@@ -496,7 +564,8 @@ export class Vm {
   callKfunc(slot: number, args: HelperArgs): bigint {
     const k = this.kfuncBySlot.get(slot);
     if (k === undefined) throw new ExecError(null, 'call', `no kfunc in slot ${slot}`);
-    return BigInt.asUintN(64, k.fn(args));
+    const fast = this.termination.engaged ? this.termination.interpKfunc(k.name, k.sig) : undefined;
+    return BigInt.asUintN(64, (fast ?? k.fn)(args));
   }
 
   /** Registers a host helper; programs loaded afterwards can call it. */
@@ -517,6 +586,8 @@ export class Vm {
         `program type '${type}' cannot run yet (supported: ${RUNNABLE_TYPES.join(', ')})`,
       );
     }
+    if (this.workerCount > 0 && (opts.helperCalls ?? 'patchable') !== 'patchable')
+      throw new UsageError("helperCalls other than 'patchable' need a Vm without workers");
     const verified = opts.verify === false ? undefined : this.verify(prog, { ...opts, type });
     if (this.workerCount > 0)
       this.checkWorkerCalls(prog, opts.kfuncs ?? new Map(), opts.maps ?? []);
@@ -620,13 +691,21 @@ export class Vm {
         hasHelper: (h) => this.helpers.has(h),
         debugNames: opts.debugNames ?? false,
         annotate: opts.annotate ?? false,
+        ...(opts.helperCalls !== undefined ? { helperCalls: opts.helperCalls } : {}),
       });
       if (opts.annotate === true) kept = compiled;
       await this.onCompiled?.(compiled.wasm, prog);
       const mod = await WebAssembly.compile(compiled.wasm);
-      exports = this.instantiate(mod);
       await this.fillHelperSlots(links.helperBase);
       await this.fillKfuncSlots();
+      const direct: Record<string, WebAssembly.ExportValue> = {};
+      if (opts.helperCalls === 'direct') {
+        for (const id of directHelperIds(prog, { hasHelper: (h) => this.helpers.has(h) }))
+          direct[directHelperImport(id)] = this.table.get(
+            links.helperBase + id,
+          ) as WebAssembly.ExportValue;
+      }
+      exports = this.instantiate(mod, direct);
       timings = compiled.timings;
       compileMs = performance.now() - t0;
       prog.subprogs.forEach((_, k) => {
@@ -664,12 +743,85 @@ export class Vm {
   callHelper(id: number, args: HelperArgs): bigint {
     const h = this.helpers.get(id);
     if (h === undefined) throw new ExecError(null, 'call', `unknown helper #${id}`);
-    return BigInt.asUintN(64, h.fn(args));
+    const fast = this.termination.engaged ? this.termination.interpHelper(id) : undefined;
+    return BigInt.asUintN(64, (fast ?? h.fn)(args));
   }
 
   /** Packet capacity of one run. */
   get packetCapacity(): number {
     return PACKET_CAPACITY;
+  }
+
+  /**
+   * Terminates a run (notes/fast-path-termination.md §10): the program running on the host
+   * thread (`prog`, or whichever runs when omitted) has its helpers swapped for their fast-path
+   * versions at once and runs down to its exit, releasing what it holds; its run then throws
+   * `TerminationError` ('request'). Call it from a helper, a kfunc or a callback of the run.
+   * A program the verifier proved never to hold a reference or lock is abandoned instead: this
+   * call then throws through the run to its entry and does not return to its caller.
+   * With `worker`, the request goes to that worker thread's control slot. With mode 'program'
+   * every later run of `prog` is refused too. Returns whether a run was stopped or requested.
+   * @example
+   * vm.registerKfunc({ name: 'stop_me', fn: () => (vm.terminate(), 0n) });
+   */
+  terminate(prog?: LoadedProgram, opts: TerminateOptions = {}): boolean {
+    if (opts.mode === 'program') {
+      if (prog === undefined) throw new UsageError("mode 'program' needs the program to kill");
+      prog.kill();
+    }
+    if (opts.worker !== undefined) {
+      if (!Number.isInteger(opts.worker) || opts.worker < 0 || opts.worker >= this.workerCount)
+        throw new UsageError(`no worker ${opts.worker} (the Vm has ${this.workerCount})`);
+      const ctrl = new Int32Array(this.memory.buffer, workerLayout(opts.worker).ctrl, 1);
+      Atomics.store(ctrl, CTRL_TERMINATE / 4, TERM_REASON_REQUEST);
+      return true;
+    }
+    return this.termination.request(prog?.links.helperBase);
+  }
+
+  /** What the checkpoints of iterator helpers call (runtime/helpers/loop.ts). */
+  pollTermination(): boolean {
+    return this.termination.poll();
+  }
+
+  /**
+   * Resources programs hold right now: ring-buffer reservations, spin locks held (host thread),
+   * and what added sources (the frame allocator) report. All 0 when nothing leaked.
+   * @example
+   * expect(vm.resources()).toEqual({ live_objects: 0, live_bytes: 0, reservations: 0, locks_held: 0 });
+   */
+  resources(): ResourceCounts {
+    return sumResources(this.resourceSources);
+  }
+
+  /** Adds a source of resource counts (e.g. the frame allocator's live objects and bytes). */
+  addResourceSource(source: ResourceSource): void {
+    this.resourceSources.push(source);
+  }
+
+  /** The call-table slots termination swaps for `prog` (its helper ids and kfuncs). */
+  termProg(prog: Program, links: ProgLinks, verified?: VerifiedProgram): TermProg {
+    const ids = new Set<number>();
+    let callx = false;
+    prog.insns.forEach((i, idx) => {
+      const kind = prog.ops[idx]?.kind;
+      if (kind === 'callx') callx = true;
+      if (kind === 'call' && i.src === 0) ids.add(i.imm);
+    });
+    const all = this.helpers.all().map((h) => h.id);
+    const helperIds = (callx ? all : [...ids]).filter((id) => id > 0 && this.helpers.has(id));
+    const kfuncs: TermKfunc[] = [...new Set(links.kfuncSlots.values())].flatMap((slot) => {
+      const k = this.kfuncBySlot.get(slot);
+      return k === undefined ? [] : [{ slot, name: k.name, sig: k.sig }];
+    });
+    // abandoning a run is safe when it can hold nothing: no reference or lock (the verifier's
+    // fact) and no kfunc that hands out memory the verifier does not track as a reference
+    // (coroutine frames)
+    const unwindable =
+      verified !== undefined &&
+      verified.holdsResources === false &&
+      kfuncs.every((k) => kfuncTermClass(k.name, k.sig).helperClass !== 'acquire');
+    return { helperBase: links.helperBase, helperIds, kfuncs, unwindable };
   }
 
   /** After a failed JIT run: reset the worker's stack pointer and error slot. */
@@ -963,9 +1115,13 @@ export class Vm {
     return value ? bpfMap.valueAddr(0) + off : bpfMap.addr;
   }
 
-  private instantiate(mod: WebAssembly.Module): WebAssembly.Exports {
+  private instantiate(
+    mod: WebAssembly.Module,
+    extra: Record<string, WebAssembly.ExportValue> = {},
+  ): WebAssembly.Exports {
     const inst = new WebAssembly.Instance(mod, {
       [IMPORT_MODULE]: {
+        ...extra,
         [IMPORT_MEMORY]: this.memory,
         [IMPORT_TABLE]: this.table,
         [IMPORT_SP]: this.globals.sp,
@@ -994,9 +1150,14 @@ export class Vm {
   private async fillHelperSlots(base: number): Promise<void> {
     if (this.adapters === undefined) {
       const protos = this.helpers.all().filter((h) => h.wasm === undefined);
-      const adapted = await adaptHelpers(protos.map((p) => p.fn));
+      // every JS helper call is a termination checkpoint while a deadline is armed
+      const term = this.termination;
+      const adapted = await adaptHelpers(
+        protos.map((p) => term.watched(p.fn, fastPathFn(this, helperFastPath(p.id)))),
+      );
       this.adapters = new Map(protos.map((p, k) => [p.id, adapted[k] as WebAssembly.ExportValue]));
     }
+    this.table.set(base + TERM_CHECK_SLOT, this.termination.checkpointFn());
     for (const [id, fn] of this.adapters) this.table.set(base + id, fn);
     for (const h of this.helpers.all())
       if (h.wasm !== undefined) this.table.set(base + h.id, h.wasm);

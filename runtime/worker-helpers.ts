@@ -49,7 +49,7 @@ export function workerSeed(seed: number, cpu: number): number {
  */
 export function workerHelpers(host: XdpHost, cpu: number, cfg: WorkerHelperConfig): HelperProto[] {
   const task = cfg.task;
-  const lockStats: SpinLockStats = { breaks: 0 };
+  const lockStats: SpinLockStats = { breaks: 0, held: 0 };
   return [
     ...timeHelpers(() => process.hrtime.bigint()),
     ...randomHelpers(xorshift32(workerSeed(cfg.seed, cpu))),

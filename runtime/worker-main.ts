@@ -52,6 +52,7 @@ import { instantiateRt } from './rt.js';
 import { trapToError } from './trap.js';
 import { wasmI32Function } from './wasm-fn.js';
 import { workerHelpers } from './worker-helpers.js';
+import { WorkerTermination } from './termination-worker.js';
 import {
   WORKER_CMD_LOAD,
   WORKER_SPIN_US,
@@ -125,7 +126,15 @@ const helperSlots: [number, WebAssembly.ExportValue][] = [
     h.wasm as WebAssembly.ExportValue,
   ]),
 ];
-const programs = new Map<number, { readonly run: RunFn; readonly batch: BatchFn }>();
+const programs = new Map<
+  number,
+  { readonly run: RunFn; readonly batch: BatchFn; readonly helperBase: number }
+>();
+const termination = new WorkerTermination(
+  host,
+  table,
+  helperSlots.map(([id]) => id),
+);
 
 /** Instantiates `p` and puts its helpers and functions in this worker's table. */
 function loadProgram(p: WorkerProgram): void {
@@ -143,6 +152,7 @@ function loadProgram(p: WorkerProgram): void {
   const end = p.funcTokenBase + p.subprogs;
   if (end > table.length) table.grow(end - table.length + 64);
   for (const [id, fn] of helperSlots) table.set(p.helperBase + id, fn);
+  termination.install(p.helperBase);
   for (let k = 0; k < p.subprogs; k++) {
     table.set(
       p.funcTokenBase + k,
@@ -153,6 +163,7 @@ function loadProgram(p: WorkerProgram): void {
   programs.set(p.id, {
     run: inst.exports[EXPORT_RUN] as RunFn,
     batch: inst.exports[EXPORT_RUN_BATCH] as BatchFn,
+    helperBase: p.helperBase,
   });
 }
 
@@ -201,6 +212,7 @@ function serve(cmd: number): number {
   const a2 = ctrl32[w32(CTRL_ARG2)] as number;
   try {
     if (prog === undefined) throw new InternalError(`worker ${init.index}: unknown program`);
+    termination.beforeRun(prog.helperBase);
     if (cmd === WORKER_CMD_RUN) prog.run(a0, a1);
     else if (cmd === WORKER_CMD_RUN_BATCH) prog.batch(a0, a1, a2);
     else throw new InternalError(`worker ${init.index}: unknown request ${cmd}`);
@@ -208,6 +220,8 @@ function serve(cmd: number): number {
   } catch (e) {
     recordFailure(e);
     return WORKER_STATUS_ERROR;
+  } finally {
+    termination.afterRun();
   }
 }
 

@@ -120,8 +120,36 @@ export const CTRL_CORO_SCRATCH = 0x78;
 export const CTRL_ALLOC = 0x80;
 /** u32: address of this worker's allocator cache (set when the runtime module attaches). */
 export const CTRL_ALLOC_CACHE = 0x80;
-/** 0xa0..0xbf: termination (runtime/ termination): epoch, deadline, acknowledgement. */
+/** 0xa0..0xbf: termination (runtime/termination.ts, notes/fast-path-termination.md §10.1). */
 export const CTRL_TERM = 0xa0;
+/**
+ * u32: the acknowledgement. The running worker writes the TERM_REASON_* it acted on when it
+ * swapped the running program's helper block for the fast-path versions, and clears it when
+ * the block is restored; a runner that finds it set after the run reports the run terminated.
+ * A request itself is CTRL_TERMINATE (any thread stores a TERM_REASON_* there with Atomics).
+ */
+export const CTRL_TERM_ACK = 0xa0;
+/** u32: the helper block (helperBase + 1) that holds fast-path versions now; 0 when none. */
+export const CTRL_TERM_BLOCK = 0xa4;
+/** u64: process.hrtime ns after which the current run is terminated (watchdog); 0: none. */
+export const CTRL_TERM_DEADLINE = 0xa8;
+/** u32: termination checkpoints taken on this worker (may_goto refills, entry checks). */
+export const CTRL_TERM_CHECKS = 0xb0;
+
+/** CTRL_TERMINATE / CTRL_TERM_ACK values: why a run is stopped. */
+export const TERM_REASON_REQUEST = 1;
+export const TERM_REASON_TIMEOUT = 2;
+/**
+ * Slot of each program's helper block (an offset from its helperBase) that holds the
+ * termination checkpoint instead of a helper: the last one, id 255, which the kernel does not
+ * use and the helper registry refuses (id 0 of the first two blocks holds the coroutine
+ * checks, CORO_FRAME_CHECK_SLOT). `(r1 = helperBase, r2 = may_goto budget, ...) -> budget`, 0
+ * once the run is being terminated. Generated code calls it at every MAY_GOTO_CHECK_PERIOD-th
+ * may_goto.
+ */
+export const TERM_CHECK_SLOT = 0xff;
+/** may_goto checks for termination when its budget is a multiple of this (the kernel's refill). */
+export const MAY_GOTO_CHECK_PERIOD = 0x10000;
 /** 0xc0..0xdf: workers and their pool (runtime/worker-pool.ts, runtime/helpers/spinlock.ts). */
 export const CTRL_WORKERS = 0xc0;
 /**

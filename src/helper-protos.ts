@@ -150,6 +150,8 @@ export const ENOSPC = 28;
 export const ERANGE = 34;
 /** Would deadlock (a timer callback cancelling its own timer). */
 export const EDEADLK = 35;
+/** Timed out (bpf_res_spin_lock's fast path). */
+export const ETIMEDOUT = 110;
 /** Operation not supported (uapi). */
 export const EOPNOTSUPP = 95;
 /** Operation not supported (kernel-internal 524, e.g. xdp_adjust_meta without metadata support). */
@@ -735,4 +737,137 @@ export function helperName(id: number): string | undefined {
   if (!Number.isInteger(id) || id < 1) return undefined;
   const n = BPF_FUNC_NAMES[id];
   return n === undefined ? undefined : `bpf_${n}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Termination classes (notes/fast-path-termination.md §10.2-10.3)
+
+/**
+ * The class §10.3 derives from a prototype: an argument released (`OBJ_RELEASE`) → release;
+ * a nullable pointer return → acquire; a callback argument → iterator; anything else → other
+ * (the stub returns `fastPathRet`, or the helper is pure and kept when it has none). The
+ * prototypes' `helperClass` agrees with it except for TERM_CLASS_OVERRIDES.
+ */
+export function deriveHelperClass(p: FuncProto): HelperClass {
+  if (p.args.some((a) => parseArgType(a).flags.includes('OBJ_RELEASE'))) return 'release';
+  if (p.ret.endsWith('_OR_NULL')) return 'acquire';
+  if (p.args.some((a) => parseArgType(a).base === 'ARG_PTR_TO_FUNC')) return 'iterator';
+  return 'other';
+}
+
+/**
+ * Helpers whose class is set by hand, against deriveHelperClass: the lock pair (kept: their
+ * release is not flagged OBJ_RELEASE, and a stubbed lock before a real unlock is wrong, §6),
+ * bpf_timer_cancel (it only ends deferred work, so it is kept like a release) and
+ * bpf_timer_set_callback (its callback runs later, not inside the call: no new deferred work,
+ * so it fails like the other timer helpers).
+ */
+export const TERM_CLASS_OVERRIDES: ReadonlyMap<number, HelperClass> = new Map([
+  [BPF_FUNC_spin_lock, 'lock'],
+  [BPF_FUNC_spin_unlock, 'release'],
+  [BPF_FUNC_timer_cancel, 'release'],
+  [BPF_FUNC_timer_set_callback, 'other'],
+]);
+
+/** How termination treats a kfunc, and what its fast-path version returns. */
+export interface KfuncTermClass {
+  readonly helperClass: HelperClass;
+  readonly fastPathRet?: bigint | 'null';
+}
+
+const ACQUIRE_NULL: KfuncTermClass = { helperClass: 'acquire', fastPathRet: 'null' };
+const RELEASE: KfuncTermClass = { helperClass: 'release' };
+
+/**
+ * Kfunc classes by name (§10.2; a kfunc has no id, so they live beside the helper prototypes
+ * here rather than in them). A kfunc not listed is classed from its signature when the Vm
+ * swaps it (runtime/termination.ts: a nullable memory return is acquire, everything else is
+ * kept), which is §10.3 applied to `KfuncSig`.
+ */
+export const KFUNC_TERM_CLASSES: ReadonlyMap<string, KfuncTermClass> = new Map([
+  ['bpf_obj_new_impl', ACQUIRE_NULL],
+  ['bpf_refcount_acquire_impl', ACQUIRE_NULL],
+  ['bpf_obj_drop_impl', RELEASE],
+  ['bpf_list_push_front_impl', RELEASE],
+  ['bpf_list_push_back_impl', RELEASE],
+  ['bpf_rbtree_add_impl', RELEASE],
+  ['bpf_list_pop_front', ACQUIRE_NULL],
+  ['bpf_list_pop_back', ACQUIRE_NULL],
+  ['bpf_rbtree_remove', ACQUIRE_NULL],
+  ['bpf_rbtree_first', ACQUIRE_NULL],
+  ['bpf_task_acquire', ACQUIRE_NULL],
+  ['bpf_task_from_pid', ACQUIRE_NULL],
+  ['bpf_cgroup_acquire', ACQUIRE_NULL],
+  ['bpf_task_release', RELEASE],
+  ['bpf_cgroup_release', RELEASE],
+  ['bpf_coro_frame_alloc', ACQUIRE_NULL],
+  ['bpf_coro_frame_free', RELEASE],
+  // no new suspension: the awaitable resumes at once with the error and the coroutine's own
+  // code runs down (include/bpf_coro.h returns it from co_await)
+  ['bpf_coro_enqueue', { helperClass: 'other', fastPathRet: negErrno(EBUSY) }],
+  ['bpf_coro_yield', { helperClass: 'other', fastPathRet: negErrno(EBUSY) }],
+  ['bpf_coro_sleep', { helperClass: 'other', fastPathRet: negErrno(EBUSY) }],
+  // ownership bookkeeping and the drain of what a run deferred: kept
+  ['bpf_coro_defer', RELEASE],
+  ['bpf_coro_detach', RELEASE],
+  ['bpf_coro_await', RELEASE],
+  ['bpf_coro_done', RELEASE],
+  ['bpf_coro_reap', RELEASE],
+  ['bpf_coro_handle_frame', ACQUIRE_NULL],
+  ['bpf_coro_take_cancelled', { helperClass: 'other' }],
+  ['bpf_coro_drain', { helperClass: 'iterator', fastPathRet: 0n }],
+  ['bpf_iter_num_next', { helperClass: 'iterator', fastPathRet: 'null' }],
+  ['bpf_iter_num_new', { helperClass: 'other' }],
+  ['bpf_iter_num_destroy', RELEASE],
+  ['bpf_res_spin_lock', { helperClass: 'lock', fastPathRet: negErrno(ETIMEDOUT) }],
+  ['bpf_res_spin_unlock', RELEASE],
+  ['bpf_rcu_read_lock', { helperClass: 'lock' }],
+  ['bpf_rcu_read_unlock', RELEASE],
+  ['bpf_throw', { helperClass: 'other' }],
+]);
+
+/**
+ * What the fast-path version of a helper does instead of the original (runtime/fast-path.ts
+ * builds them; the JIT's 'flag-check' mode inlines the constant ones): keep the original,
+ * return a constant, or zero the uninitialised output buffers (§10.3 rule 6) and return one.
+ */
+export type FastPath =
+  | { readonly kind: 'keep' }
+  | { readonly kind: 'const'; readonly ret: bigint }
+  | { readonly kind: 'zero'; readonly ret: bigint; readonly proto: FuncProto };
+
+const KEEP: FastPath = { kind: 'keep' };
+
+/** The u64 a fast path returns for `fastPathRet`. */
+export function termRetValue(r: bigint | 'null'): bigint {
+  return r === 'null' ? 0n : BigInt.asUintN(64, r);
+}
+
+/** Arguments (0-based) the verifier marks initialised after the call although the helper writes them. */
+export function uninitArgs(p: FuncProto): number[] {
+  const out: number[] = [];
+  p.args.forEach((a, k) => {
+    const { base, flags } = parseArgType(a);
+    if (base === 'ARG_PTR_TO_UNINIT_MEM' || flags.includes('MEM_UNINIT')) out.push(k);
+  });
+  return out;
+}
+
+/** The fast path of helper `id` (keep when bpfwasm has no prototype for it). */
+export function helperFastPath(id: number): FastPath {
+  const p = funcProto(id);
+  if (p === undefined) return KEEP;
+  switch (p.helperClass) {
+    case 'release':
+    case 'lock':
+      return KEEP;
+    case 'iterator':
+      return { kind: 'const', ret: 0n };
+    case 'acquire':
+    case 'other': {
+      if (p.fastPathRet === undefined) return KEEP;
+      const ret = termRetValue(p.fastPathRet);
+      return uninitArgs(p).length > 0 ? { kind: 'zero', ret, proto: p } : { kind: 'const', ret };
+    }
+  }
 }

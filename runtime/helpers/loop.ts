@@ -17,8 +17,9 @@
  *   that is not a map of a type with elements to visit (array, hash and their percpu and LRU
  *   forms).
  * - Termination checkpoint (notes/fast-path-termination.md §10.1): before each callback the
- *   worker's CTRL_TERMINATE word is read; when set, the helper stops and returns the count so
- *   far, which is also what its fast-path version does.
+ *   Vm's termination checkpoint is polled (a request, or a deadline on the injected clock);
+ *   when the run is being terminated the helper stops and returns the count so far, which is
+ *   also what its fast-path version does (it makes no call at all).
  *
  * Called from BPF.
  */
@@ -55,13 +56,22 @@ export interface LoopHost extends CallHost, MapHost {
   readonly worker: WorkerLayout;
   readonly heap: HeapArena;
   readonly rt: RtExports;
+  /**
+   * The termination checkpoint: acts on a request or an expired deadline and returns whether
+   * the running program is being terminated.
+   */
+  pollTermination?(): boolean;
 }
 
 /** Calls a BPF function (HelperServices.callBpf). */
 export type BpfCaller = (token: bigint, args: readonly bigint[], opts?: CallBpfOptions) => bigint;
 
-/** True when termination of the running program was requested (checked between callbacks). */
+/**
+ * True when the running program is being terminated (checked between callbacks): the Vm's
+ * checkpoint (runtime/termination.ts) when it has one, else the worker's CTRL_TERMINATE word.
+ */
 function terminating(vm: LoopHost): boolean {
+  if (vm.pollTermination !== undefined) return vm.pollTermination();
   return vm.dataView().getUint32(vm.worker.ctrl + CTRL_TERMINATE, true) !== 0;
 }
 

@@ -54,7 +54,7 @@ export class HelperServices {
   readonly host: HelperHost;
   readonly trace: TraceLog;
   readonly timers: TimerTable;
-  readonly spinLocks: SpinLockStats = { breaks: 0 };
+  readonly spinLocks: SpinLockStats = { breaks: 0, held: 0 };
   /** The last error of a callback run by the event loop, when no onCallbackError was given. */
   lastCallbackError: BpfError | undefined;
   /** The current task. */

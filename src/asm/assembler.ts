@@ -161,9 +161,12 @@ export function assemble(text: string): Insn[] {
 export function assembleProgram(text: string, opts: ProgramOptions = {}): Program {
   const { insns, labels } = assembleWithLabels(text);
   if (opts.funcNames !== undefined) return createProgram(insns, opts);
+  // name only the functions calls and function references make: createProgram takes every
+  // named slot as a function start, and most labels are jump targets
+  const starts = new Set(createProgram(insns, opts).subprogs.map((s) => s.start));
   const funcNames = new Map<number, string>();
   for (const [name, slot] of labels) {
-    if (slot > 0 && !funcNames.has(slot)) funcNames.set(slot, name);
+    if (slot > 0 && starts.has(slot) && !funcNames.has(slot)) funcNames.set(slot, name);
   }
   return createProgram(insns, { ...opts, funcNames });
 }

@@ -10,12 +10,13 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { disassemble } from '../asm/disassembler.js';
 import { encodeInsns } from '../isa/insn.js';
-import { isBpfError, isVerifierError, UsageError } from '../errors.js';
+import { isBpfError, isVerifierError, TerminationError, UsageError } from '../errors.js';
 import { helperName } from '../helper-protos.js';
 import { PROG_TYPES, type ProgType } from '../program.js';
 import { BPF_LOG_LEVEL1, BPF_LOG_LEVEL2 } from '../verifier/log.js';
 import { Vm } from '../../runtime/vm.js';
-import type { Engine, LoadedProgram } from '../../runtime/loaded-program.js';
+import type { Engine, LoadedProgram, RunInput } from '../../runtime/loaded-program.js';
+import type { ResourceCounts } from '../../runtime/resources.js';
 import { hostRate, workersOf, workersRate, type RepeatRate } from './repeat.js';
 import { runConformance } from './conformance.js';
 import { formatVerdicts, verifyFile } from './verify.js';
@@ -43,10 +44,10 @@ commands:
   disasm <file> [--syntax asm|llvm|kernel]
                                        disassemble raw bytecode, .s or .data
   run <file> [--mem <hex>|--mem-file <path>] [--engine jit|interp] [--type mem|xdp]
-             [--repeat N [--workers W]] [--json] [--no-verify]
+             [--repeat N [--workers W]] [--deadline-ns N] [--json] [--no-verify]
                                        verify and run a program; prints r0 (hex and decimal)
-  run <obj.o> --program <name> [--packet <file>] [--repeat N [--workers W]] [--json] [--dump-maps]
-             [--no-verify]
+  run <obj.o> --program <name> [--packet <file>] [--repeat N [--workers W]] [--deadline-ns N]
+             [--json] [--dump-maps] [--no-verify]
   test-run <obj.o> --program <name> [--data-in <file|hex>] [--ctx-in <file|hex>] [--repeat N]
              [--map-update <map>:<keyhex>:<valuehex|@prog>]... [--global <section>=<hex>]...
              [--no-verify] --json
@@ -66,8 +67,8 @@ const HELP: Record<string, string> = {
   asm: 'usage: bpfwasm asm <file.s> -o <out.bin>\nAssembles conformance-syntax assembly into raw bytecode.',
   disasm:
     'usage: bpfwasm disasm <file> [--syntax asm|llvm|kernel]\nDisassembles raw bytecode (or .s/.data). Default syntax: asm.',
-  run: `usage: bpfwasm run <file> [--mem <hex>|--mem-file <path>] [--engine jit|interp] [--type mem|xdp] [--repeat N [--workers W]] [--json] [--no-verify]
-       bpfwasm run <obj.o> --program <name> [--packet <file>|--mem <hex>|--mem-file <path>] [--engine jit|interp] [--repeat N [--workers W]] [--json] [--dump-maps] [--no-verify]
+  run: `usage: bpfwasm run <file> [--mem <hex>|--mem-file <path>] [--engine jit|interp] [--type mem|xdp] [--repeat N [--workers W]] [--deadline-ns N] [--json] [--no-verify]
+       bpfwasm run <obj.o> --program <name> [--packet <file>|--mem <hex>|--mem-file <path>] [--engine jit|interp] [--repeat N [--workers W]] [--deadline-ns N] [--json] [--dump-maps] [--no-verify]
 Verifies the program, as the kernel's bpf() does, then runs it; --no-verify runs it unverified, every
 memory access checked at run time. mem programs get r1 = input, r2 = its length;
 xdp programs get struct xdp_md over the input as packet. With --repeat N it reports the median ns per
@@ -76,7 +77,11 @@ one batch per worker thread, run in parallel and timed together. With --json it 
 {"r0": "<decimal u64>", "ns_per_run": <number|null>, "runs_per_sec": <number|null>, "engine": "..."}
 (and "workers": W with --workers).
 Coroutines the run suspended are then driven to completion on the default scheduler (ready
-queue, timers), and the JSON gets "coroutines": {"created", "completed", "destroyed", "live"}.`,
+queue, timers), and the JSON gets "coroutines": {"created", "completed", "destroyed", "live"}.
+--deadline-ns N terminates the (first) run N ns after it starts (fast-path termination: the program
+runs down its own error paths); --json then adds "terminated": true|false (r0 is null when true) and
+"resources": {"live_objects", "live_bytes", "reservations", "locks_held"}, counted after the run
+(all 0 when nothing leaked).`,
   'test-run': `usage: bpfwasm test-run <obj.o> --program <name> [--data-in <file|hex>] [--ctx-in <file|hex>] [--repeat N]
        [--map-update <map>:<keyhex>:<valuehex> | <map>:<keyhex>:@<program>]... [--global <section>=<hex>]... [--pid-tgid <u64>] [--engine jit|interp] [--no-verify] --json
 BPF_PROG_TEST_RUN with the kernel's semantics, on programs the verifier accepted (--no-verify: unverified).
@@ -122,6 +127,7 @@ const OPTIONS: ParseArgsConfig['options'] = {
   'no-verify': { type: 'boolean' },
   map: { type: 'string', multiple: true },
   'log-level': { type: 'string' },
+  'deadline-ns': { type: 'string' },
 };
 
 type Values = Record<string, string | boolean | string[] | undefined>;
@@ -344,13 +350,13 @@ async function runObjectCommand(bytes: Uint8Array, v: Values): Promise<number> {
   try {
     const obj = await loadForRun(vm, bytes, o);
     const prog = obj.program(o.program);
-    const r0 = prog.run(input);
+    const first = runFirst(vm, prog, input, v);
     const rate = await measure(prog, input, repeat, workers);
-    const extra: Record<string, unknown> = {};
+    const extra: Record<string, unknown> = { ...first.extra };
     const coroutines = await settleCoroutines(vm);
     if (coroutines !== undefined) extra['coroutines'] = coroutines;
     if (v['dump-maps'] === true) extra['maps'] = dumpMaps(obj);
-    printRun(v, r0, rate, o.engine, repeat, workers, extra);
+    printRun(v, first.r0, rate, o.engine, repeat, workers, extra, first.reason);
     return 0;
   } finally {
     await vm.close();
@@ -372,16 +378,17 @@ async function measure(
 /** Prints what `run` found: r0 and the rate, as text or one JSON object. */
 function printRun(
   v: Values,
-  r0: bigint,
+  r0: bigint | null,
   rate: RepeatRate | null,
   engine: Engine,
   repeat: number,
   workers: number,
   extra: Record<string, unknown>,
+  reason?: string,
 ): void {
   if (v['json'] === true) {
     const out: Record<string, unknown> = {
-      r0: r0.toString(),
+      r0: r0?.toString() ?? null,
       ns_per_run: rate?.nsPerRun ?? null,
       runs_per_sec: rate === null ? null : Math.round(rate.runsPerSec),
       engine,
@@ -391,7 +398,14 @@ function printRun(
     console.log(JSON.stringify(out));
     return;
   }
-  console.log(`r0 = 0x${r0.toString(16)} (${r0})`);
+  if (r0 === null) console.log(`terminated (${reason ?? 'request'})`);
+  else console.log(`r0 = 0x${r0.toString(16)} (${r0})`);
+  const res = extra['resources'] as ResourceCounts | undefined;
+  if (res !== undefined) {
+    console.log(
+      `resources after the run: ${res.live_objects} objects (${res.live_bytes} bytes), ${res.reservations} ringbuf reservations, ${res.locks_held} locks held`,
+    );
+  }
   if (rate !== null) {
     const how = workers > 0 ? `${workers} workers` : 'median';
     console.log(
@@ -417,12 +431,42 @@ async function runCommand(path: string, v: Values): Promise<number> {
   const vm = Vm.create(repeat > 0 && workers > 0 ? { workers } : {});
   try {
     const prog = await vm.load(program, { engine, verify: v['no-verify'] !== true });
-    const r0 = prog.run(input);
-    printRun(v, r0, await measure(prog, input, repeat, workers), engine, repeat, workers, {});
+    const first = runFirst(vm, prog, input, v);
+    const rate = await measure(prog, input, repeat, workers);
+    printRun(v, first.r0, rate, engine, repeat, workers, { ...first.extra }, first.reason);
     return 0;
   } finally {
     await vm.close();
   }
+}
+
+/** The outcome of the first run of `run`: r0 (null when terminated) and the --deadline-ns fields. */
+interface FirstRun {
+  readonly r0: bigint | null;
+  readonly reason: string | undefined;
+  /** With --deadline-ns: "terminated" and "resources" for --json. */
+  readonly extra: { terminated?: boolean; resources?: ResourceCounts };
+}
+
+/** Runs once, with the watchdog of --deadline-ns when given. */
+function runFirst(vm: Vm, prog: LoadedProgram, input: RunInput, v: Values): FirstRun {
+  const text = v['deadline-ns'];
+  if (text === undefined) return { r0: prog.run(input), reason: undefined, extra: {} };
+  if (typeof text !== 'string' || !/^\d+$/.test(text))
+    throw new UsageError(`--deadline-ns takes a whole number of ns, not '${String(text)}'`);
+  let r0: bigint | null = null;
+  let reason: string | undefined;
+  try {
+    r0 = prog.run(input, { deadlineNs: BigInt(text) });
+  } catch (e) {
+    if (!(e instanceof TerminationError)) throw e;
+    reason = e.reason;
+  }
+  return {
+    r0,
+    reason,
+    extra: { terminated: reason !== undefined, resources: vm.resources() },
+  };
 }
 
 function isMainModule(): boolean {

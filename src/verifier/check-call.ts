@@ -53,6 +53,7 @@ import { readReg } from './check-alu.js';
 import { checkHelperMemAccess } from './check-mem.js';
 import { mapAllRegs } from './check-jmp.js';
 import type { VerifierEnv } from './verifier-env.js';
+import { resLockCall, resUnlockCall } from './res-lock.js';
 import { checkCoroKfuncArg, checkThrow, demoteFrames, REG_CORO_HANDLE } from './check-coro.js';
 
 /** Map types (uapi `enum bpf_map_type`) the compatibility rules name. */
@@ -598,8 +599,10 @@ export function checkKfuncCall(
       `calling kernel function ${name} is not allowed (the Vm has no such kfunc)`,
     );
   }
-  if (sig.noreturn !== true && st.activeLocks > 0)
+  const unlocks = sig.args.some((a) => a.kind === 'res_spin_unlock');
+  if (sig.noreturn !== true && st.activeLocks > 0 && !unlocks)
     throw env.fail(idx, 'function calls are not allowed while holding a lock');
+  let resLock: number | undefined;
   let objSize = 0;
   sig.args.forEach((arg, k) => {
     const argno = k + 1;
@@ -625,6 +628,23 @@ export function checkKfuncCall(
         }
         releaseReference(env, st, idx, reg.refObjId);
         return;
+      case 'res_spin_lock':
+      case 'res_spin_unlock': {
+        if (reg.type !== 'PTR_TO_MAP_VALUE' || reg.maybeNull) {
+          throw env.fail(idx, `R${argno} type=${regTypeStr(reg)} expected=map_value`);
+        }
+        if (!tnumIsConst(reg.scalar.varOff)) {
+          throw env.fail(
+            idx,
+            `R${argno} doesn't have constant offset. bpf_res_spin_lock has to be at the constant offset`,
+          );
+        }
+        checkHelperMemAccess(env, st, idx, argno, 4, { read: false, write: false, zeroOk: false });
+        const mapId = reg.map?.id ?? 0;
+        if (arg.kind === 'res_spin_unlock') resUnlockCall(env, st, idx, mapId);
+        else resLock = mapId;
+        return;
+      }
       case 'obj_type':
         checkCoroKfuncArg(env, idx, argno, reg, arg);
         objSize = objTypeSize(env, idx, argno, reg.scalar.varOff.value);
@@ -646,6 +666,10 @@ export function checkKfuncCall(
   const frameSize = (st.frames[st.curframe]?.regs[1] ?? regNotInit()).scalar.varOff.value;
   clobberArgs(st);
   const ret = sig.ret;
+  if (resLock !== undefined) {
+    setR0(st, resLockCall(env, st, idx, resLock));
+    return true;
+  }
   switch (ret.kind) {
     case 'void':
       setR0(st, regNotInit());

@@ -13,6 +13,7 @@ import type { Insn } from '../isa/insn.js';
 import type { JmpCond, OpInfo } from '../isa/table.js';
 import { scalarKnown, toU64, type Scalar } from './bounds.js';
 import { condJmpOutcome, regSetMinMax } from './cond.js';
+import { resLockBranch } from './res-lock.js';
 import { tnumIsConst } from './tnum.js';
 import {
   markPtrOrNull,
@@ -194,11 +195,19 @@ export function checkCondJmp(
   }
   const sameReg = useSrcReg && insn.src === insn.dst;
   const out = condJmpOutcome(dst.scalar, src.scalar, cond, width, sameReg);
-  if (out.taken === 1) return { taken: st, fall: undefined };
-  if (out.taken === 0) return { taken: undefined, fall: st };
+  const zero = !useSrcReg && insn.imm === 0;
+  if (out.taken === 1) {
+    resLockBranch(dst, cond, zero, st, undefined);
+    return { taken: st, fall: undefined };
+  }
+  if (out.taken === 0) {
+    resLockBranch(dst, cond, zero, undefined, st);
+    return { taken: undefined, fall: st };
+  }
   const b = out.states ?? regSetMinMax(dst.scalar, src.scalar, cond, width, sameReg);
   const taken = refineSide(copyState(st), insn, useSrcReg, dst, b.trueDst, src, b.trueSrc);
   const fall = refineSide(st, insn, useSrcReg, dst, b.falseDst, src, b.falseSrc);
+  resLockBranch(dst, cond, zero, taken, fall);
   return { taken, fall };
 }
 

@@ -69,6 +69,19 @@ import { joinStates } from './state-join.js';
 import { checkCallx } from './check-coro.js';
 import { stackStr, type StackSlot } from './stack.js';
 import { STATES_PER_INSN, type VerifierEnv } from './verifier-env.js';
+import { checkResLockChecked } from './res-lock.js';
+
+/** Insns that may touch a critical section: a bpf_res_spin_lock result must be checked first. */
+const RES_LOCK_USES: ReadonlySet<string> = new Set([
+  'ldx',
+  'ldxsx',
+  'st',
+  'stx',
+  'atomic',
+  'call',
+  'callx',
+  'exit',
+]);
 
 /** A path waiting to be explored (kernel `struct bpf_verifier_stack_elem`). */
 interface Work {
@@ -307,6 +320,7 @@ class Exploration {
     if (op === undefined) throw new RangeError('bug: no op');
     const f = st.frames[st.curframe];
     if (f === undefined) throw new RangeError('bug: no frame');
+    if (st.refs.length > 0 && RES_LOCK_USES.has(op.kind)) checkResLockChecked(env, st, idx);
     switch (op.kind) {
       case 'alu':
       case 'movsx':

@@ -64,7 +64,12 @@ export interface FuncState {
 }
 
 /** Kinds of acquired references (kernel `enum ref_state_type`). */
-export type RefType = 'REF_TYPE_PTR' | 'REF_TYPE_LOCK' | 'REF_TYPE_IRQ';
+export type RefType =
+  | 'REF_TYPE_PTR'
+  | 'REF_TYPE_LOCK'
+  | 'REF_TYPE_IRQ'
+  /** A bpf_res_spin_lock whose result is not checked yet (res-lock.ts); its id is r0's. */
+  | 'REF_TYPE_RES_LOCK';
 
 /** One acquired reference (kernel `struct bpf_reference_state`). */
 export interface RefState {

@@ -55,6 +55,13 @@ export interface VerifiedProgram {
    */
   readonly memInputSize: number;
   /**
+   * Some explored state held a reference (ringbuf record, acquired object) or a lock at some
+   * insn. When false, a run can be abandoned anywhere without leaking (the precondition of
+   * bpf_throw), which fast-path termination uses to exit at once instead of running down.
+   * Undefined (facts built elsewhere) counts as true.
+   */
+  readonly holdsResources?: boolean;
+  /**
    * Accesses through coroutine handles (src/verifier/check-coro.ts): insn → bytes the handle
    * must be a live frame of (`off + size`). The backends call `coro_frame_check(handle, bytes)`
    * before the access and fail the run when it returns 0.

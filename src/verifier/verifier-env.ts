@@ -215,8 +215,12 @@ export class VerifierEnv {
     if (bytes > d) this.stackDepth[subprog] = bytes;
   }
 
+  /** Some state held a reference or a lock (VerifiedProgram.holdsResources). */
+  holdsResources = false;
+
   /** Joins the registers of `st` (current frame) into the facts of `idx`. */
   recordFacts(idx: number, st: VerifierState): void {
+    if (st.refs.length > 0 || st.activeLocks > 0) this.holdsResources = true;
     const f = st.frames[st.curframe];
     if (f === undefined) return;
     let cls = this.regClass[idx];

@@ -55,6 +55,12 @@ export type KfuncArg =
   | { readonly kind: 'any' }
   | { readonly kind: 'mem'; readonly size: number }
   | { readonly kind: 'release' }
+  /**
+   * A `struct bpf_res_spin_lock` in a map value (constant offset): `res_spin_lock` takes it
+   * and its result must be checked (res-lock.ts); `res_spin_unlock` releases it.
+   */
+  | { readonly kind: 'res_spin_lock' }
+  | { readonly kind: 'res_spin_unlock' }
   /** A frame size: a known constant, at least the 16-byte header (`bpf_coro_frame_alloc`). */
   | { readonly kind: 'frame_size' }
   /** A coroutine frame (`coro_mem` at offset 0, or a non-NULL `coro_handle`); never the stack. */
@@ -154,6 +160,7 @@ export function verifyProgram(prog: Program, opts: VerifyOptions = {}): Verified
     objNewSizes: env.objNewSizes,
     callxChecks: env.callxHandleInsns,
     throwInsns: env.throwInsns,
+    holdsResources: env.holdsResources,
     stackDepth: env.stackDepth.slice(),
     processedInsns: env.insnProcessed,
     totalStates: env.explored.totalStates,

@@ -4,7 +4,7 @@
  * and the termination checkpoint.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { CTRL_TERMINATE } from '../../../../src/abi.js';
+import { CTRL_R0, CTRL_TERMINATE } from '../../../../src/abi.js';
 import type { HelperProto } from '../../../../runtime/helpers.js';
 import {
   BPF_MAP_TYPE_ARRAY,
@@ -172,7 +172,7 @@ describe.each(ENGINES)('bpf_loop on the %s engine', (engine) => {
     expect((await runAsm(engine, asm)).out).toBe('error mem at insn 8');
   });
 
-  it('stops before the next callback once termination is requested', async () => {
+  it('stops before the next callback once termination is requested, and reports it', async () => {
     let vm: Vm | undefined;
     const asm = `
       stdw [%r10-8], 0
@@ -194,7 +194,10 @@ describe.each(ENGINES)('bpf_loop on the %s engine', (engine) => {
         vm = v;
       },
     });
-    expect(run.out).toBe(r0(3));
+    // the run is reported as terminated; r0 (bpf_loop's count) is what the program returned
+    expect(run.out).toBe('error TerminationError: terminated: request');
+    expect(run.vm.dataView().getBigUint64(run.vm.worker.ctrl + CTRL_R0, true)).toBe(3n);
+    expect(run.vm.dataView().getUint32(run.vm.worker.ctrl + CTRL_TERMINATE, true)).toBe(0);
   });
 });
 

@@ -80,7 +80,7 @@ describe('on shared memory', () => {
   const word = (): number => Atomics.load(new Int32Array(memory.buffer), (NULL_GUARD_END + 64) / 4);
 
   it('locks and unlocks with Atomics', () => {
-    const stats = { breaks: 0 };
+    const stats = { breaks: 0, held: 0 };
     expect(spinLock(host, LOCK, stats)).toBe(0n);
     expect(word()).toBe(1);
     expect(spinUnlock(host, LOCK)).toBe(0n);
@@ -89,7 +89,7 @@ describe('on shared memory', () => {
   });
 
   it(`breaks a lock another worker holds after ${SPIN_LIMIT} tries`, () => {
-    const stats = { breaks: 0 };
+    const stats = { breaks: 0, held: 0 };
     Atomics.store(new Int32Array(memory.buffer), (NULL_GUARD_END + 64) / 4, 5);
     expect(spinLock(host, LOCK, stats)).toBe(0n);
     expect(word()).toBe(1);

@@ -1,0 +1,482 @@
+/**
+ * Fast-path termination (issue 8 §6, notes/fast-path-termination.md):
+ *
+ * 1. Overhead when nothing is terminated. Patchable helper calls (`call_indirect` through the
+ *    program's block) against direct calls of the same helpers (`helperCalls: 'direct'`), on a
+ *    helper-heavy program (1000 map lookups per run) and on the corpus; plus the per-run
+ *    bookkeeping termination adds to every run (enter/exit of `Termination`). Target ≤ 2 %.
+ * 2. Latency from the request to the end of the run: a program in bpf_loop(1 << 23, …) asked to
+ *    stop from inside a callback and by a deadline, and a chain of 2000 helper calls asked to
+ *    stop after the first. Target ≤ 10 µs.
+ * 3. The two alternatives the talk weighs, side by side with the fast path: a flag check before
+ *    every helper call (`helperCalls: 'flag-check'`: its cost when nothing is terminated), and a
+ *    kill that abandons the program (a kfunc throws out of the run): its latency, and the
+ *    resources it leaks where the fast path leaks none.
+ */
+
+import { assembleProgram } from '../src/asm/assembler.js';
+import { TerminationError } from '../src/errors.js';
+import type { HelperCallMode } from '../jit/compile.js';
+import type { LoadedProgram } from '../runtime/loaded-program.js';
+import { BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_RINGBUF } from '../runtime/maps/map-type.js';
+import type { ResourceCounts } from '../runtime/resources.js';
+import { Vm } from '../runtime/vm.js';
+import { CORPUS_PROGRAMS, loadCorpusProgram, loadPacket, type CorpusCpu } from './corpus.js';
+import { fmtNs, formatTable, verdict } from './table.js';
+import { median, timeTask, type TimingPlan } from './timing.js';
+
+/** Targets of issue 8 §6. */
+export const TERMINATION_TARGETS = { overheadPct: 2, latencyUs: 10 } as const;
+
+const LOOKUPS = 1000;
+const CHAIN = 2000;
+
+/** One row of the overhead table. */
+export interface OverheadRow {
+  readonly name: string;
+  readonly direct: number;
+  readonly patchable: number;
+  readonly flagCheck: number | undefined;
+}
+
+/** One latency figure: median and range over samples, in ns. */
+export interface Latency {
+  readonly name: string;
+  readonly median: number;
+  readonly min: number;
+  readonly max: number;
+}
+
+/** One way of stopping a resource-holding program, and what it leaves behind. */
+export interface StopRow {
+  readonly name: string;
+  readonly latency: number;
+  readonly reportedAs: string;
+  readonly after: ResourceCounts;
+}
+
+/** The section's figures. */
+export interface TerminationReport {
+  readonly overhead: readonly OverheadRow[];
+  /** ns the enter/exit bookkeeping of termination adds to one run. */
+  readonly bookkeepingNs: number;
+  readonly latency: readonly Latency[];
+  readonly stops: readonly StopRow[];
+}
+
+/** 1000 lookups of array key (i & 63) per run (loaded unverified: its hit counter makes 1000 states). */
+const LOOKUP_LOOP = `
+    mov %r6, 0
+    mov %r7, 0
+  loop:
+    mov %r1, %r6
+    and %r1, 63
+    stxw [%r10-4], %r1
+    lddw %r1, map_fd 1
+    mov %r2, %r10
+    add %r2, -4
+    call 1
+    jeq %r0, 0, +1
+    add %r7, 1
+    add %r6, 1
+    jlt %r6, ${LOOKUPS}, loop
+    mov %r0, %r7
+    exit`;
+
+/** bpf_loop(1 << 23, cb): the callback calls kfunc#0 (test_stop) and returns 0. */
+const BIG_LOOP = `
+    mov %r1, 8388608
+    lddw %r2, func cb
+    mov %r3, 0
+    mov %r4, 0
+    call 181
+    exit
+  cb:
+    call kfunc 0
+    mov %r0, 0
+    exit`;
+
+/**
+ * kfunc#0 (test_stop), then CHAIN map lookups; with `hold`, a ring-buffer record is held across
+ * them (the program must then run down instead of being abandoned).
+ */
+function chain(hold: boolean): string {
+  const one = `stw [%r10-4], 0
+    lddw %r1, map_fd 1
+    mov %r2, %r10
+    add %r2, -4
+    call 1`;
+  const body = `call kfunc 0\n${Array.from({ length: CHAIN }, () => one).join('\n')}`;
+  if (!hold) return `${body}\nmov %r0, 0\nexit`;
+  return `lddw %r1, map_fd 2
+    mov %r2, 8
+    mov %r3, 0
+    call 131
+    jeq %r0, 0, out
+    mov %r8, %r0
+    ${body}
+    mov %r1, %r8
+    mov %r2, 0
+    call 133
+  out:
+    mov %r0, 0
+    exit`;
+}
+
+/**
+ * Reserve two ring-buffer records, take and release a checked lock around a counter, call
+ * kfunc#0 (test_stop) holding the records, release them.
+ */
+const HOLDER = `
+    stw [%r10-4], 0
+    lddw %r1, map_fd 1
+    mov %r2, %r10
+    add %r2, -4
+    call 1
+    jeq %r0, 0, out
+    mov %r9, %r0
+    lddw %r1, map_fd 2
+    mov %r2, 16
+    mov %r3, 0
+    call 131
+    jeq %r0, 0, out
+    mov %r7, %r0
+    lddw %r1, map_fd 2
+    mov %r2, 16
+    mov %r3, 0
+    call 131
+    jeq %r0, 0, drop7
+    mov %r8, %r0
+    mov %r1, %r9
+    call kfunc 1
+    jne %r0, 0, unlocked
+    ldxdw %r1, [%r9+8]
+    add %r1, 1
+    stxdw [%r9+8], %r1
+    mov %r1, %r9
+    call kfunc 2
+  unlocked:
+    call kfunc 0
+    mov %r1, %r8
+    mov %r2, 0
+    call 132
+  drop7:
+    mov %r1, %r7
+    mov %r2, 0
+    call 133
+  out:
+    mov %r0, 0
+    exit`;
+
+/** The test's maps, by the number its programs write in `map_fd N` (1-based). */
+const benchMaps = new WeakMap<Vm, readonly { readonly id: number }[]>();
+
+/**
+ * A Vm with an array map (`map_fd 1`) and a ring buffer (`map_fd 2`), and the kfunc test_stop
+ * calling `stop`.
+ */
+function makeVm(stop: () => void): Vm {
+  const vm = Vm.create();
+  const arr = vm.createMap({
+    name: 'arr',
+    type: BPF_MAP_TYPE_ARRAY,
+    keySize: 4,
+    valueSize: 16,
+    maxEntries: 64,
+  });
+  const rb = vm.createMap({
+    name: 'rb',
+    type: BPF_MAP_TYPE_RINGBUF,
+    keySize: 0,
+    valueSize: 0,
+    maxEntries: 4096,
+  });
+  vm.registerKfunc({ name: 'test_stop', fn: () => (stop(), 0n) });
+  benchMaps.set(vm, [arr, rb]);
+  return vm;
+}
+
+/** The kfunc names of `asm`'s `call kfunc N` insns: 0 test_stop, 1/2 the checked lock. */
+function kfuncNames(prog: ReturnType<typeof assembleProgram>) {
+  const names = ['test_stop', 'bpf_res_spin_lock', 'bpf_res_spin_unlock'];
+  const out = new Map<number, { name: string; weak: boolean }>();
+  prog.insns.forEach((i, idx) => {
+    if (prog.ops[idx]?.kind === 'call' && i.src === 2)
+      out.set(idx, { name: names[i.imm] ?? 'test_stop', weak: false });
+  });
+  return out;
+}
+
+async function load(
+  vm: Vm,
+  asm: string,
+  mode: HelperCallMode = 'patchable',
+  verify = true,
+): Promise<LoadedProgram> {
+  // the Vm's own maps (coroutine queues) come first: `map_fd N` is the bench's N-th map
+  const maps = benchMaps.get(vm) ?? [];
+  const prog = assembleProgram(
+    asm.replace(/map_fd (\d+)/g, (_, n: string) => `map_fd ${maps[Number(n) - 1]?.id ?? n}`),
+  );
+  return vm.load(prog, { helperCalls: mode, kfuncs: kfuncNames(prog), verify });
+}
+
+/**
+ * Median ns per iteration of each task, timed in interleaved rounds (A B C A B C ...) with the
+ * same iteration count, so that the machine's load drifts over all of them alike.
+ */
+function interleaved(tasks: readonly ((n: number) => number)[], plan: TimingPlan): number[] {
+  const n = timeTask(tasks[0] as (n: number) => number, plan).iterations;
+  for (const t of tasks.slice(1)) timeTask(t, { ...plan, rounds: 1 });
+  const per: number[][] = tasks.map(() => []);
+  let sink = 0;
+  for (let r = 0; r < plan.rounds * 2; r++) {
+    tasks.forEach((t, k) => {
+      const t0 = process.hrtime.bigint();
+      sink += t(n);
+      (per[k] as number[]).push(Number(process.hrtime.bigint() - t0) / n);
+    });
+  }
+  if (sink === -1) throw new Error('unreachable');
+  return per.map((xs) => median(xs));
+}
+
+function runsOf(p: LoadedProgram, len = 0) {
+  return (n: number): number => {
+    let x = 0;
+    for (let k = 0; k < n; k++) x += p.runU32(len);
+    return x;
+  };
+}
+
+async function overhead(plan: TimingPlan, cpu: CorpusCpu, progress: (l: string) => void) {
+  const rows: OverheadRow[] = [];
+  const vm = makeVm(() => undefined);
+  progress('termination: helper-heavy program, three call modes');
+  const modes = ['direct', 'patchable', 'flag-check'] as const;
+  const progs = await Promise.all(modes.map((mode) => load(vm, LOOKUP_LOOP, mode, false)));
+  const [d, p, f] = interleaved(
+    progs.map((q) => runsOf(q)),
+    plan,
+  ).map((x) => x / LOOKUPS);
+  rows.push({
+    name: `${LOOKUPS} map lookups (ns/lookup)`,
+    direct: d ?? NaN,
+    patchable: p ?? NaN,
+    flagCheck: f,
+  });
+  const packet = loadPacket();
+  for (const name of CORPUS_PROGRAMS) {
+    progress(`termination: corpus ${name}`);
+    const pair = await Promise.all(
+      (['direct', 'patchable'] as const).map((mode) =>
+        vm.load(loadCorpusProgram(name, 'xdp', cpu), { helperCalls: mode }),
+      ),
+    );
+    for (const q of pair) q.input.set(packet);
+    const [nd, np] = interleaved(
+      pair.map((q) => runsOf(q, packet.length)),
+      plan,
+    );
+    rows.push({ name, direct: nd ?? NaN, patchable: np ?? NaN, flagCheck: undefined });
+  }
+  // the bookkeeping every run pays: Termination.enter + exit
+  const tp = vm.termProg(assembleProgram('mov %r0, 0\nexit'), {
+    helperBase: 0,
+    funcTokenBase: 0,
+    ldImm64: new Map(),
+    kfuncSlots: new Map(),
+  });
+  const term = vm.termination;
+  const book = timeTask((n) => {
+    let x = 0;
+    for (let k = 0; k < n; k++) {
+      const prev = term.enter(tp, undefined);
+      x += term.exit(prev) === undefined ? 1 : 0;
+    }
+    return x;
+  }, plan);
+  await vm.close();
+  return { rows, bookkeepingNs: book.median };
+}
+
+/** Median, min and max of `samples` runs of `one` (each returns ns). */
+function sampleNs(name: string, samples: number, one: () => number): Latency {
+  const xs = Array.from({ length: samples }, one);
+  return { name, median: median(xs), min: Math.min(...xs), max: Math.max(...xs) };
+}
+
+async function latency(samples: number, progress: (l: string) => void): Promise<Latency[]> {
+  const out: Latency[] = [];
+  let t0 = 0n;
+  let calls = 0;
+  let stopAt = 1000;
+  const vm = makeVm(() => {
+    if (++calls === stopAt) {
+      t0 = process.hrtime.bigint();
+      vm.terminate();
+    }
+  });
+  const stopped = (p: LoadedProgram, opts?: { deadlineNs: number }): bigint => {
+    try {
+      p.run(undefined, opts);
+    } catch (e) {
+      if (e instanceof TerminationError) return process.hrtime.bigint();
+      throw e;
+    }
+    throw new Error('termination bench: the run was not terminated');
+  };
+  progress('termination: latency, bpf_loop(1 << 23) stopped from a callback');
+  const big = await load(vm, BIG_LOOP);
+  out.push(
+    sampleNs('bpf_loop(1 << 23): request in callback 1000 → run returns', samples, () => {
+      calls = 0;
+      return Number(stopped(big) - t0);
+    }),
+  );
+  progress('termination: latency, bpf_loop(1 << 23) at a deadline');
+  stopAt = -1;
+  out.push(
+    sampleNs('bpf_loop(1 << 23): deadline 2 ms → run returns (overshoot)', samples, () => {
+      const start = process.hrtime.bigint();
+      return Number(stopped(big, { deadlineNs: 2_000_000 }) - start) - 2_000_000;
+    }),
+  );
+  progress('termination: latency, a chain of helper calls');
+  stopAt = 1;
+  for (const [hold, mode] of [
+    [false, 'patchable'],
+    [true, 'patchable'],
+    [true, 'flag-check'],
+  ] as const) {
+    const p = await load(vm, chain(hold), mode);
+    const what = hold ? 'holding a record: runs down' : 'holding nothing: abandoned';
+    // the chain's own run time, for comparison (test_stop does nothing)
+    stopAt = -1;
+    const whole = median(
+      Array.from({ length: samples }, () => {
+        const t = process.hrtime.bigint();
+        p.run();
+        return Number(process.hrtime.bigint() - t);
+      }),
+    );
+    stopAt = 1;
+    out.push(
+      sampleNs(`${CHAIN} lookups, ${what} (${mode}; whole run ${fmtNs(whole)})`, samples, () => {
+        calls = 0;
+        return Number(stopped(p) - t0);
+      }),
+    );
+  }
+  await vm.close();
+  return out;
+}
+
+/** Stops HOLDER inside its critical section's neighbourhood, three ways. */
+async function stops(samples: number, progress: (l: string) => void): Promise<StopRow[]> {
+  progress('termination: fast path against abandoning the program');
+  const rows: StopRow[] = [];
+  for (const how of ['fast path', 'abandon (kill)'] as const) {
+    let t0 = 0n;
+    let first = true;
+    const vm = makeVm(() => {
+      if (!first) return;
+      first = false;
+      t0 = process.hrtime.bigint();
+      if (how === 'fast path') vm.terminate();
+      else throw new Error('killed');
+    });
+    const p = await load(vm, HOLDER);
+    const xs: number[] = [];
+    let reportedAs = '';
+    let after: ResourceCounts | undefined;
+    for (let s = 0; s < samples; s++) {
+      first = true;
+      try {
+        p.run();
+        reportedAs = 'r0 (not stopped)';
+      } catch (e) {
+        xs.push(Number(process.hrtime.bigint() - t0));
+        reportedAs =
+          e instanceof TerminationError ? `TerminationError (${e.reason})` : `${(e as Error).name}`;
+      }
+      after ??= vm.resources();
+    }
+    rows.push({ name: how, latency: median(xs), reportedAs, after: after ?? vm.resources() });
+    // what `samples` runs left behind in total
+    rows.push({
+      name: `${how}, after ${samples} runs`,
+      latency: NaN,
+      reportedAs: '',
+      after: vm.resources(),
+    });
+    await vm.close();
+  }
+  return rows;
+}
+
+/** Runs the section. */
+export async function benchTermination(
+  plan: TimingPlan,
+  cpu: CorpusCpu,
+  quick: boolean,
+  progress: (line: string) => void,
+): Promise<TerminationReport> {
+  const samples = quick ? 7 : 21;
+  const o = await overhead(plan, cpu, progress);
+  return {
+    overhead: o.rows,
+    bookkeepingNs: o.bookkeepingNs,
+    latency: await latency(samples, progress),
+    stops: await stops(samples, progress),
+  };
+}
+
+const pct = (a: number, b: number): string => `${(((b - a) / a) * 100).toFixed(1)} %`;
+
+/** The section as text. */
+export function formatTermination(r: TerminationReport): string {
+  const lookups = r.overhead[0];
+  const corpus = r.overhead.slice(1);
+  const patchPct =
+    lookups === undefined ? NaN : ((lookups.patchable - lookups.direct) / lookups.direct) * 100;
+  const worstLatency = Math.max(
+    ...r.latency.filter((l) => !l.name.includes('deadline')).map((l) => l.median),
+  );
+  const res = (c: ResourceCounts): string =>
+    `${c.reservations} reservations, ${c.locks_held} locks, ${c.live_objects} objects`;
+  return [
+    'Overhead when nothing is terminated (JIT, ns/run unless noted): direct helper calls vs patchable (call_indirect through the program block) vs a flag check before every call',
+    '',
+    formatTable(
+      ['program', 'direct', 'patchable', 'overhead', 'flag-check', 'overhead'],
+      r.overhead.map((o) => [
+        o.name,
+        fmtNs(o.direct),
+        fmtNs(o.patchable),
+        pct(o.direct, o.patchable),
+        fmtNs(o.flagCheck),
+        o.flagCheck === undefined ? '-' : pct(o.direct, o.flagCheck),
+      ]),
+    ),
+    '',
+    `per-run bookkeeping of termination (enter + exit): ${fmtNs(r.bookkeepingNs)} ns, ${corpus.map((c) => `${c.name} ${((r.bookkeepingNs / c.patchable) * 100).toFixed(1)} %`).join(', ')}`,
+    `patchable calls on the helper-heavy program: ${patchPct.toFixed(1)} % (target ≤ ${TERMINATION_TARGETS.overheadPct} %) ${verdict(patchPct <= TERMINATION_TARGETS.overheadPct)}`,
+    '',
+    'Latency from the request to the run returning (ns)',
+    '',
+    formatTable(
+      ['what', 'median', 'min', 'max'],
+      r.latency.map((l) => [l.name, fmtNs(l.median), fmtNs(l.min), fmtNs(l.max)]),
+    ),
+    '',
+    `worst median request → exit: ${fmtNs(worstLatency)} ns (target ≤ ${TERMINATION_TARGETS.latencyUs} µs) ${verdict(worstLatency <= TERMINATION_TARGETS.latencyUs * 1000)}`,
+    '',
+    'Stopping a program that holds 2 ringbuf records, side by side (a kill from a kfunc cannot land inside a lock section: the verifier forbids calls there)',
+    '',
+    formatTable(
+      ['how', 'latency ns', 'reported as', 'left behind'],
+      r.stops.map((s) => [s.name, fmtNs(s.latency), s.reportedAs, res(s.after)]),
+    ),
+  ].join('\n');
+}

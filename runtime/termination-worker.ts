@@ -1,0 +1,116 @@
+/**
+ * Fast-path termination on a worker thread of a Vm (notes/fast-path-termination.md §10.1). A
+ * worker's call table cannot be reached from another thread, so the host (or any other thread
+ * holding the shared memory) requests termination by storing a TERM_REASON_* in the worker's
+ * CTRL_TERMINATE word, or arms a deadline in CTRL_TERM_DEADLINE (process.hrtime ns); the worker
+ * itself acts at its checkpoints:
+ *  - run entry (`beforeRun`): a request already there terminates the run from its start;
+ *  - may_goto: every MAY_GOTO_CHECK_PERIOD-th may_goto calls the checkpoint in the program's
+ *    TERM_CHECK_SLOT, which reads the request word and the clock.
+ * Acting means: swap the running program's helper slots in this worker's table for their
+ * fast-path versions, zero the may_goto budget, and store the reason in CTRL_TERM_ACK. After
+ * the run (`afterRun`) the slots are restored and the request cleared; the ack stays for the
+ * host, which reports the run as terminated (LoadedProgram.runOn) and clears it.
+ *
+ * Workers run no iterator helpers (bpf_loop and callbacks are refused there), so those
+ * checkpoints are host-only.
+ *
+ * Called from a worker thread (runtime/worker-main.ts).
+ */
+
+import {
+  CTRL_MAY_GOTO,
+  CTRL_TERMINATE,
+  CTRL_TERM_ACK,
+  CTRL_TERM_BLOCK,
+  CTRL_TERM_CHECKS,
+  CTRL_TERM_DEADLINE,
+  TERM_CHECK_SLOT,
+  TERM_REASON_TIMEOUT,
+  type WorkerLayout,
+} from '../src/abi.js';
+import { FastPathSet } from './fast-path.js';
+import type { MemHost } from './helpers/mem.js';
+
+/** The termination state of one worker thread. */
+export class WorkerTermination {
+  private readonly table: WebAssembly.Table;
+  private readonly ctrl32: Int32Array;
+  private readonly ctrl64: BigInt64Array;
+  private readonly set: FastPathSet;
+  /** Helper ids the worker fills in every block (the ones a swap may replace). */
+  private readonly helperIds: readonly number[];
+  private base = -1;
+  private saved: [number, WebAssembly.ExportValue][] = [];
+
+  constructor(
+    host: MemHost & { readonly worker: WorkerLayout },
+    table: WebAssembly.Table,
+    helperIds: readonly number[],
+  ) {
+    this.table = table;
+    this.helperIds = helperIds;
+    const buf = host.memory.buffer;
+    this.ctrl32 = new Int32Array(buf, host.worker.ctrl, 64);
+    this.ctrl64 = new BigInt64Array(buf, host.worker.ctrl, 32);
+    this.set = new FastPathSet(host, [(_base, budget) => (this.checkpoint() ? 0n : budget)]);
+  }
+
+  /** Puts the checkpoint into the block of a program loaded at `helperBase`. */
+  install(helperBase: number): void {
+    this.table.set(helperBase + TERM_CHECK_SLOT, this.set.extra[0] as WebAssembly.ExportValue);
+  }
+
+  /** Run entry: `helperBase` starts running; a pending request terminates it at once. */
+  beforeRun(helperBase: number): void {
+    this.base = helperBase;
+    const req = Atomics.load(this.ctrl32, CTRL_TERMINATE / 4);
+    if (req !== 0) this.engage(req);
+  }
+
+  /** Run exit: restores the slots and clears the request (the ack stays for the host). */
+  afterRun(): void {
+    for (let k = this.saved.length - 1; k >= 0; k--) {
+      const [slot, fn] = this.saved[k] as [number, WebAssembly.ExportValue];
+      this.table.set(slot, fn);
+    }
+    this.saved = [];
+    this.base = -1;
+    Atomics.store(this.ctrl32, CTRL_TERM_BLOCK / 4, 0);
+    Atomics.store(this.ctrl32, CTRL_TERMINATE / 4, 0);
+  }
+
+  /**
+   * The may_goto checkpoint: true once the run is being terminated (the generated code then
+   * takes a budget of 0). Called from BPF.
+   */
+  private checkpoint(): boolean {
+    Atomics.add(this.ctrl32, CTRL_TERM_CHECKS / 4, 1);
+    if (this.saved.length > 0 || Atomics.load(this.ctrl32, CTRL_TERM_ACK / 4) !== 0) return true;
+    const req = Atomics.load(this.ctrl32, CTRL_TERMINATE / 4);
+    if (req !== 0) {
+      this.engage(req);
+      return true;
+    }
+    const deadline = Atomics.load(this.ctrl64, CTRL_TERM_DEADLINE / 8);
+    if (deadline !== 0n && process.hrtime.bigint() >= deadline) {
+      this.engage(TERM_REASON_TIMEOUT);
+      return true;
+    }
+    return false;
+  }
+
+  private engage(reason: number): void {
+    if (this.base < 0 || Atomics.load(this.ctrl32, CTRL_TERM_ACK / 4) !== 0) return;
+    for (const id of this.helperIds) {
+      const stub = this.set.helper(id);
+      if (stub === undefined) continue;
+      const slot = this.base + id;
+      this.saved.push([slot, this.table.get(slot) as WebAssembly.ExportValue]);
+      this.table.set(slot, stub);
+    }
+    Atomics.store(this.ctrl64, CTRL_MAY_GOTO / 8, 0n);
+    Atomics.store(this.ctrl32, CTRL_TERM_BLOCK / 4, this.base + 1);
+    Atomics.store(this.ctrl32, CTRL_TERM_ACK / 4, reason);
+  }
+}

@@ -52,7 +52,10 @@
  * - **`bpf_throw`** ends the path (noreturn); it is rejected while a reference or a lock is
  *   held, and inside callbacks (bpf_loop, for_each, timers).
  * - Frame arguments of the coroutine kfuncs are frames (`coro_mem` at offset 0) or non-NULL
- *   handles, never stack addresses (a stack frame would dangle once the run returns).
+ *   handles, never stack addresses (a stack frame would dangle once the run returns); the
+ *   bookkeeping kfuncs `bpf_coro_await` and `bpf_coro_done` take any value (include/bpf_coro.h
+ *   passes reloaded handles and, after CoroElide, stack frames) and the runtime ignores what is
+ *   not a live frame.
  *
  * ## What is checked at run time (the JIT and the interpreter)
  *
@@ -104,7 +107,8 @@
  *   function would trust frame contents that nothing protects, so (2) is not done without (3).
  * - That a load from read-only global data at an offset the verifier cannot bound succeeds:
  *   the run fails ('mem') past the map value; if the same insn also loads through the start of
- *   a frame on another path, that path fails the run too (not produced by clang). * - That frames are freed exactly once, or not leaked (the kfuncs validate their frame
+ *   a frame on another path, that path fails the run too (not produced by clang).
+ * - That frames are freed exactly once, or not leaked (the kfuncs validate their frame
  *   arguments; the runtime's owner/deadline accounting destroys what is left behind).
  * - That a frame handed to another worker (yield, sleep, enqueue) is not freed there between
  *   the run-time check of an access and the access itself (a race the check narrows only).

@@ -196,6 +196,23 @@ export class LoadedProgram {
     if (this.killed) throw new TerminationError('request');
     const term = this.vm.termination;
     const prev = term.running;
+    if (prev === undefined && opts?.deadlineNs === undefined && !term.shared) {
+      // the common run: no deadline to arm, no other thread to hear from; a request made
+      // during the run (vm.terminate from a helper) engages `term`, acted on below
+      term.running = this.termProg;
+      let r: number;
+      try {
+        r = this.runOnce(input);
+      } finally {
+        term.running = undefined;
+        if (term.engaged) {
+          const reason = term.exit(undefined);
+          // eslint-disable-next-line no-unsafe-finally
+          if (reason !== undefined) throw terminatedRun(reason);
+        }
+      }
+      return r;
+    }
     let out: number;
     try {
       term.enter(this.termProg, opts?.deadlineNs);

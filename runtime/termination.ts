@@ -103,7 +103,7 @@ export class Termination {
   private set: FastPathSet | undefined;
   private readonly host: TerminationHost;
   /** The Vm has workers (shared memory): other threads may store requests for this thread. */
-  private readonly shared: boolean;
+  readonly shared: boolean;
   /** Thrown to abandon an unwindable run (made once: a stack trace costs microseconds). */
   private readonly unwind = terminatedRun('request');
 

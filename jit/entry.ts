@@ -103,9 +103,12 @@ export function addEntryFunctions(
           ),
         ]
       : [];
-  /** What the frame allocator charges this run's allocations to (kfunc callers only). */
-  const charge = (): ExpressionRef[] =>
-    needs.coro ? [m.i32.store(CTRL_PROG, 4, ctrl(), m.i32.const(owner))] : [];
+  /**
+   * The running program (ctrl + CTRL_PROG, 0 when none): what the frame allocator charges and
+   * what a termination request on this thread stops. Cleared when the run returns.
+   */
+  const charge = (): ExpressionRef[] => [m.i32.store(CTRL_PROG, 4, ctrl(), m.i32.const(owner))];
+  const uncharge = (): ExpressionRef => m.i32.store(CTRL_PROG, 4, ctrl(), m.i32.const(0));
   const once = (): ExpressionRef[] =>
     entry === 'xdp'
       ? [
@@ -154,6 +157,7 @@ export function addEntryFunctions(
         ...one.setup,
         m.local.set(2, one.call),
         ...drain(),
+        uncharge(),
         m.i64.store(CTRL_R0, 8, ctrl(), m.local.get(2, b.i64)),
         m.i32.wrap(m.local.get(2, b.i64)),
       ],
@@ -195,6 +199,7 @@ export function addEntryFunctions(
             ]),
           ),
         ]),
+        uncharge(),
         m.local.get(1, i32),
       ],
       i32,
@@ -220,6 +225,7 @@ export function addEntryFunctions(
           m.call(funcName(0), [u64(m.local.get(0, i32)), zero(), zero(), zero(), zero()], b.i64),
         ),
         ...drain(),
+        uncharge(),
         m.i64.store(CTRL_R0, 8, ctrl(), m.local.get(3, b.i64)),
         m.i32.wrap(m.local.get(3, b.i64)),
       ],

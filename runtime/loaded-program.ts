@@ -135,6 +135,7 @@ export class LoadedProgram {
     this.insnBudget = init.insnBudget ?? DEFAULT_INSN_BUDGET;
     this.inputView = new Uint8Array(vm.memory.buffer, vm.worker.packet, PACKET_CAPACITY);
     this.termProg = vm.termProg(init.prog, init.links, init.verified);
+    vm.termination.register(programOwner(init.links.helperBase), this.termProg);
   }
 
   /** Marks the program dead: later runs throw `TerminationError` without running. */
@@ -197,19 +198,22 @@ export class LoadedProgram {
     const term = this.vm.termination;
     const prev = term.running;
     if (prev === undefined && opts?.deadlineNs === undefined && !term.shared) {
-      // the common run: no deadline to arm, no other thread to hear from; a request made
-      // during the run (vm.terminate from a helper) engages `term`, acted on below
-      term.running = this.termProg;
+      // the common run: no deadline to arm, no other thread to hear from. The run's entry
+      // stores the program at ctrl + CTRL_PROG, where a request made during the run
+      // (vm.terminate from a helper) finds it and engages `term`, acted on here.
       let r: number;
       try {
         r = this.runOnce(input);
-      } finally {
-        term.running = undefined;
+      } catch (e) {
         if (term.engaged) {
           const reason = term.exit(undefined);
-          // eslint-disable-next-line no-unsafe-finally
           if (reason !== undefined) throw terminatedRun(reason);
         }
+        throw e;
+      }
+      if (term.engaged) {
+        const reason = term.exit(undefined);
+        if (reason !== undefined) throw terminatedRun(reason);
       }
       return r;
     }
@@ -643,6 +647,7 @@ export class LoadedProgram {
     try {
       r0 = interpret(this.program, env, r1, r2);
     } catch (e) {
+      vm.dataView().setUint32(w.ctrl + CTRL_PROG, 0, true);
       if (!catchThrow || !(e instanceof Error)) throw e;
       this.caught(e);
       return vm.dataView().getBigUint64(w.ctrl + CTRL_R0, true);
@@ -653,6 +658,7 @@ export class LoadedProgram {
       vm.coroutines.drainDeferredWith(w.ctrl, w.stackBottom - STACK_OFF, (token, frame) => {
         vm.services.callBpf(token, [BigInt(frame)], { engine: 'interp', regions: env.regions });
       });
+    v.setUint32(w.ctrl + CTRL_PROG, 0, true);
     vm.dataView().setBigUint64(w.ctrl + CTRL_R0, r0, true);
     return r0;
   }

@@ -33,6 +33,7 @@
 
 import {
   CTRL_MAY_GOTO,
+  CTRL_PROG,
   CTRL_TERMINATE,
   CTRL_TERM_ACK,
   CTRL_TERM_BLOCK,
@@ -90,6 +91,7 @@ const REASONS: Readonly<Record<number, TerminationReason>> = {
 export class Termination {
   /** The program running on the host thread, or undefined. */
   running: TermProg | undefined;
+  private readonly byOwner = new Map<number, TermProg>();
   /** The running program's slots hold fast-path versions (until `exit`). */
   engaged = false;
   /** A deadline is armed: checkpoints poll the clock. */
@@ -162,10 +164,26 @@ export class Termination {
    * thread; returns whether it was.
    */
   request(helperBase?: number): boolean {
-    const r = this.running;
+    const r = this.current();
     if (r === undefined || (helperBase !== undefined && r.helperBase !== helperBase)) return false;
     this.engage(TERM_REASON_REQUEST);
     return true;
+  }
+
+  /** Makes `prog` findable by its owner id while it runs without `enter` (see `current`). */
+  register(owner: number, prog: TermProg): void {
+    this.byOwner.set(owner, prog);
+  }
+
+  /**
+   * The program running on this thread: the one `enter` marked, or else the one whose run's
+   * entry stored its owner at ctrl + CTRL_PROG (0 when no run is active). A run without a
+   * deadline is not marked from JS at all: its bookkeeping is that one store in Wasm.
+   */
+  private current(): TermProg | undefined {
+    if (this.running !== undefined) return this.running;
+    const owner = this.host.dataView().getUint32(this.host.worker.ctrl + CTRL_PROG, true);
+    return owner === 0 ? undefined : this.byOwner.get(owner);
   }
 
   /**
@@ -211,7 +229,7 @@ export class Termination {
    * for an unwindable program, throws to abandon the run at once.
    */
   private engage(reason: number): void {
-    const prog = this.running;
+    const prog = this.current();
     if (this.engaged || prog === undefined) return;
     if (prog.unwindable) {
       this.engaged = true;

@@ -17,6 +17,7 @@
 import {
   CORO_HDR_SIZE,
   CTRL_CORO_DEPTH,
+  CTRL_PROG,
   programOwner,
   CTRL_ERR_CODE,
   CTRL_LOCK_HELD,
@@ -828,8 +829,10 @@ export class Vm {
   resetWorker(): void {
     this.globals.sp.value = this.worker.stackTop;
     this.dataView().setUint32(this.worker.ctrl + CTRL_ERR_CODE, 0, true);
-    // a trap inside a runtime resume skipped its decrement
+    // a trap inside a runtime resume skipped its decrement, and the entry's clearing of the
+    // running program
     this.dataView().setUint32(this.worker.ctrl + CTRL_CORO_DEPTH, 0, true);
+    this.dataView().setUint32(this.worker.ctrl + CTRL_PROG, 0, true);
   }
 
   /** What bpf_trace_printk wrote, oldest first (VmOptions.onTrace also receives it). */

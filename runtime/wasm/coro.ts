@@ -28,7 +28,7 @@ import {
   CORO_CTL_DEFER_TO_READY, CORO_CTL_QUEUED, CORO_CTL_READY_QUEUE, CORO_CTL_REAPED,
   CORO_CTL_RESUMED, CORO_CTL_TOKEN_LIMIT, CORO_F_DEFERRED, CORO_F_DETACHED, CORO_F_QUEUED,
   CORO_HDR_DEADLINE, CORO_HDR_FLAGS, CORO_HDR_PARENT, CORO_HDR_SEQ, CORO_HDR_SIZE, CORO_HDR_MAGIC, CORO_MAGIC, CTRL_BASE, CORO_CTL_OFF, CTRL_CORO_DEPTH, CTRL_CORO_CURRENT, CTRL_CORO_SCRATCH, CTRL_DEFER_HEAD,
-  CTRL_DEFER_TAIL, DEFER_RING_CAP, DEFER_RING_OFF, EINVAL, ENOENT, FUNC_TOKEN_BASE, MAP_TYPE,
+  CTRL_DEFER_TAIL, CTRL_PROG, CORO_HDR_OWNER, DEFER_RING_CAP, DEFER_RING_OFF, EINVAL, ENOENT, FUNC_TOKEN_BASE, MAP_TYPE,
   MAP_VALUE_SIZE, NULL_GUARD_END,
 } from './abi';
 import { coroFrameCheck } from './frame-check';
@@ -287,9 +287,14 @@ export function coro_resume(f: u32, seq: u32): u32 {
   const depth = ctrlSlot + CTRL_CORO_DEPTH;
   const current = ctrlSlot + CTRL_CORO_CURRENT;
   const outer = load<u32>(current);
+  // the resumed code runs as, and allocates for, the program that made the frame
+  const prog = ctrlSlot + CTRL_PROG;
+  const outerProg = load<u32>(prog);
   store<u32>(depth, load<u32>(depth) + 1);
   store<u32>(current, f);
+  store<u32>(prog, load<u32>(p + CORO_HDR_OWNER));
   callToken(t, p);
+  store<u32>(prog, outerProg);
   store<u32>(current, outer);
   store<u32>(depth, load<u32>(depth) - 1);
   // done now, and no coroutine awaits it: the runtime, which resumed it, owns it

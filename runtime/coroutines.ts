@@ -31,7 +31,6 @@ import {
   CORO_CTL_OFF,
   CORO_DRAIN_LIMIT,
   CORO_F_CANCELLED,
-  CORO_F_DEFERRED,
   CORO_F_DETACHED,
   CORO_F_QUEUED,
   CORO_F_SLEEPING,
@@ -337,7 +336,7 @@ export class Coroutines {
       const seq = v.getUint32(e + 4, true);
       v.setUint32(ctrl + CTRL_DEFER_HEAD, (head + 1) >>> 0, true);
       if (!same(f, seq)) continue;
-      this.host.rt.coro_frame_flags(f, 0, CORO_F_DEFERRED | CORO_F_QUEUED);
+      this.host.rt.coro_frame_flags(f, 0, CORO_F_QUEUED);
       this.setDeadline(f, 0n);
       n++;
       const t = v.getBigUint64(f, true);
@@ -478,7 +477,7 @@ export class Coroutines {
   sweep(now: bigint = this.host.clock()): number {
     if (this.ttlNs === 0n || this.closed) return 0;
     let destroyed = 0;
-    for (const frame of [...this.host.liveFrames()]) {
+    for (const frame of this.liveFrames()) {
       if (!this.isFrame(frame)) continue;
       const parent = this.u32(frame + CORO_HDR.parent);
       if (parent !== 0 && this.isFrame(parent)) continue;
@@ -492,6 +491,11 @@ export class Coroutines {
     }
     this.expired += destroyed;
     return destroyed;
+  }
+
+  /** Addresses of the live coroutine frames (from the frame allocator). */
+  liveFrames(): number[] {
+    return [...this.host.liveFrames()];
   }
 
   /** Counters; `live` counts frames allocated and not yet freed. */
@@ -529,9 +533,7 @@ export class Coroutines {
         return { name: q.name, handles };
       })
       .filter((q) => q.handles > 0);
-    let liveFrames = 0;
-    for (const f of this.host.liveFrames()) if (this.isFrame(f)) liveFrames++;
-    return { queues, sleeping: this.sleepers.size, liveFrames };
+    return { queues, sleeping: this.sleepers.size, liveFrames: this.liveFrames().length };
   }
 
   /** Stops the timers; reports what was left suspended. Called by `vm.close()`. */

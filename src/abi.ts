@@ -447,8 +447,6 @@ export const CORO_HDR = {
 export const CORO_MAGIC = 0x4f524f43;
 /** The runtime owns the frame (Task::detach): it destroys it when it is done. */
 export const CORO_F_DETACHED = 1;
-/** On the deferred ring of a run. */
-export const CORO_F_DEFERRED = 2;
 /** In a coroutine queue map. */
 export const CORO_F_QUEUED = 4;
 /** Waiting for a host timer. */

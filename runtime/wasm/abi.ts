@@ -123,7 +123,6 @@ export const CORO_HDR_SIZE_FIELD: usize = <usize>-8;
 export const CORO_HDR_MAGIC: usize = <usize>-4;
 export const CORO_MAGIC: u32 = 0x4f524f43;
 export const CORO_F_DETACHED: u32 = 1;
-export const CORO_F_DEFERRED: u32 = 2;
 export const CORO_F_QUEUED: u32 = 4;
 export const CORO_F_SLEEPING: u32 = 8;
 export const CORO_F_CANCELLED: u32 = 16;

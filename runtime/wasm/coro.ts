@@ -26,12 +26,12 @@
 import {
   BPF_MAP_TYPE_QUEUE, CORO_CTL_BAD, CORO_CTL_CANCEL_QUEUE, CORO_CTL_DEFERRED,
   CORO_CTL_DEFER_TO_READY, CORO_CTL_QUEUED, CORO_CTL_READY_QUEUE, CORO_CTL_REAPED,
-  CORO_CTL_RESUMED, CORO_CTL_TOKEN_LIMIT, CORO_F_DEFERRED, CORO_F_DETACHED, CORO_F_QUEUED,
+  CORO_CTL_RESUMED, CORO_CTL_TOKEN_LIMIT, CORO_F_DETACHED, CORO_F_QUEUED,
   CORO_HDR_DEADLINE, CORO_HDR_FLAGS, CORO_HDR_PARENT, CORO_HDR_SEQ, CORO_HDR_SIZE, CORO_HDR_MAGIC, CORO_MAGIC, CTRL_BASE, CORO_CTL_OFF, CTRL_CORO_DEPTH, CTRL_CORO_CURRENT, CTRL_CORO_SCRATCH, CTRL_DEFER_HEAD,
   CTRL_DEFER_TAIL, CTRL_PROG, CORO_HDR_OWNER, DEFER_RING_CAP, DEFER_RING_OFF, EINVAL, ENOENT, FUNC_TOKEN_BASE, MAP_TYPE,
   MAP_VALUE_SIZE, NULL_GUARD_END,
 } from './abi';
-import { coroFrameCheck } from './frame-check';
+import { coro_frame_check as coroFrameCheck } from './frame-alloc';
 import { bpf_map_pop_elem, bpf_map_push_elem } from './rt';
 import { mapOk } from './util';
 
@@ -270,7 +270,7 @@ export function coro_resume(f: u32, seq: u32): u32 {
   const p = <usize>f;
   if (!stillFrame(p, seq)) return 0;
   const flags = load<u32>(p + CORO_HDR_FLAGS);
-  if ((flags & (CORO_F_DEFERRED | CORO_F_QUEUED)) != 0) clearFlags(p, CORO_F_DEFERRED | CORO_F_QUEUED);
+  if ((flags & CORO_F_QUEUED) != 0) clearFlags(p, CORO_F_QUEUED);
   store<u64>(p + CORO_HDR_DEADLINE, 0);
   const t = load<u64>(p);
   if (t == 0) {
@@ -311,7 +311,7 @@ export function coro_destroy(f: u32, seq: u32): u32 {
     bad();
     return 0;
   }
-  clearFlags(p, CORO_F_DEFERRED | CORO_F_QUEUED);
+  clearFlags(p, CORO_F_QUEUED);
   callToken(d, p);
   return 1;
 }

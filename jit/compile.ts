@@ -34,6 +34,7 @@ import {
   CTRL_PKT_LEN,
   CTRL_TAIL_CALL_CNT,
   CTRL_TERMINATE,
+  CTRL_TERM_DEADLINE,
   EXEC_CODE,
   EXPORT_FUNC_PREFIX,
   FUNC_TOKEN_BASE,
@@ -53,10 +54,17 @@ import {
   type ProgLinks,
 } from '../src/abi.js';
 import { InternalError, LinkError } from '../src/errors.js';
-import { BPF_FUNC_tail_call, helperFastPath } from '../src/helper-protos.js';
+import {
+  BPF_FUNC_loop,
+  BPF_FUNC_tail_call,
+  E2BIG,
+  helperFastPath,
+  negErrno,
+} from '../src/helper-protos.js';
 import { callxReg, ldImm64Value, type Insn } from '../src/isa/insn.js';
 import {
   MAX_TAIL_CALL_CNT,
+  BPF_MAX_LOOPS,
   BPF_PSEUDO_CALL,
   BPF_PSEUDO_KFUNC_CALL,
   MAX_BPF_STACK,
@@ -147,6 +155,12 @@ export interface CompiledModule {
   readonly webs: readonly (readonly WebCount[])[];
   readonly timings: CompileTimings;
 }
+
+/**
+ * An inlined bpf_loop asks the termination checkpoint every this many calls while a deadline
+ * is armed (a call into JS: amortised below 2 ns per iteration).
+ */
+const LOOP_CHECK_PERIOD = 64;
 
 // Local indices: params r1..r5 are 0..4.
 const R0 = 5;
@@ -1216,6 +1230,10 @@ class FuncCompiler {
       return [this.fail('call', idx, m.i64.const(i.imm))];
     }
     if (i.imm === BPF_FUNC_tail_call) return this.tailCall();
+    const loopCallback = this.opts.links.loopInlines?.get(idx);
+    if (i.imm === BPF_FUNC_loop && loopCallback !== undefined) {
+      return this.inlineLoop(idx, loopCallback);
+    }
     const mode = this.opts.helperCalls ?? 'patchable';
     if (mode === 'direct') {
       return [this.set64(0, m.call(directHelperImport(i.imm), this.args(), b.i64))];
@@ -1232,6 +1250,81 @@ class FuncCompiler {
         m.i32.load(CTRL_TERMINATE, 4, m.global.get('ctrl', b.i32)),
         this.set64(0, m.i64.const(BigInt.asIntN(64, fast.ret))),
         call,
+      ),
+    ];
+  }
+
+  /**
+   * bpf_loop(nr, callback, ctx, 0) inlined (the kernel's `inline_bpf_loop`), for a call the
+   * verifier proved passes the same callback and flags 0 on every path: a Wasm loop that calls
+   * the callback's function directly, with the helper's semantics (runtime/helpers/loop.ts):
+   * nr is a u32, above BPF_MAX_LOOPS it is -E2BIG; the callback gets (i, ctx) and a non-zero
+   * return stops the loop after it; r0 = the number of calls made. The callback's frame is
+   * one local call below the caller's (one depth check before the first call).
+   *
+   * Termination (notes/fast-path-termination.md §10.1): before each call the loop reads the
+   * worker's CTRL_TERMINATE, and every LOOP_CHECK_PERIOD-th call, while a deadline is armed
+   * (CTRL_TERM_DEADLINE ≠ 0), asks the termination checkpoint (TERM_CHECK_SLOT); a request or
+   * an expired deadline ends the loop with the count so far, as the helper's checkpoint does.
+   * r1..r5 are dead after a helper call, so their locals hold the loop's state: local 0 = nr,
+   * 1 = i, 2 = ctx, 3 = the callback's return.
+   */
+  private inlineLoop(idx: number, subprog: number): ExpressionRef[] {
+    const m = this.m;
+    const b = this.b;
+    const ctrl = (): ExpressionRef => m.global.get('ctrl', b.i32);
+    const [r1, , r3] = this.args();
+    const nr = (): ExpressionRef => m.local.get(0, b.i64);
+    const i = (): ExpressionRef => m.local.get(1, b.i64);
+    const base = this.opts.links.helperBase;
+    const out = `loop_out_${idx}`;
+    const next = `loop_next_${idx}`;
+    const checkpoint = m.call_indirect(
+      'table',
+      m.i32.const(base + TERM_CHECK_SLOT),
+      [m.i64.const(base), m.i64.const(1), m.i64.const(0), m.i64.const(0), m.i64.const(0)],
+      this.i64x5(),
+      b.i64,
+    );
+    const poll = m.i32.or(
+      m.i32.load(CTRL_TERMINATE, 4, ctrl()),
+      m.i32.and(
+        m.i64.eq(
+          m.i64.and(i(), m.i64.const(LOOP_CHECK_PERIOD - 1)),
+          m.i64.const(LOOP_CHECK_PERIOD - 1),
+        ),
+        m.i64.ne(m.i64.load(CTRL_TERM_DEADLINE, 8, ctrl()), m.i64.const(0)),
+      ),
+    );
+    const body = m.loop(
+      next,
+      m.block(null, [
+        m.br(out, m.i64.ge_u(i(), nr())),
+        m.if(poll, m.br(out, m.i64.eqz(checkpoint))),
+        m.local.set(
+          3,
+          m.call(
+            funcName(subprog),
+            [i(), m.local.get(2, b.i64), m.i64.const(0), m.i64.const(0), m.i64.const(0)],
+            b.i64,
+          ),
+        ),
+        m.local.set(1, m.i64.add(i(), m.i64.const(1))),
+        m.br(next, m.i64.eqz(m.local.get(3, b.i64))),
+      ]),
+    );
+    return [
+      m.local.set(0, m.i64.and(r1 as ExpressionRef, m.i64.const(0xffffffff))),
+      m.local.set(2, r3 as ExpressionRef),
+      m.local.set(1, m.i64.const(0)),
+      m.if(
+        m.i64.gt_u(nr(), m.i64.const(BPF_MAX_LOOPS)),
+        this.set64(0, m.i64.const(negErrno(E2BIG))),
+        m.block(null, [
+          m.if(m.i32.eqz(m.i64.eqz(nr())), this.depthCheck(idx)),
+          m.block(out, [body]),
+          this.set64(0, i()),
+        ]),
       ),
     ];
   }

@@ -239,6 +239,11 @@ export class LoadedProgram {
       try {
         return (this.runFn as RunFn)(addr, len) >>> 0;
       } catch (e) {
+        // an abandoned run (Termination.engage): runU32 reports it, without another throw
+        if (this.vm.termination.isUnwind(e)) {
+          this.vm.resetWorker();
+          return 0;
+        }
         return this.caught(this.fail(e));
       }
     }

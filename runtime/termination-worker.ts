@@ -6,14 +6,16 @@
  * itself acts at its checkpoints:
  *  - run entry (`beforeRun`): a request already there terminates the run from its start;
  *  - may_goto: every MAY_GOTO_CHECK_PERIOD-th may_goto calls the checkpoint in the program's
- *    TERM_CHECK_SLOT, which reads the request word and the clock.
+ *    TERM_CHECK_SLOT, which reads the request word and the clock;
+ *  - an inlined bpf_loop (jit/compile.ts inlineLoop): before each callback it reads the request
+ *    word, and every 64th callback while CTRL_TERM_DEADLINE is set it calls the checkpoint.
  * Acting means: swap the running program's helper slots in this worker's table for their
  * fast-path versions, zero the may_goto budget, and store the reason in CTRL_TERM_ACK. After
  * the run (`afterRun`) the slots are restored and the request cleared; the ack stays for the
  * host, which reports the run as terminated (LoadedProgram.runOn) and clears it.
  *
- * Workers run no iterator helpers (bpf_loop and callbacks are refused there), so those
- * checkpoints are host-only.
+ * Workers run no iterator helpers (a bpf_loop the JIT did not inline, for_each_map_elem and
+ * other callbacks are refused there), so those checkpoints are host-only.
  *
  * Called from a worker thread (runtime/worker-main.ts).
  */

@@ -10,7 +10,9 @@
  * callback's helper) or from a checkpoint, so `request()` swaps at once. Checkpoints notice
  * the other triggers:
  *  - a watchdog deadline (`run(input, { deadlineNs })`): the may_goto checkpoint (every
- *    MAY_GOTO_CHECK_PERIOD-th may_goto, a call into TERM_CHECK_SLOT), every bpf_loop /
+ *    MAY_GOTO_CHECK_PERIOD-th may_goto, a call into TERM_CHECK_SLOT), an inlined bpf_loop
+ *    (every 64th iteration while CTRL_TERM_DEADLINE is non-zero: `enter` sets it to 1 on this
+ *    thread, where the deadline itself stays in JS), every runtime bpf_loop /
  *    for_each_map_elem iteration and every JS helper call poll the injected clock, but only
  *    while a deadline is armed (`watch`), every POLL_PERIOD-th poll; a run without a deadline
  *    reads no clock;
@@ -38,6 +40,7 @@ import {
   CTRL_TERM_ACK,
   CTRL_TERM_BLOCK,
   CTRL_TERM_CHECKS,
+  CTRL_TERM_DEADLINE,
   TERM_CHECK_SLOT,
   TERM_REASON_REQUEST,
   TERM_REASON_TIMEOUT,
@@ -102,6 +105,7 @@ export class Termination {
   private deadline = 0n;
   private polls = 0;
   private saved: [number, WebAssembly.ExportValue][] = [];
+  private readonly swaps = new WeakMap<TermProg, (readonly [number, WebAssembly.ExportValue])[]>();
   private set: FastPathSet | undefined;
   private readonly host: TerminationHost;
   /** The Vm has workers (shared memory): other threads may store requests for this thread. */
@@ -118,6 +122,11 @@ export class Termination {
   private stubs(): FastPathSet {
     this.set ??= new FastPathSet(this.host, [(base, budget) => this.checkpoint(base, budget)]);
     return this.set;
+  }
+
+  /** Whether `e` is what `engage` threw to abandon a run (the run's entry then reports it). */
+  isUnwind(e: unknown): boolean {
+    return e === this.unwind && this.engaged;
   }
 
   /** The Wasm function a program block's TERM_CHECK_SLOT holds. */
@@ -138,6 +147,8 @@ export class Termination {
       this.deadline = this.host.clock() + BigInt(deadlineNs);
       this.watch = true;
       this.polls = 0;
+      // armed, for generated code (an inlined bpf_loop polls the checkpoint while it is set)
+      this.host.dataView().setBigUint64(this.host.worker.ctrl + CTRL_TERM_DEADLINE, 1n, true);
     }
     // only another thread can have stored a request before the run: shared memory only
     if (this.shared && this.requested() !== 0) this.engage(this.requested());
@@ -150,9 +161,10 @@ export class Termination {
    */
   exit(prev: TermProg | undefined): TerminationReason | undefined {
     this.running = prev;
-    if (prev === undefined) {
+    if (prev === undefined && this.watch) {
       this.watch = false;
       this.deadline = 0n;
+      this.host.dataView().setBigUint64(this.host.worker.ctrl + CTRL_TERM_DEADLINE, 0n, true);
     }
     if (!this.engaged) return undefined;
     this.restore();
@@ -239,16 +251,12 @@ export class Termination {
       // the run's exit (LoadedProgram) reports the public TerminationError
       throw this.unwind;
     }
-    const set = this.stubs();
     const table = this.host.table;
     this.saved = [];
-    const swap = (slot: number, stub: WebAssembly.ExportValue | undefined): void => {
-      if (stub === undefined) return;
+    for (const [slot, stub] of this.swapsOf(prog)) {
       this.saved.push([slot, table.get(slot) as WebAssembly.ExportValue]);
       table.set(slot, stub);
-    };
-    for (const id of prog.helperIds) swap(prog.helperBase + id, set.helper(id));
-    for (const k of prog.kfuncs) swap(k.slot, set.kfunc(k.name, k.sig));
+    }
     this.engaged = true;
     this.reason = reason;
     this.terminations++;
@@ -258,6 +266,25 @@ export class Termination {
     v.setUint32(ctrl + CTRL_TERM_ACK, reason, true);
     v.setUint32(ctrl + CTRL_TERM_BLOCK, prog.helperBase + 1, true);
     v.setBigUint64(ctrl + CTRL_MAY_GOTO, 0n, true);
+  }
+
+  /** The slots `engage` swaps for `prog` and their fast paths (worked out once per program). */
+  private swapsOf(prog: TermProg): readonly (readonly [number, WebAssembly.ExportValue])[] {
+    let swaps = this.swaps.get(prog);
+    if (swaps === undefined) {
+      const set = this.stubs();
+      swaps = [];
+      for (const id of prog.helperIds) {
+        const stub = set.helper(id);
+        if (stub !== undefined) swaps.push([prog.helperBase + id, stub]);
+      }
+      for (const k of prog.kfuncs) {
+        const stub = set.kfunc(k.name, k.sig);
+        if (stub !== undefined) swaps.push([k.slot, stub]);
+      }
+      this.swaps.set(prog, swaps);
+    }
+    return swaps;
   }
 
   /** Puts the original functions back and clears the request (invocation-kill). */

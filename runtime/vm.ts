@@ -590,8 +590,11 @@ export class Vm {
     if (this.workerCount > 0 && (opts.helperCalls ?? 'patchable') !== 'patchable')
       throw new UsageError("helperCalls other than 'patchable' need a Vm without workers");
     const verified = opts.verify === false ? undefined : this.verify(prog, { ...opts, type });
-    if (this.workerCount > 0)
-      this.checkWorkerCalls(prog, opts.kfuncs ?? new Map(), opts.maps ?? []);
+    if (this.workerCount > 0) {
+      // bpf_loop calls the JIT inlines call no helper: they run in workers too
+      const inlined = new Set(engine === 'jit' ? (verified?.loopInlines?.keys() ?? []) : []);
+      this.checkWorkerCalls(prog, opts.kfuncs ?? new Map(), opts.maps ?? [], inlined);
+    }
     // a program that calls the frame allocator: make its region now, while nothing runs
     const names = [...(opts.kfuncs?.values() ?? [])].map((k) => k.name);
     if (FRAME_ALLOC_KFUNCS.some((k) => names.includes(k))) this.allocator.ensureRegion();
@@ -852,11 +855,13 @@ export class Vm {
    * Refuses, in a Vm with workers, a program that calls what a worker thread cannot run: a
    * kfunc other than the runtime module's, a helper that needs host state (runtime/worker-helpers.ts lists what workers run), or
    * a map write that is not concurrent yet on a map the program can reach (UNSAFE_IN_WORKERS).
+   * The helper calls at `inlined` (bpf_loop calls the JIT inlines) are not calls.
    */
   private checkWorkerCalls(
     prog: Program,
     kfuncs: ReadonlyMap<number, { readonly name: string; readonly weak: boolean }>,
     objMaps: readonly BpfMap[],
+    inlined: ReadonlySet<number>,
   ): void {
     const reachable = this.reachableMaps(prog, objMaps);
     prog.insns.forEach((i, idx) => {
@@ -871,7 +876,7 @@ export class Vm {
             'workers run the kfuncs of the runtime module: the frame allocator and coroutines)',
         );
       }
-      if (i.src !== 0) return;
+      if (i.src !== 0 || inlined.has(idx)) return;
       const proto = this.helpers.get(i.imm);
       if (proto === undefined) return; // the verifier or the link step reports it
       const unsafe = UNSAFE_IN_WORKERS.get(i.imm);
@@ -1042,6 +1047,9 @@ export class Vm {
         : {}),
       ...(verified?.objNewSizes !== undefined && verified.objNewSizes.size > 0
         ? { objNewSizes: verified.objNewSizes }
+        : {}),
+      ...(verified?.loopInlines !== undefined && verified.loopInlines.size > 0
+        ? { loopInlines: verified.loopInlines }
         : {}),
     };
   }

@@ -418,6 +418,8 @@ export interface ProgLinks {
   readonly callxChecks?: ReadonlySet<number>;
   /** From the verifier: `bpf_obj_new_impl` calls, insn → object size passed in r1. */
   readonly objNewSizes?: ReadonlyMap<number, number>;
+  /** From the verifier: `bpf_loop` calls the JIT inlines, insn → callback subprog. */
+  readonly loopInlines?: ReadonlyMap<number, number>;
 }
 
 // Coroutine frames (notes/coroutines.md, DESIGN.md §5). `bpf_coro_frame_alloc(size, ctx)`

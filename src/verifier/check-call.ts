@@ -435,6 +435,16 @@ export function acquireReference(env: VerifierEnv, st: VerifierState, idx: numbe
 }
 
 /**
+ * `update_loop_inline_state`: the bpf_loop call at `idx` stays fit for inlining while every
+ * path reaching it passes the same callback and a flags argument known to be 0.
+ */
+function noteLoopInline(env: VerifierEnv, idx: number, subprog: number, flags: RegState): void {
+  const zero = flags.type === 'SCALAR_VALUE' && constOf(flags.scalar) === 0n;
+  const seen = env.loopInline.get(idx);
+  env.loopInline.set(idx, zero && (seen === undefined || seen === subprog) ? subprog : -1);
+}
+
+/**
  * Checks helper call `insn` at `idx` and applies it to `st` (args checked, R0 typed, R1–R5
  * clobbered). Returns the callback the helper registers, if any.
  */
@@ -489,6 +499,7 @@ export function checkHelperCall(
   if (meta.funcSubprog !== undefined) {
     if (id === BPF_FUNC_loop) {
       const nr = regs[1] as RegState;
+      noteLoopInline(env, idx, meta.funcSubprog, regs[4] as RegState);
       // The index is below nr_loops, which the helper caps at BPF_MAX_LOOPS (1 << 23).
       const lim = nr.scalar.umax < BPF_MAX_LOOPS ? nr.scalar.umax : BPF_MAX_LOOPS;
       const idxReg = regScalar(scalarRange(0n, lim === 0n ? 0n : lim - 1n));

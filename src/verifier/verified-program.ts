@@ -91,6 +91,11 @@ export interface VerifiedProgram {
   readonly objNewSizes?: ReadonlyMap<number, number>;
   /** `bpf_throw` calls: the run unwinds to the entry with r0 = r1 (the cookie). */
   readonly throwInsns?: ReadonlySet<number>;
+  /**
+   * `bpf_loop` calls the JIT may inline (the kernel's `inline_bpf_loop`): insn → callback
+   * subprog, the same on every path, with flags 0.
+   */
+  readonly loopInlines?: ReadonlyMap<number, number>;
   /** Bytes of stack each subprog uses (kernel `stack_depth`), by subprog index. */
   readonly stackDepth: readonly number[];
   /** Instructions processed (`insn_processed`). */

@@ -94,6 +94,11 @@ export class VerifierEnv {
   readonly callxFuncTargets = new Map<number, Set<number>>();
   /** `bpf_throw` calls (noreturn kfuncs). */
   readonly throwInsns = new Set<number>();
+  /**
+   * `bpf_loop` calls fit for inlining so far: insn → the callback subprog seen on every path,
+   * with flags 0 (the kernel's `update_loop_inline_state`); -1 once a path disagreed.
+   */
+  readonly loopInline = new Map<number, number>();
   /** Exploring an async (timer) callback, subprog `asyncSubprog`. */
   inAsyncCallback = false;
   asyncSubprog = 0;

@@ -160,6 +160,7 @@ export function verifyProgram(prog: Program, opts: VerifyOptions = {}): Verified
     objNewSizes: env.objNewSizes,
     callxChecks: env.callxHandleInsns,
     throwInsns: env.throwInsns,
+    loopInlines: new Map([...env.loopInline].filter(([, subprog]) => subprog >= 0)),
     holdsResources: env.holdsResources,
     stackDepth: env.stackDepth.slice(),
     processedInsns: env.insnProcessed,

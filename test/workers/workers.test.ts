@@ -12,7 +12,7 @@ import {
   loadPacket,
 } from '../../bench/corpus.js';
 import { assembleProgram } from '../../src/asm/assembler.js';
-import { UsageError, WorkerError, isBpfError } from '../../src/errors.js';
+import { TerminationError, UsageError, WorkerError, isBpfError } from '../../src/errors.js';
 import { BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY } from '../../runtime/maps/map-type.js';
 import { Vm } from '../../runtime/vm.js';
 
@@ -156,6 +156,45 @@ describe('a Vm with workers', () => {
     expect((err as Error).message).toMatch(
       /insn 4: helper bpf_trace_printk#6 cannot run in a worker/,
     );
+  });
+
+  it('runs a bpf_loop the JIT inlined on workers, and stops it there at a deadline', async () => {
+    const vm = make(2);
+    // r0 = sum of the indexes bpf_loop(nr = the input's first u32) hands its callback
+    const asm = `
+      ldxw %r1, [%r1+0]
+      stdw [%r10-8], 0
+      lddw %r2, func cb
+      mov %r3, %r10
+      add %r3, -8
+      mov %r4, 0
+      call 181
+      ldxdw %r0, [%r10-8]
+      exit
+    cb:
+      ldxdw %r3, [%r2]
+      add %r3, %r1
+      stxdw [%r2], %r3
+      mov %r0, 0
+      exit`;
+    const prog = await vm.load(assembleProgram(asm), { type: 'mem' });
+    const nr = (n: number): Uint8Array => new Uint8Array(new Uint32Array([n]).buffer);
+    expect(await Promise.all([prog.runOn(0, nr(100)), prog.runOn(1, nr(1000))])).toEqual([
+      4950n,
+      499500n,
+    ]);
+    // 1 << 23 calls take far longer than 1 ms: the loop's checkpoint ends the run
+    const err = await prog
+      .runOn(1, nr(1 << 23), { deadlineNs: 1_000_000 })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TerminationError);
+    expect((err as TerminationError).reason).toBe('timeout');
+    expect(await prog.runOn(1, nr(10))).toBe(45n);
+    // unverified, bpf_loop stays a helper call, which needs the host thread
+    const helper = await vm
+      .load(assembleProgram(asm), { type: 'mem', verify: false })
+      .catch((e: unknown) => e);
+    expect((helper as Error).message).toMatch(/insn 7: helper bpf_loop#181 cannot run in a worker/);
   });
 
   it('loads hash map updates (concurrent now) and runs them on a worker', async () => {

@@ -34,6 +34,8 @@ export interface RunOptions {
   /** Runs after loading, before the run. */
   readonly before?: (vm: Vm, maps: BpfMap[]) => void;
   readonly run?: boolean;
+  /** Verify the program first (default false); verified bpf_loop calls are inlined by the JIT. */
+  readonly verify?: boolean;
 }
 
 const open: Vm[] = [];
@@ -54,7 +56,7 @@ export async function loadAsm(
   const maps = (opts.maps ?? []).map((m) => vm.createMap(m));
   const prog = await vm.load(assembleProgram(asm, { type: opts.type ?? 'mem' }), {
     engine,
-    verify: false,
+    verify: opts.verify ?? false,
   });
   opts.before?.(vm, maps);
   return { vm, prog, maps };

@@ -4,7 +4,12 @@
  * and the termination checkpoint.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { CTRL_R0, CTRL_TERMINATE } from '../../../../src/abi.js';
+import {
+  CTRL_R0,
+  CTRL_TERMINATE,
+  CTRL_TERM_CHECKS,
+  CTRL_TERM_DEADLINE,
+} from '../../../../src/abi.js';
 import type { HelperProto } from '../../../../runtime/helpers.js';
 import {
   BPF_MAP_TYPE_ARRAY,
@@ -12,7 +17,12 @@ import {
   BPF_MAP_TYPE_PERCPU_ARRAY,
 } from '../../../../runtime/maps/map-type.js';
 import type { Vm } from '../../../../runtime/vm.js';
-import { ENGINES, closeVms, r0, runAsm } from './harness.js';
+import { ENGINES, closeVms, loadAsm, r0, runAsm } from './harness.js';
+import { assembleProgram } from '../../../../src/asm/assembler.js';
+import { BPF_FUNC_loop } from '../../../../src/helper-protos.js';
+import { instantiateFastPath } from '../../../../jit/stubs.js';
+import { BPF_MAP_TYPE_RINGBUF } from '../../../../runtime/maps/map-type.js';
+import { makeTestVm, outcome } from '../../../helpers/engines.js';
 
 afterEach(closeVms);
 
@@ -198,6 +208,191 @@ describe.each(ENGINES)('bpf_loop on the %s engine', (engine) => {
     expect(run.out).toBe('error TerminationError: terminated: request');
     expect(run.vm.dataView().getBigUint64(run.vm.worker.ctrl + CTRL_R0, true)).toBe(3n);
     expect(run.vm.dataView().getUint32(run.vm.worker.ctrl + CTRL_TERMINATE, true)).toBe(0);
+  });
+});
+
+describe('bpf_loop inlined by the JIT (verified programs)', () => {
+  /** Runs `asm` verified on both engines; the JIT's output must match the interpreter's. */
+  async function both(asm: string): Promise<{ out: string; inlined: number }> {
+    const jit = await runAsm('jit', asm, { verify: true });
+    const interp = await runAsm('interp', asm, { verify: true });
+    expect(jit.out).toBe(interp.out);
+    return { out: jit.out, inlined: jit.prog.links.loopInlines?.size ?? 0 };
+  }
+
+  it('keeps the helper semantics: count, early stop, nr as a u32, -E2BIG', async () => {
+    expect(await both(loopAsm('10'))).toEqual({ out: packed(10, 45), inlined: 1 });
+    expect(await both(loopAsm('10', 3))).toEqual({ out: packed(4, 6), inlined: 1 });
+    expect(await both(loopAsm('0'))).toEqual({ out: packed(0, 0), inlined: 1 });
+    expect(await both(loopAsm('0x100000005'))).toEqual({ out: packed(5, 10), inlined: 1 });
+    expect(await both(loopAsm(`${(1 << 23) + 1}`))).toEqual({ out: failed(E2BIG), inlined: 1 });
+    expect(await both(loopAsm(`${1 << 23}`, 7))).toEqual({ out: packed(8, 28), inlined: 1 });
+  });
+
+  it('calls no helper: the loop works with the bpf_loop slot holding a trap', async () => {
+    const { vm, prog } = await loadAsm('jit', loopAsm('10'), { verify: true });
+    const trap = instantiateFastPath(
+      [],
+      [
+        () => {
+          throw new Error('bpf_loop helper called');
+        },
+      ],
+    ).js[0] as WebAssembly.ExportValue;
+    vm.table.set(prog.links.helperBase + BPF_FUNC_loop, trap);
+    expect(outcome(() => prog.run())).toBe(packed(10, 45));
+  });
+
+  it('does not inline flags other than 0, nor a callback that differs between paths', async () => {
+    expect(await both(loopAsm('10', -1, 1))).toEqual({ out: failed(EINVAL), inlined: 0 });
+    const twoCallbacks = `
+      stdw [%r10-8], 0
+      ldxw %r6, [%r1+0]
+      lddw %r2, func cb
+      jeq %r6, 0, +2
+      lddw %r2, func cb2
+      mov %r1, 4
+      mov %r3, %r10
+      add %r3, -8
+      mov %r4, 0
+      call 181
+      ldxdw %r0, [%r10-8]
+      exit
+    cb:
+      ldxdw %r3, [%r2]
+      add %r3, 1
+      stxdw [%r2], %r3
+      mov %r0, 0
+      exit
+    cb2:
+      ldxdw %r3, [%r2]
+      add %r3, 100
+      stxdw [%r2], %r3
+      mov %r0, 0
+      exit`;
+    for (const [byte, sum] of [
+      [0, 4],
+      [1, 400],
+    ] as const) {
+      const input = new Uint8Array([byte, 0, 0, 0]);
+      const jit = await runAsm('jit', twoCallbacks, { verify: true, input });
+      expect(jit.out).toBe(r0(sum));
+      expect(jit.prog.links.loopInlines?.size ?? 0).toBe(0);
+    }
+  });
+
+  it('runs nested inlined loops, each callback one frame deeper', async () => {
+    const asm = `
+      stdw [%r10-8], 0
+      mov %r1, 3
+      lddw %r2, func outer
+      mov %r3, %r10
+      add %r3, -8
+      mov %r4, 0
+      call 181
+      ldxdw %r0, [%r10-8]
+      exit
+    outer:
+      stdw [%r10-8], 0
+      mov %r1, 4
+      lddw %r2, func inner
+      mov %r3, %r2
+      mov %r3, %r10
+      add %r3, -8
+      mov %r4, 0
+      call 181
+      mov %r0, 0
+      exit
+    inner:
+      ldxdw %r3, [%r2]
+      add %r3, 1
+      stxdw [%r2], %r3
+      mov %r0, 0
+      exit`;
+    // each outer callback counts its 4 inner calls in its own frame; the caller's stays 0
+    expect(await both(asm)).toEqual({ out: r0(0), inlined: 2 });
+  });
+
+  it('stops at a request, runs down and releases what the program holds', async () => {
+    // reserve a record, bpf_loop(10) whose callback asks for termination at index 2, discard
+    const asm = `
+      lddw %r1, map_fd 1
+      mov %r2, 8
+      mov %r3, 0
+      call 131
+      jeq %r0, 0, out
+      mov %r6, %r0
+      mov %r1, 10
+      lddw %r2, func cb
+      mov %r3, 0
+      mov %r4, 0
+      call 181
+      mov %r7, %r0
+      mov %r1, %r6
+      mov %r2, 0
+      call 133
+      mov %r0, %r7
+      exit
+    out:
+      mov %r0, 0
+      exit
+    cb:
+      jne %r1, 2, +1
+      call kfunc 0
+      mov %r0, 0
+      exit`;
+    for (const engine of ENGINES) {
+      const vm = makeTestVm();
+      const ring = vm.createMap({
+        name: 'rb',
+        type: BPF_MAP_TYPE_RINGBUF,
+        keySize: 0,
+        valueSize: 0,
+        maxEntries: 4096,
+      });
+      vm.registerKfunc({ name: 'test_stop', fn: () => (vm.terminate(), 0n) });
+      const prog = assembleProgram(asm.replace('map_fd 1', `map_fd ${ring.id}`), { type: 'mem' });
+      const kfuncs = new Map([
+        [
+          prog.insns.findIndex((i) => i.code === 0x85 && i.src === 2),
+          { name: 'test_stop', weak: false },
+        ],
+      ]);
+      const loaded = await vm.load(prog, { engine, kfuncs });
+      expect(loaded.links.loopInlines?.size).toBe(1);
+      expect(outcome(() => loaded.run())).toBe('error TerminationError: terminated: request');
+      // bpf_loop returned the 3 calls made; the record was discarded on the way out
+      expect(vm.dataView().getBigUint64(vm.worker.ctrl + CTRL_R0, true)).toBe(3n);
+      expect(vm.resources()).toEqual({
+        live_objects: 0,
+        live_bytes: 0,
+        reservations: 0,
+        locks_held: 0,
+      });
+      expect(vm.termination.engaged).toBe(false);
+      expect(outcome(() => loaded.run())).toBe('error TerminationError: terminated: request');
+      await vm.close();
+    }
+  });
+
+  it('polls the checkpoint every 64 calls only while a deadline is armed', async () => {
+    let now = 0n;
+    const vm = makeTestVm({ clock: () => (now += 1_000n) });
+    // a callback that calls nothing: only the inlined loop can notice the deadline
+    const prog = await vm.load(assembleProgram(loopAsm(`${1 << 23}`), { type: 'mem' }), {
+      engine: 'jit',
+    });
+    expect(prog.links.loopInlines?.size).toBe(1);
+    const checks = (): number => vm.dataView().getUint32(vm.worker.ctrl + CTRL_TERM_CHECKS, true);
+    expect(outcome(() => prog.run())).toBe(packed(1 << 23, ((1 << 23) * ((1 << 23) - 1)) / 2));
+    expect(checks()).toBe(0);
+    // 1 µs per clock read: a 10 µs deadline passes at the 10th checkpoint, after 640 calls
+    expect(outcome(() => prog.run(undefined, { deadlineNs: 10_000 }))).toBe(
+      'error TerminationError: terminated: timeout',
+    );
+    expect(checks()).toBe(10);
+    expect(vm.dataView().getBigUint64(vm.worker.ctrl + CTRL_TERM_DEADLINE, true)).toBe(0n);
+    await vm.close();
   });
 });
 

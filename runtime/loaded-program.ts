@@ -645,6 +645,7 @@ export class LoadedProgram {
       isCoroEntry: (token) => vm.isCoroEntry(token),
       insnBudget: this.insnBudget,
       mayGotoBudget: BPF_MAX_LOOPS,
+      mayGotoCheck: (budget) => vm.termination.interpMayGoto(budget),
       packet: len > 0 ? { addr: pkt, len } : undefined,
     };
     vm.dataView().setUint32(w.ctrl + CTRL_PROG, this.owner, true);

@@ -8,9 +8,13 @@
  *  - may_goto: every MAY_GOTO_CHECK_PERIOD-th may_goto calls the checkpoint in the program's
  *    TERM_CHECK_SLOT, which reads the request word and the clock;
  *  - an inlined bpf_loop (jit/compile.ts inlineLoop): before each callback it reads the request
- *    word, and every 64th callback while CTRL_TERM_DEADLINE is set it calls the checkpoint.
+ *    word, and every 64th callback while CTRL_TERM_DEADLINE is set it calls the checkpoint;
+ *  - every call of a JS helper (its adapter polls first, runtime/worker-main.ts): a request at
+ *    once, the clock every POLL_PERIOD-th call while a deadline is armed.
  * Acting means: swap the running program's helper slots in this worker's table for their
- * fast-path versions, zero the may_goto budget, and store the reason in CTRL_TERM_ACK. After
+ * fast-path versions, zero the may_goto budget, and store the reason in CTRL_TERM_ACK; or,
+ * for a program the verifier proved to hold nothing (`WorkerProgram.unwindable`), store the
+ * reason and throw, abandoning the run at once as the host thread does. After
  * the run (`afterRun`) the slots are restored and the request cleared; the ack stays for the
  * host, which reports the run as terminated (LoadedProgram.runOn) and clears it.
  *
@@ -32,6 +36,7 @@ import {
   type WorkerLayout,
 } from '../src/abi.js';
 import { FastPathSet } from './fast-path.js';
+import { POLL_PERIOD } from './termination.js';
 import type { MemHost } from './helpers/mem.js';
 
 /** The termination state of one worker thread. */
@@ -43,7 +48,12 @@ export class WorkerTermination {
   /** Helper ids the worker fills in every block (the ones a swap may replace). */
   private readonly helperIds: readonly number[];
   private base = -1;
+  /** The running program may be abandoned (`WorkerProgram.unwindable`). */
+  private unwindable = false;
   private saved: [number, WebAssembly.ExportValue][] = [];
+  private polls = 0;
+  /** Thrown to abandon an unwindable run; `serve` (worker-main.ts) catches it. */
+  readonly unwind: unknown = Object.freeze({ abandoned: true });
 
   constructor(
     host: MemHost & { readonly worker: WorkerLayout },
@@ -64,8 +74,10 @@ export class WorkerTermination {
   }
 
   /** Run entry: `helperBase` starts running; a pending request terminates it at once. */
-  beforeRun(helperBase: number): void {
+  beforeRun(helperBase: number, unwindable: boolean): void {
     this.base = helperBase;
+    this.unwindable = unwindable;
+    this.polls = 0;
     const req = Atomics.load(this.ctrl32, CTRL_TERMINATE / 4);
     if (req !== 0) this.engage(req);
   }
@@ -88,6 +100,16 @@ export class WorkerTermination {
    */
   private checkpoint(): boolean {
     Atomics.add(this.ctrl32, CTRL_TERM_CHECKS / 4, 1);
+    return this.poll(1);
+  }
+
+  /**
+   * Acts on a request or an expired deadline (the clock read every `clockEvery`-th poll) and
+   * returns whether the run is being terminated. The JS helper adapters poll before every
+   * call (`POLL_PERIOD`), as the host's do while a deadline is armed; an unwindable run is
+   * abandoned from here (a throw).
+   */
+  poll(clockEvery = POLL_PERIOD): boolean {
     if (this.saved.length > 0 || Atomics.load(this.ctrl32, CTRL_TERM_ACK / 4) !== 0) return true;
     const req = Atomics.load(this.ctrl32, CTRL_TERMINATE / 4);
     if (req !== 0) {
@@ -95,15 +117,24 @@ export class WorkerTermination {
       return true;
     }
     const deadline = Atomics.load(this.ctrl64, CTRL_TERM_DEADLINE / 8);
-    if (deadline !== 0n && process.hrtime.bigint() >= deadline) {
+    if (deadline !== 0n && ++this.polls % clockEvery === 0 && process.hrtime.bigint() >= deadline) {
       this.engage(TERM_REASON_TIMEOUT);
       return true;
     }
     return false;
   }
 
+  /**
+   * Swaps the running program's helper slots for their fast paths and zeroes its may_goto
+   * budget; an unwindable program is abandoned instead (the ack is stored, then a throw ends
+   * the run: nothing it holds can leak).
+   */
   private engage(reason: number): void {
     if (this.base < 0 || Atomics.load(this.ctrl32, CTRL_TERM_ACK / 4) !== 0) return;
+    if (this.unwindable) {
+      Atomics.store(this.ctrl32, CTRL_TERM_ACK / 4, reason);
+      throw this.unwind;
+    }
     for (const id of this.helperIds) {
       const stub = this.set.helper(id);
       if (stub === undefined) continue;

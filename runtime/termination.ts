@@ -41,6 +41,7 @@ import {
   CTRL_TERM_BLOCK,
   CTRL_TERM_CHECKS,
   CTRL_TERM_DEADLINE,
+  MAY_GOTO_CHECK_PERIOD,
   TERM_CHECK_SLOT,
   TERM_REASON_REQUEST,
   TERM_REASON_TIMEOUT,
@@ -229,6 +230,17 @@ export class Termination {
     if (req !== 0) this.engage(req);
     else if (this.watch && this.host.clock() >= this.deadline) this.engage(TERM_REASON_TIMEOUT);
     return this.engaged ? 0n : budget;
+  }
+
+  /**
+   * The interpreter's may_goto checkpoint (ExecEnv.mayGotoCheck), at every may_goto with
+   * budget left: 0 once the run is being terminated (as `engage` zeroes the JIT's budget
+   * word), else the budget, after asking `checkpoint` at the same may_gotos the JIT does.
+   */
+  interpMayGoto(budget: number): number {
+    if (this.engaged) return 0;
+    if ((budget & (MAY_GOTO_CHECK_PERIOD - 1)) !== 1) return budget;
+    return Number(this.checkpoint(0n, BigInt(budget)));
   }
 
   /** The request another thread stored in this thread's CTRL_TERMINATE (0: none). */

@@ -723,6 +723,7 @@ export class Vm {
         funcTokenBase: links.funcTokenBase,
         subprogs: prog.subprogs.length,
         ...(links.coroEntries === undefined ? {} : { coroEntries: [...links.coroEntries.keys()] }),
+        unwindable: this.termProg(prog, links, linked.verified).unwindable,
       });
     }
     return new LoadedProgram(this, {

@@ -19,11 +19,13 @@ import {
   CTRL_ARG2,
   CTRL_CMD,
   CTRL_CMD_PROG,
+  CTRL_CORO_DEPTH,
   CTRL_DONE,
   CTRL_DOORBELL,
   CTRL_ERR_CODE,
   CTRL_ERR_LEN,
   CTRL_HEARTBEAT,
+  CTRL_PROG,
   CTRL_SLOT_SIZE,
   CTRL_STATUS,
   EXPORT_FUNC_PREFIX,
@@ -46,6 +48,8 @@ import {
   workerLayout,
 } from '../src/abi.js';
 import { InternalError, isExecError } from '../src/errors.js';
+import { helperFastPath } from '../src/helper-protos.js';
+import type { HelperArgs } from '../src/interp/env.js';
 import { instantiateHelperAdapter } from '../jit/adapter.js';
 import { runtimeModuleHelpers } from './maps/helpers.js';
 import { instantiateRt } from './rt.js';
@@ -53,6 +57,7 @@ import { trapToError } from './trap.js';
 import { wasmI32Function } from './wasm-fn.js';
 import { workerHelpers } from './worker-helpers.js';
 import { WorkerTermination } from './termination-worker.js';
+import { fastPathFn } from './fast-path.js';
 import {
   WORKER_CMD_LOAD,
   WORKER_SPIN_US,
@@ -109,12 +114,19 @@ table.set(
   wasmI32Function((token) => (entryTokens.has(token >>> 0) ? 1 : 0), 1),
 );
 const jsHelpers = workerHelpers(host, init.index, init.helpers);
+// every JS helper call is a termination checkpoint; once the run is being terminated a helper
+// still called through its adapter (the swap replaces only helpers with a fast path) runs
+// its fast path if it has one
 const adapted =
   init.adapter === undefined
     ? []
     : instantiateHelperAdapter(
         init.adapter,
-        jsHelpers.map((h) => h.fn),
+        jsHelpers.map((h) => {
+          const fast = fastPathFn(host, helperFastPath(h.id));
+          return (args: HelperArgs) =>
+            termination.poll() && fast !== undefined ? fast(args) : h.fn(args);
+        }),
       );
 const helperSlots: [number, WebAssembly.ExportValue][] = [
   ...jsHelpers.map((h, k): [number, WebAssembly.ExportValue] => [
@@ -128,7 +140,12 @@ const helperSlots: [number, WebAssembly.ExportValue][] = [
 ];
 const programs = new Map<
   number,
-  { readonly run: RunFn; readonly batch: BatchFn; readonly helperBase: number }
+  {
+    readonly run: RunFn;
+    readonly batch: BatchFn;
+    readonly helperBase: number;
+    readonly unwindable: boolean;
+  }
 >();
 const termination = new WorkerTermination(
   host,
@@ -164,6 +181,7 @@ function loadProgram(p: WorkerProgram): void {
     run: inst.exports[EXPORT_RUN] as RunFn,
     batch: inst.exports[EXPORT_RUN_BATCH] as BatchFn,
     helperBase: p.helperBase,
+    unwindable: p.unwindable === true,
   });
 }
 
@@ -193,6 +211,14 @@ function recordFailure(e: unknown): void {
   globals.sp.value = layout.stackTop;
 }
 
+/** After an abandoned run: what its entry would have reset on the way out. */
+function abandoned(): void {
+  globals.sp.value = layout.stackTop;
+  ctrl32[w32(CTRL_ERR_CODE)] = 0;
+  ctrl32[w32(CTRL_CORO_DEPTH)] = 0;
+  ctrl32[w32(CTRL_PROG)] = 0;
+}
+
 /** Serves one request; returns its status. */
 function serve(cmd: number): number {
   if (cmd === WORKER_CMD_LOAD) {
@@ -212,12 +238,17 @@ function serve(cmd: number): number {
   const a2 = ctrl32[w32(CTRL_ARG2)] as number;
   try {
     if (prog === undefined) throw new InternalError(`worker ${init.index}: unknown program`);
-    termination.beforeRun(prog.helperBase);
+    termination.beforeRun(prog.helperBase, prog.unwindable);
     if (cmd === WORKER_CMD_RUN) prog.run(a0, a1);
     else if (cmd === WORKER_CMD_RUN_BATCH) prog.batch(a0, a1, a2);
     else throw new InternalError(`worker ${init.index}: unknown request ${cmd}`);
     return WORKER_STATUS_OK;
   } catch (e) {
+    if (e === termination.unwind) {
+      // an abandoned run: the ack tells the host it was terminated (LoadedProgram.runOn)
+      abandoned();
+      return WORKER_STATUS_OK;
+    }
     recordFailure(e);
     return WORKER_STATUS_ERROR;
   } finally {

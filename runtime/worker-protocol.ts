@@ -35,6 +35,8 @@ export interface WorkerProgram {
   readonly subprogs: number;
   /** Subprogs verified as token entries (`ProgLinks.coroEntries`): checked callx targets. */
   readonly coroEntries?: readonly number[];
+  /** A terminated run is abandoned, not run down (`TermProg.unwindable`). */
+  readonly unwindable?: boolean;
 }
 
 /** `workerData` of a worker thread. */

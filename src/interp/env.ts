@@ -67,6 +67,13 @@ export interface ExecEnv {
   readonly insnBudget: number;
   /** may_goto iterations allowed in this run. */
   readonly mayGotoBudget: number;
+  /**
+   * Termination's may_goto checkpoint, called at every may_goto with budget left: the budget
+   * to go on with, 0 once the run is being terminated (the JIT's budget word is zeroed then,
+   * and its generated code asks the checkpoint every MAY_GOTO_CHECK_PERIOD-th may_goto).
+   * Absent: the budget alone bounds the loop.
+   */
+  readonly mayGotoCheck?: (budget: number) => number;
   /** The packet legacy ld_abs / ld_ind read, or undefined when the program has none. */
   readonly packet: { readonly addr: number; readonly len: number } | undefined;
 }

@@ -338,14 +338,20 @@ class Run {
           case 'ja32':
             pc = s.target;
             break;
-          case 'may_goto':
-            if (this.mayGoto === 0) {
+          case 'may_goto': {
+            let budget = this.mayGoto;
+            if (budget !== 0 && this.env.mayGotoCheck !== undefined) {
+              budget = this.env.mayGotoCheck(budget);
+            }
+            if (budget === 0) {
+              this.mayGoto = 0;
               pc = s.target;
             } else {
-              this.mayGoto--;
+              this.mayGoto = budget - 1;
               pc++;
             }
             break;
+          }
           case 'gotox':
             pc = this.gotox(s, pc);
             break;

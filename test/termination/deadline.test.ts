@@ -5,10 +5,11 @@
  * slots as they were.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { CTRL_TERM_CHECKS, TERM_CHECK_SLOT } from '../../src/abi.js';
+import { CTRL_R0, CTRL_TERM_CHECKS, TERM_CHECK_SLOT } from '../../src/abi.js';
 import { assembleProgram } from '../../src/asm/assembler.js';
 import { TerminationError } from '../../src/errors.js';
 import { BPF_FUNC_loop } from '../../src/helper-protos.js';
+import { BPF_MAP_TYPE_RINGBUF } from '../../runtime/maps/map-type.js';
 import { Vm } from '../../runtime/vm.js';
 import { MAY_GOTO_LOOP, NESTED_LOOPS } from './programs.js';
 
@@ -80,5 +81,89 @@ describe('a deadline on may_goto', () => {
       vm.termination.checkpointFn(),
     );
     expect(prog.run()).toBe(8_388_608n);
+  });
+});
+
+describe('may_goto when the run is terminated, on both engines', () => {
+  it('asks the checkpoint at the same may_gotos and stops at the same one past a deadline', async () => {
+    const checks: number[] = [];
+    for (const engine of ['jit', 'interp'] as const) {
+      let now = 0n;
+      // 1 ms per clock read: the deadline of 5 ms passes at the 5th checkpoint
+      const vm = Vm.create({ clock: () => (now += 1_000_000n) });
+      vms.push(vm);
+      const prog = await vm.load(assembleProgram(MAY_GOTO_LOOP), {
+        engine,
+        verify: false,
+        insnBudget: 2_000_000_000,
+      });
+      const e = thrown(() => prog.run(undefined, { deadlineNs: 5_000_000 }));
+      expect((e as TerminationError).reason, engine).toBe('timeout');
+      checks.push(vm.dataView().getUint32(vm.worker.ctrl + CTRL_TERM_CHECKS, true));
+    }
+    expect(checks).toEqual([5, 5]);
+  });
+
+  it('zeroes the budget at a request: the loop ends at its next may_goto', async () => {
+    // a record held across a may_goto loop that calls kfunc test_stop every iteration; the
+    // 5th call requests termination; the program discards the record and returns the count
+    const asm = `
+      lddw %r1, map_fd 1
+      mov %r2, 8
+      mov %r3, 0
+      call 131
+      jeq %r0, 0, out
+      mov %r6, %r0
+      mov %r7, 0
+    top:
+      may_goto +3
+      call kfunc 0
+      add %r7, 1
+      ja top
+      mov %r1, %r6
+      mov %r2, 0
+      call 133
+      mov %r0, %r7
+      exit
+    out:
+      mov %r0, 0
+      exit`;
+    for (const engine of ['jit', 'interp'] as const) {
+      const vm = Vm.create();
+      vms.push(vm);
+      const ring = vm.createMap({
+        name: 'rb',
+        type: BPF_MAP_TYPE_RINGBUF,
+        keySize: 0,
+        valueSize: 0,
+        maxEntries: 4096,
+      });
+      let calls = 0;
+      vm.registerKfunc({
+        name: 'test_stop',
+        fn: () => {
+          if (++calls === 5) vm.terminate();
+          return 0n;
+        },
+      });
+      const prog = assembleProgram(asm.replace('map_fd 1', `map_fd ${ring.id}`));
+      const kfunc = prog.insns.findIndex((i) => i.code === 0x85 && i.src === 2);
+      const loaded = await vm.load(prog, {
+        engine,
+        verify: false,
+        insnBudget: 100_000_000,
+        kfuncs: new Map([[kfunc, { name: 'test_stop', weak: false }]]),
+      });
+      const e = thrown(() => loaded.run());
+      expect((e as TerminationError).reason, engine).toBe('request');
+      expect(calls, engine).toBe(5);
+      expect(vm.dataView().getBigUint64(vm.worker.ctrl + CTRL_R0, true), engine).toBe(5n);
+      expect(vm.resources()).toEqual({
+        live_objects: 0,
+        live_bytes: 0,
+        reservations: 0,
+        locks_held: 0,
+      });
+    }
   });
 });

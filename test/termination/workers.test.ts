@@ -1,9 +1,10 @@
 /**
  * Termination of a run on a worker thread: only that worker can swap its table, so requests
  * go through its control slot (CTRL_TERMINATE, CTRL_TERM_DEADLINE) and the worker acts at its
- * checkpoints (run entry, every 65,536th may_goto). Requests from the host (`vm.terminate(…,
- * { worker })`), from a deadline (`runOn(…, { deadlineNs })`) and from another thread that
- * writes the shared control block all stop the run; its slots are restored for the next run.
+ * checkpoints (run entry, every 65,536th may_goto, every JS helper call). Requests from the
+ * host (`vm.terminate(…, { worker })`), from a deadline (`runOn(…, { deadlineNs })`) and from
+ * another thread that writes the shared control block all stop the run; its slots are restored
+ * for the next run. A verified program that holds nothing is abandoned, as on the host thread.
  */
 import { Worker } from 'node:worker_threads';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -149,5 +150,53 @@ describe('termination on a worker thread', () => {
     expect(await reason(run())).toBe('request');
     // the entry swapped the lookup before the first iteration: nothing was counted
     expect(hits(vm, map)).toBe(0n);
+  });
+});
+
+describe('termination on a worker thread, abandoning', () => {
+  /**
+   * CALLS calls of bpf_ktime_get_ns (a JS helper in workers), then r6 = CALLS stored in the
+   * array's value; verified, it holds nothing, so a terminated run is abandoned at once.
+   */
+  const CALLS = 5000;
+  const CHAIN = `mov %r6, 0
+    ${'call 5\nadd %r6, 1\n'.repeat(CALLS)}
+    stw [%r10-4], 0
+    lddw %r1, map_fd 1
+    mov %r2, %r10
+    add %r2, -4
+    call 1
+    jeq %r0, 0, out
+    stxdw [%r0+0], %r6
+  out:
+    mov %r0, 0
+    exit`;
+
+  it('abandons a program that holds nothing at a JS helper call past its deadline', async () => {
+    const vm = Vm.create({ workers: 1 });
+    vms.push(vm);
+    const map = vm.createMap({
+      name: 'done',
+      type: BPF_MAP_TYPE_ARRAY,
+      keySize: 4,
+      valueSize: 8,
+      maxEntries: 1,
+    });
+    const prog = await vm.load(assembleProgram(withMapFds(CHAIN, [map]), { type: 'mem' }));
+    expect(await prog.runOn(0)).toBe(0n);
+    expect(hits(vm, map)).toBe(BigInt(CALLS));
+    vm.dataView().setBigUint64(map.valueAddr(0), 0n, true);
+    // 5000 JS helper calls take far longer than 50 µs: a poll in an adapter sees the deadline
+    expect(await reason(prog.runOn(0, undefined, { deadlineNs: 50_000 }))).toBe('timeout');
+    // abandoned: the store at the end never ran, nor did any checkpoint of may_goto
+    expect(hits(vm, map)).toBe(0n);
+    expect(vm.dataView().getUint32(workerLayout(0).ctrl + CTRL_TERM_ACK, true)).toBe(0);
+    // a request stored before the run abandons it at its entry
+    vm.terminate(undefined, { worker: 0 });
+    expect(await reason(prog.runOn(0))).toBe('request');
+    expect(hits(vm, map)).toBe(0n);
+    // and the next run is whole
+    expect(await prog.runOn(0)).toBe(0n);
+    expect(hits(vm, map)).toBe(BigInt(CALLS));
   });
 });

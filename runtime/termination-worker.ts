@@ -25,6 +25,7 @@
  */
 
 import {
+  CTRL_HEARTBEAT,
   CTRL_MAY_GOTO,
   CTRL_TERMINATE,
   CTRL_TERM_ACK,
@@ -100,6 +101,9 @@ export class WorkerTermination {
    */
   private checkpoint(): boolean {
     Atomics.add(this.ctrl32, CTRL_TERM_CHECKS / 4, 1);
+    // progress: the pool's hang watch (workerTimeoutMs) sees a run that passes checkpoints
+    // as alive
+    Atomics.add(this.ctrl32, CTRL_HEARTBEAT / 4, 1);
     return this.poll(1);
   }
 

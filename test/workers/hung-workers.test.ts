@@ -1,6 +1,7 @@
 /**
  * Hung and dead workers (issue #6 item 5, the hard fallback): a request that outlives the Vm's
- * `workerTimeoutMs` while the worker's heartbeat stands still fails with a WorkerError naming
+ * `workerTimeoutMs` while the worker's heartbeat stands still (a run bumps it at each termination
+ * checkpoint) fails with a WorkerError naming
  * the worker and the program, and the thread is terminated and replaced without losing the Vm;
  * bpf_spin_locks record their owner (worker index + 1) and the lock the running program holds,
  * so a lock held by a worker that hung or was terminated is released by the pool, and one held
@@ -123,6 +124,32 @@ describe('a worker that hangs', () => {
       { type: 'mem', verify: false },
     );
     expect(await count.runOn(1)).toBe(10000000n);
+    expect(exits).toEqual([]);
+    expect(vm.workers?.replacements).toBe(0);
+  });
+
+  it('lets a long run through while its checkpoints move the heartbeat', async () => {
+    const exits: WorkerError[] = [];
+    const vm = await make(200, exits);
+    // 8M may_goto iterations of 100 adds each (about 2.5·10⁹ insns): far longer than 200 ms;
+    // every 65,536th may_goto is a termination checkpoint, which bumps the heartbeat
+    const long = await vm.load(
+      assembleProgram(`
+        mov %r0, 0
+      top:
+        may_goto +5
+        mov %r1, 0
+      inner:
+        add %r0, 1
+        add %r1, 1
+        jlt %r1, 100, inner
+        ja top
+        exit`),
+      { type: 'mem', verify: false },
+    );
+    const t0 = performance.now();
+    expect(await long.runOn(0)).toBe(8_388_608n * 100n);
+    expect(performance.now() - t0).toBeGreaterThan(400);
     expect(exits).toEqual([]);
     expect(vm.workers?.replacements).toBe(0);
   });

@@ -69,6 +69,8 @@ export interface TerminationReport {
   readonly overhead: readonly OverheadRow[];
   /** ns the enter/exit bookkeeping of termination adds to one run. */
   readonly bookkeepingNs: number;
+  /** ns per bpf_loop callback: inlined by the JIT, and through the runtime helper. */
+  readonly bpfLoop: { readonly inlined: number; readonly helper: number };
   readonly latency: readonly Latency[];
   readonly stops: readonly StopRow[];
 }
@@ -90,6 +92,27 @@ const LOOKUP_LOOP = `
     add %r6, 1
     jlt %r6, ${LOOKUPS}, loop
     mov %r0, %r7
+    exit`;
+
+/** Callbacks per run of SUM_LOOP. */
+const SUM_LOOP_N = 4096;
+
+/** bpf_loop(SUM_LOOP_N, cb, &sum): the callback adds its index to a sum on the caller's stack. */
+const SUM_LOOP = `
+    stdw [%r10-8], 0
+    mov %r1, ${SUM_LOOP_N}
+    lddw %r2, func cb
+    mov %r3, %r10
+    add %r3, -8
+    mov %r4, 0
+    call 181
+    ldxdw %r0, [%r10-8]
+    exit
+  cb:
+    ldxdw %r3, [%r2]
+    add %r3, %r1
+    stxdw [%r2], %r3
+    mov %r0, 0
     exit`;
 
 /** bpf_loop(1 << 23, cb): the callback calls kfunc#0 (test_stop) and returns 0. */
@@ -314,8 +337,22 @@ async function overhead(plan: TimingPlan, cpu: CorpusCpu, progress: (l: string) 
     without.push(timeTask(loop(bare), plan).median);
   }
   const book = { median: Math.max(0, median(withChecks) - median(without)) };
+  // bpf_loop: inlined by the JIT (a verified program; the termination flag read before every
+  // callback) against the runtime helper (the same program unverified: JS calls each callback)
+  progress('termination: bpf_loop inlined against the helper');
+  const loops = await Promise.all(
+    [true, false].map((verify) => vm.load(assembleProgram(SUM_LOOP, { type: 'mem' }), { verify })),
+  );
+  const [inlined, helper] = interleaved(
+    loops.map((q) => runsOf(q)),
+    { ...plan, rounds: Math.max(3, plan.rounds >> 1) },
+  ).map((x) => x / SUM_LOOP_N);
   await vm.close();
-  return { rows, bookkeepingNs: book.median };
+  return {
+    rows,
+    bookkeepingNs: book.median,
+    bpfLoop: { inlined: inlined ?? NaN, helper: helper ?? NaN },
+  };
 }
 
 /**
@@ -460,6 +497,7 @@ export async function benchTermination(
   return {
     overhead: o.rows,
     bookkeepingNs: o.bookkeepingNs,
+    bpfLoop: o.bpfLoop,
     latency: await latency(samples, progress),
     stops: await stops(samples, progress),
   };
@@ -494,6 +532,7 @@ export function formatTermination(r: TerminationReport): string {
     ),
     '',
     `per-run bookkeeping of termination (runU32 against the bare run, nop program): ${fmtNs(r.bookkeepingNs)} ns, ${corpus.map((c) => `${c.name} ${((r.bookkeepingNs / c.patchable) * 100).toFixed(1)} %`).join(', ')}`,
+    `bpf_loop per callback (a trivial one): inlined by the JIT ${fmtNs(r.bpfLoop.inlined)} ns (the termination flag read before each), through the runtime helper ${fmtNs(r.bpfLoop.helper)} ns`,
     `patchable calls on the helper-heavy program: ${patchPct.toFixed(1)} % (target ≤ ${TERMINATION_TARGETS.overheadPct} %) ${verdict(patchPct <= TERMINATION_TARGETS.overheadPct)}`,
     '',
     `Latency from the request to the run returning (ns): "first" is the first request to a fresh program (cold code); median, min and max are over the samples taken after ${LATENCY_WARMUP} untimed requests (10 for the deadline)`,

@@ -66,6 +66,7 @@ import { jumpTarget, type Program, type Subprog } from '../src/program.js';
 import type { VerifiedProgram } from '../src/verifier/verified-program.js';
 import { buildCfg, planNesting, type BasicBlock, type FuncCfg } from './cfg.js';
 import { addEntryFunctions, CORO_DRAIN, entryNeeds, funcName, type EntryKind } from './entry.js';
+import { inlineKfuncCall, inlineKfuncVars } from './inline-kfunc.js';
 import {
   loadBinaryen,
   validateModule,
@@ -249,6 +250,7 @@ function buildModule(
     markers.push(fc.markers);
     webs.push(fc.repr.webs);
     const vars = [...new Array<number>(VAR_TYPES_I64 + 1).fill(b.i64), b.i32, b.i32, b.i32, ...w32];
+    if (opts.links.inlineKfuncs !== undefined) vars.push(...inlineKfuncVars(b));
     const f = m.addFunction(funcName(k), i64x5, b.i64, vars, body);
     if (opts.debugNames === true || opts.annotate === true) nameLocals(b, f, w32.length > 0);
     m.addFunctionExport(funcName(k), EXPORT_FUNC_PREFIX + k);
@@ -1208,6 +1210,14 @@ class FuncCompiler {
       const slot = this.opts.links.kfuncSlots.get(idx);
       // a weak kfunc the Vm does not have: linked, but fails if it ever runs
       if (slot === undefined) return [this.fail('call', idx, m.i64.const(i.imm))];
+      // the runtime module's allocator / coroutine kfuncs: their fast path inline
+      const kind = this.opts.links.inlineKfuncs?.get(idx);
+      if (kind !== undefined) {
+        const base = W32 + (this.opts.verified === undefined ? 0 : 10);
+        const shared = this.opts.memory.shared;
+        const site = { kind, slot, args, shared, base, site: idx };
+        return [this.set64(0, inlineKfuncCall(b, m, site))];
+      }
       return [
         this.set64(0, m.call_indirect('table', m.i32.const(slot), args, this.i64x5(), b.i64)),
       ];

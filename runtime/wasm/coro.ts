@@ -27,7 +27,7 @@ import {
   BPF_MAP_TYPE_QUEUE, CORO_CTL_BAD, CORO_CTL_CANCEL_QUEUE, CORO_CTL_DEFERRED,
   CORO_CTL_DEFER_TO_READY, CORO_CTL_QUEUED, CORO_CTL_READY_QUEUE, CORO_CTL_REAPED,
   CORO_CTL_RESUMED, CORO_CTL_TOKEN_LIMIT, CORO_F_DETACHED, CORO_F_QUEUED,
-  CORO_HDR_DEADLINE, CORO_HDR_FLAGS, CORO_HDR_PARENT, CORO_HDR_SEQ, CORO_HDR_SIZE, CORO_HDR_MAGIC, CORO_MAGIC, CTRL_BASE, CORO_CTL_OFF, CTRL_CORO_DEPTH, CTRL_CORO_CURRENT, CTRL_CORO_SCRATCH, CTRL_DEFER_HEAD,
+  CORO_HDR_DEADLINE, CORO_HDR_FLAGS, CORO_HDR_PARENT, CORO_HDR_SEQ, CORO_HDR_SIZE, CORO_HDR_MAGIC, CORO_MAGIC, CTRL_BASE, CORO_CTL_OFF, CTRL_CORO_DEPTH, CTRL_CORO_CURRENT, CTRL_CORO_SCRATCH, CTRL_DEFER_HEAD, CTRL_DEFER_RING, CORO_CTL_ENTRY_MAP,
   CTRL_DEFER_TAIL, CTRL_PROG, CORO_HDR_OWNER, DEFER_RING_CAP, DEFER_RING_OFF, EINVAL, ENOENT, FUNC_TOKEN_BASE, MAP_TYPE,
   MAP_VALUE_SIZE, NULL_GUARD_END,
 } from './abi';
@@ -45,6 +45,20 @@ let deferRing: usize = 0;
 export function coro_set_worker(ctrl: u32, area: u32): void {
   ctrlSlot = ctrl;
   deferRing = <usize>area + DEFER_RING_OFF;
+  // generated code's inline bpf_coro_defer pushes onto the same ring (jit/inline-kfunc.ts)
+  store<u32>(ctrl + CTRL_DEFER_RING, <u32>deferRing);
+}
+
+/**
+ * 1 when function token `token` is a verified token entry (a resume / destroy function: the
+ * entry map at CORO_CTL_ENTRY_MAP, kept by the host), else 0. Generated code calls it through
+ * CORO_ENTRY_CHECK_SLOT before a checked `callx`. Never traps, for any u32.
+ */
+export function coro_entry_check(token: u32): u32 {
+  const map = <usize>load<u32>(CTL + CORO_CTL_ENTRY_MAP);
+  const i = token - <u32>FUNC_TOKEN_BASE;
+  if (map == 0 || token < <u32>FUNC_TOKEN_BASE || i >= load<u32>(map)) return 0;
+  return (<u32>load<u8>(map + 4 + (i >> 3)) >> (i & 7)) & 1;
 }
 
 // @ts-ignore: decorator

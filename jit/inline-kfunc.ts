@@ -22,6 +22,8 @@
 import {
   CORO_CTL,
   CORO_CTL_OFF,
+  CORO_F_DETACHED,
+  CORO_HDR,
   CORO_HDR_SIZE,
   CORO_MAGIC,
   CTRL_ALLOC_CACHE,
@@ -30,6 +32,7 @@ import {
   CTRL_ALLOC_STATE,
   CTRL_ALLOC_WORKER,
   CTRL_BASE,
+  CTRL_CORO_CURRENT,
   CTRL_DEFER_HEAD,
   CTRL_DEFER_RING,
   CTRL_DEFER_TAIL,
@@ -100,7 +103,7 @@ export function inlineKfuncCall(
   const i64x5 = b.createType([b.i64, b.i64, b.i64, b.i64, b.i64]);
   const args = [m.local.get(s.base + R1, b.i64), ...s.args.slice(1)];
   return m.block(
-    g.done,
+    g.doneLabel,
     [
       m.block(g.slowLabel, [
         m.local.set(s.base + R1, s.args[0] as ExpressionRef),
@@ -119,7 +122,7 @@ class FastPathGen {
   private readonly shared: boolean;
   private readonly base: number;
   /** Label of the block whose value is r0. */
-  readonly done: string;
+  readonly doneLabel: string;
   /** Label of the block whose end calls the kfunc. */
   readonly slowLabel: string;
   private readonly zeroLabel: string;
@@ -129,7 +132,7 @@ class FastPathGen {
     this.m = m;
     this.shared = s.shared;
     this.base = s.base;
-    this.done = `kf${s.site}_done`;
+    this.doneLabel = `kf${s.site}_done`;
     this.slowLabel = `kf${s.site}_slow`;
     this.zeroLabel = `kf${s.site}_zero`;
   }
@@ -146,6 +149,10 @@ class FastPathGen {
         return this.free(true);
       case 'bpf_coro_defer':
         return this.defer();
+      case 'bpf_coro_detach':
+        return this.detach();
+      case 'bpf_coro_done':
+        return this.done();
       default: {
         const never: never = kind;
         return never;
@@ -191,7 +198,7 @@ class FastPathGen {
 
   /** r0 = v. */
   private ret(v: ExpressionRef): ExpressionRef {
-    return this.m.br(this.done, undefined, v);
+    return this.m.br(this.doneLabel, undefined, v);
   }
 
   /** Adds the i64 `d` to the u64 at `ptr`; returns the old value when `old`. */
@@ -405,20 +412,14 @@ class FastPathGen {
 
   // ---- free ----
 
-  /** `bpf_obj_drop_impl(p)` or `bpf_coro_frame_free(frame)`. */
-  private free(coro: boolean): ExpressionRef[] {
+  /**
+   * SPAN, IDX, SZ (slot bytes) and E (owner entry) of object P when P starts a slot of a small
+   * span in the region (ST: the state block); anything else takes the slow path.
+   */
+  private smallSlot(): ExpressionRef[] {
     const m = this.m;
     const get = (l: number): ExpressionRef => this.get(l);
-    const out: ExpressionRef[] = [
-      this.slowIf(
-        coro
-          ? m.i64.ge_u(
-              m.i64.sub(this.r1(), m.i64.const(CORO_HDR_SIZE)),
-              m.i64.const(0x1_0000_0000 - CORO_HDR_SIZE),
-            )
-          : m.i64.gt_u(this.r1(), m.i64.const(0xffffffff)),
-      ),
-      this.set(P, m.i32.sub(m.i32.wrap(this.r1()), this.i32(coro ? CORO_HDR_SIZE : 0))),
+    return [
       // in the region, in a small span (anything else: the runtime module counts or serves it)
       this.set(ST, this.ctrl(CTRL_ALLOC_STATE)),
       this.set(OFF, m.i32.sub(get(P), this.ld(FA.stHeapStart, get(ST)))),
@@ -459,6 +460,87 @@ class FastPathGen {
         E,
         m.i32.add(get(SPAN), m.i32.add(this.i32(FA.spanHdr), m.i32.shl(get(IDX), this.i32(1)))),
       ),
+    ];
+  }
+
+  /**
+   * P = r1 - CORO_HDR_SIZE when r1 is a live coroutine frame of at least the 16 bytes of its
+   * tokens (coro.ts frameOk: frame-alloc.ts coro_frame_check); anything else, large frames
+   * included, takes the slow path.
+   */
+  private liveFrame(): ExpressionRef[] {
+    const m = this.m;
+    const get = (l: number): ExpressionRef => this.get(l);
+    return [
+      this.slowIf(
+        m.i64.ge_u(
+          m.i64.sub(this.r1(), m.i64.const(NULL_GUARD_END + CORO_HDR_SIZE)),
+          m.i64.const(0x1_0000_0000 - NULL_GUARD_END - CORO_HDR_SIZE),
+        ),
+      ),
+      this.set(P, m.i32.sub(m.i32.wrap(this.r1()), this.i32(CORO_HDR_SIZE))),
+      ...this.smallSlot(),
+      this.slowIf(m.i32.eqz(m.i32.load16_u(0, 2, get(E)))),
+      this.slowIf(m.i32.le_u(get(SZ), this.i32(CORO_HDR_SIZE))),
+      this.slowIf(m.i32.ne(this.ld(CORO_HDR_SIZE - 4, get(P)), this.i32(CORO_MAGIC))),
+      this.slowIf(m.i32.lt_u(this.ld(CORO_HDR_SIZE - 8, get(P)), this.i32(16))),
+    ];
+  }
+
+  /** `bpf_coro_detach(frame)`: the runtime owns the frame (CORO_F_DETACHED). */
+  private detach(): ExpressionRef[] {
+    const m = this.m;
+    const flags = (): ExpressionRef =>
+      m.i32.add(this.get(P), this.i32(CORO_HDR_SIZE + CORO_HDR.flags));
+    return [
+      ...this.liveFrame(),
+      this.shared
+        ? m.drop(m.i32.atomic.rmw.or(0, flags(), this.i32(CORO_F_DETACHED)))
+        : m.i32.store(0, 4, flags(), m.i32.or(this.ld(0, flags()), this.i32(CORO_F_DETACHED))),
+      this.ret(m.i64.const(0)),
+    ];
+  }
+
+  /**
+   * `bpf_coro_done(frame)`: nothing to do for the frame the runtime's resume loop runs, a frame
+   * the program still owns or one a coroutine awaits; otherwise (it defers the frame) and for
+   * anything that is not a live frame, the runtime module.
+   */
+  private done(): ExpressionRef[] {
+    const m = this.m;
+    const get = (l: number): ExpressionRef => this.get(l);
+    const f = (): ExpressionRef => m.i32.add(get(P), this.i32(CORO_HDR_SIZE));
+    // r0 = 0 when `cond` (a br_if with a value leaves it when not taken: dropped)
+    const zeroIf = (cond: ExpressionRef): ExpressionRef =>
+      m.drop(m.br(this.doneLabel, cond, m.i64.const(0)));
+    return [
+      ...this.liveFrame(),
+      zeroIf(m.i32.eq(f(), this.ctrl(CTRL_CORO_CURRENT))),
+      zeroIf(
+        m.i32.eqz(
+          m.i32.and(this.ld(CORO_HDR_SIZE + CORO_HDR.flags, get(P)), this.i32(CORO_F_DETACHED)),
+        ),
+      ),
+      zeroIf(this.ld(CORO_HDR_SIZE + CORO_HDR.parent, get(P))),
+      this.slow(),
+    ];
+  }
+
+  /** `bpf_obj_drop_impl(p)` or `bpf_coro_frame_free(frame)`. */
+  private free(coro: boolean): ExpressionRef[] {
+    const m = this.m;
+    const get = (l: number): ExpressionRef => this.get(l);
+    const out: ExpressionRef[] = [
+      this.slowIf(
+        coro
+          ? m.i64.ge_u(
+              m.i64.sub(this.r1(), m.i64.const(CORO_HDR_SIZE)),
+              m.i64.const(0x1_0000_0000 - CORO_HDR_SIZE),
+            )
+          : m.i64.gt_u(this.r1(), m.i64.const(0xffffffff)),
+      ),
+      this.set(P, m.i32.sub(m.i32.wrap(this.r1()), this.i32(coro ? CORO_HDR_SIZE : 0))),
+      ...this.smallSlot(),
       this.set(
         CE,
         m.i32.add(

@@ -487,7 +487,9 @@ export type InlineKfunc =
   | 'bpf_obj_drop_impl'
   | 'bpf_coro_frame_alloc'
   | 'bpf_coro_frame_free'
-  | 'bpf_coro_defer';
+  | 'bpf_coro_defer'
+  | 'bpf_coro_detach'
+  | 'bpf_coro_done';
 
 /** Names of the kfuncs `InlineKfunc` lists. */
 export const INLINE_KFUNCS: ReadonlySet<string> = new Set<InlineKfunc>([
@@ -496,6 +498,8 @@ export const INLINE_KFUNCS: ReadonlySet<string> = new Set<InlineKfunc>([
   'bpf_coro_frame_alloc',
   'bpf_coro_frame_free',
   'bpf_coro_defer',
+  'bpf_coro_detach',
+  'bpf_coro_done',
 ]);
 
 // Coroutine frames (notes/coroutines.md, DESIGN.md §5). `bpf_coro_frame_alloc(size, ctx)`

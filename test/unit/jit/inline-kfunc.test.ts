@@ -1,8 +1,8 @@
 /**
  * The JIT's inline fast paths of the allocator and coroutine kfuncs (jit/inline-kfunc.ts)
  * against the interpreter, which calls the runtime module: a seeded random sequence of
- * allocations (every size class, 0, large, too big), frees (live, double, interior, foreign,
- * header, NULL, above 4 GiB) and caps, run on both engines in two Vms, must return the same r0
+ * allocations (every size class, 0, large, too big), frees, detach and done (live, double,
+ * interior, foreign, header, NULL, above 4 GiB) and caps, run on both engines in two Vms, must return the same r0
  * every time and leave the same objects, contents, accounts and counters.
  */
 import { describe, expect, it } from 'vitest';
@@ -18,6 +18,8 @@ const KFUNCS = [
   'bpf_obj_drop_impl',
   'bpf_coro_frame_alloc',
   'bpf_coro_frame_free',
+  'bpf_coro_detach',
+  'bpf_coro_done',
 ] as const;
 
 function u64(v: bigint): Uint8Array {
@@ -59,12 +61,12 @@ describe('inline allocator kfuncs (JIT) against the runtime module (interpreter)
       return BigInt(1 + rng.int(r < 10 ? 64 : 1024));
     };
     for (let step = 0; step < 3000; step++) {
-      const op = rng.int(4);
+      const op = rng.int(6);
       let arg: bigint;
       if (op === 0 || op === 2) arg = size();
       else {
         const r = rng.int(10);
-        const base = op === 3 ? BigInt(CORO_HDR_SIZE) : 0n;
+        const base = op >= 3 ? BigInt(CORO_HDR_SIZE) : 0n;
         if (r < 5 && live.length > 0) arg = pick(live);
         else if (r === 5) arg = pick(dead);
         else if (r === 6) arg = pick(live) + BigInt(8 * (1 + rng.int(4)));

@@ -259,7 +259,7 @@ class FastPathGen {
         m.i32.add(get(SPAN), m.i32.shl(get(IDX), this.i32(1))),
         m.i32.add(get(OWN), this.i32(1)),
       ),
-      ...this.zero(),
+      ...this.zero(hdr),
     );
     if (!coro) {
       out.push(this.ret(m.i64.extend_u(get(P))));
@@ -359,15 +359,18 @@ class FastPathGen {
     );
   }
 
-  /** Zeroes the (SZ + 7) & ~7 bytes at P (16-aligned): 16 bytes a store, then 8 if left. */
-  private zero(): ExpressionRef[] {
+  /**
+   * Zeroes the (SZ + 7) & ~7 bytes at P (16-aligned) from byte `from` (a multiple of 16) on:
+   * 16 bytes a store, then 8 if left.
+   */
+  private zero(from: number): ExpressionRef[] {
     const m = this.m;
     const get = (l: number): ExpressionRef => this.get(l);
     const z = new Array<number>(16).fill(0);
     return [
       this.set(N, m.i32.and(m.i32.add(get(SZ), this.i32(7)), this.i32(~7))),
       this.set(E, m.i32.add(get(P), m.i32.and(get(N), this.i32(~15)))),
-      this.set(Q, get(P)),
+      this.set(Q, m.i32.add(get(P), this.i32(from))),
       m.block(this.zeroLabel, [
         m.loop(
           `${this.zeroLabel}_loop`,
@@ -383,7 +386,10 @@ class FastPathGen {
     ];
   }
 
-  /** A new frame's header at P (seq, owner, size, magic; the rest is zero). */
+  /**
+   * A new frame's header at P, written whole (the zeroing skipped it): deadline 0, seq, flags
+   * 0, owner, parent 0, size, magic.
+   */
   private header(): ExpressionRef[] {
     const m = this.m;
     const get = (l: number): ExpressionRef => this.get(l);
@@ -402,10 +408,18 @@ class FastPathGen {
           ? this.set(N, next())
           : m.block(null, [this.set(N, this.i32(1)), m.i32.store(0, 4, seqP(), this.i32(1))]),
       ),
-      m.i32.store(8, 4, get(P), get(N)),
-      m.i32.store(16, 4, get(P), get(OWN)),
-      m.i32.store(24, 4, get(P), m.i32.wrap(this.r1())),
-      m.i32.store(28, 4, get(P), this.i32(CORO_MAGIC)),
+      m.i64.store(0, 8, get(P), m.i64.const(0)),
+      m.i64.store(8, 8, get(P), m.i64.extend_u(get(N))),
+      m.i64.store(16, 8, get(P), m.i64.extend_u(get(OWN))),
+      m.i64.store(
+        24,
+        8,
+        get(P),
+        m.i64.or(
+          m.i64.and(this.r1(), m.i64.const(0xffffffff)),
+          m.i64.const(BigInt(CORO_MAGIC) << 32n),
+        ),
+      ),
     );
     return out;
   }

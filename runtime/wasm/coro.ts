@@ -344,8 +344,20 @@ function coroReap(p: usize): void {
  * The run's entry calls this when the program returns with frames deferred: resumes them in
  * order, including frames they defer in turn, up to `limit`; the rest stay for the next drain.
  * Returns the frames resumed.
+ *
+ * Same effect as `coro_resume` for each frame, but the resume context (depth, current frame,
+ * running program: see coro_resume) is entered once for a run of frames and left only to reap,
+ * for a frame coro_resume must handle (stale, done already, bad token) and at the end: between
+ * two frames nothing runs that could see it. This is the task_work round trip's hot loop.
  */
 export function coro_drain_deferred(limit: u32): u32 {
+  const depth = ctrlSlot + CTRL_CORO_DEPTH;
+  const current = ctrlSlot + CTRL_CORO_CURRENT;
+  const prog = ctrlSlot + CTRL_PROG;
+  const outerDepth = load<u32>(depth);
+  const outer = load<u32>(current);
+  const outerProg = load<u32>(prog);
+  let entered = false;
   let n: u32 = 0;
   while (n < limit) {
     const head = load<u32>(ctrlSlot + CTRL_DEFER_HEAD);
@@ -354,7 +366,43 @@ export function coro_drain_deferred(limit: u32): u32 {
     const f = load<u32>(e);
     const seq = load<u32>(e + 4);
     store<u32>(ctrlSlot + CTRL_DEFER_HEAD, head + 1);
-    n += coro_resume(f, seq);
+    const p = <usize>f;
+    const t: u64 = stillFrame(p, seq) ? load<u64>(p) : 0;
+    if (t == 0 || !tokenOk(t)) {
+      // stale, done already or a bad token: coro_resume decides, outside the context
+      if (entered) {
+        store<u32>(prog, outerProg);
+        store<u32>(current, outer);
+        store<u32>(depth, outerDepth);
+        entered = false;
+      }
+      n += coro_resume(f, seq);
+      continue;
+    }
+    if ((load<u32>(p + CORO_HDR_FLAGS) & CORO_F_QUEUED) != 0) clearFlags(p, CORO_F_QUEUED);
+    store<u64>(p + CORO_HDR_DEADLINE, 0);
+    count(CORO_CTL_RESUMED);
+    if (!entered) {
+      store<u32>(depth, outerDepth + 1);
+      entered = true;
+    }
+    store<u32>(current, f);
+    store<u32>(prog, load<u32>(p + CORO_HDR_OWNER));
+    callToken(t, p);
+    n++;
+    // done now, and no coroutine awaits it: reaped as coro_resume does, outside the context
+    if (stillFrame(p, seq) && load<u64>(p) == 0 && load<u32>(p + CORO_HDR_PARENT) == 0) {
+      store<u32>(prog, outerProg);
+      store<u32>(current, outer);
+      store<u32>(depth, outerDepth);
+      entered = false;
+      coroReap(p);
+    }
+  }
+  if (entered) {
+    store<u32>(prog, outerProg);
+    store<u32>(current, outer);
+    store<u32>(depth, outerDepth);
   }
   return n;
 }

@@ -408,18 +408,14 @@ class FastPathGen {
           ? this.set(N, next())
           : m.block(null, [this.set(N, this.i32(1)), m.i32.store(0, 4, seqP(), this.i32(1))]),
       ),
+      // one store per field: later loads of a field then read what one store wrote
       m.i64.store(0, 8, get(P), m.i64.const(0)),
-      m.i64.store(8, 8, get(P), m.i64.extend_u(get(N))),
-      m.i64.store(16, 8, get(P), m.i64.extend_u(get(OWN))),
-      m.i64.store(
-        24,
-        8,
-        get(P),
-        m.i64.or(
-          m.i64.and(this.r1(), m.i64.const(0xffffffff)),
-          m.i64.const(BigInt(CORO_MAGIC) << 32n),
-        ),
-      ),
+      m.i32.store(8, 4, get(P), get(N)),
+      m.i32.store(12, 4, get(P), this.i32(0)),
+      m.i32.store(16, 4, get(P), get(OWN)),
+      m.i32.store(20, 4, get(P), this.i32(0)),
+      m.i32.store(24, 4, get(P), m.i32.wrap(this.r1())),
+      m.i32.store(28, 4, get(P), this.i32(CORO_MAGIC)),
     );
     return out;
   }

@@ -10,6 +10,7 @@ import { CORO_HDR_SIZE } from '../../../src/abi.js';
 import { assemble } from '../../../src/asm/assembler.js';
 import { createProgram } from '../../../src/program.js';
 import type { Engine } from '../../../runtime/loaded-program.js';
+import { TerminationError } from '../../../src/errors.js';
 import { Vm } from '../../../runtime/vm.js';
 import { createPrng } from '../../helpers/prng.js';
 
@@ -112,4 +113,50 @@ describe('inline allocator kfuncs (JIT) against the runtime module (interpreter)
     await jit.vm.close();
     await interp.vm.close();
   });
+});
+
+describe('inline allocation kfuncs under termination', () => {
+  it.each(['bpf_obj_new_impl', 'bpf_coro_frame_alloc'])(
+    '%s returns NULL once the run is terminated (the slot holds the fast path)',
+    async (name) => {
+      const vm = Vm.create();
+      vm.registerKfunc({
+        name: 'test_stop',
+        fn: () => (vm.terminate(), 0n),
+        sig: { name: 'test_stop', args: [], ret: { kind: 'scalar' } },
+      });
+      // r0 = 1 + (first allocation != 0) + (second allocation != 0), objects kept (not freed)
+      const prog = createProgram(
+        assemble(`mov %r1, 16
+          mov %r2, 0
+          call kfunc 0
+          mov %r6, 1
+          jeq %r0, 0, +1
+          add %r6, 1
+          call kfunc 1
+          mov %r1, 16
+          mov %r2, 0
+          call kfunc 0
+          jeq %r0, 0, +1
+          add %r6, 1
+          mov %r0, %r6
+          exit`),
+      );
+      const p = await vm.load(prog, {
+        verify: false,
+        kfuncs: new Map([
+          [2, { name, weak: false }],
+          [6, { name: 'test_stop', weak: false }],
+          [9, { name, weak: false }],
+        ]),
+      });
+      // objects of the class in this thread's cache: the fast path could serve them
+      const warm = [1, 2, 3].map(() => vm.allocator.alloc(name === 'bpf_obj_new_impl' ? 16 : 48));
+      for (const o of warm) vm.allocator.free(o);
+      expect(() => p.run()).toThrow(TerminationError);
+      // the first allocation was served, the second (after the request) was not
+      expect(vm.allocator.stats().liveObjects).toBe(1);
+      await vm.close();
+    },
+  );
 });

@@ -311,8 +311,9 @@ export function coro_resume(f: u32, seq: u32): u32 {
   store<u32>(prog, outerProg);
   store<u32>(current, outer);
   store<u32>(depth, load<u32>(depth) - 1);
-  // done now, and no coroutine awaits it: the runtime, which resumed it, owns it
-  if (stillFrame(p, seq) && load<u64>(p) == 0 && load<u32>(p + CORO_HDR_PARENT) == 0) coroReap(p);
+  // done now, and no coroutine awaits it: the runtime, which resumed it, owns it (p was inside
+  // memory before the call and memory never shrinks: the token is read first, the cheap test)
+  if (load<u64>(p) == 0 && stillFrame(p, seq) && load<u32>(p + CORO_HDR_PARENT) == 0) coroReap(p);
   return 1;
 }
 
@@ -391,7 +392,8 @@ export function coro_drain_deferred(limit: u32): u32 {
     callToken(t, p);
     n++;
     // done now, and no coroutine awaits it: reaped as coro_resume does, outside the context
-    if (stillFrame(p, seq) && load<u64>(p) == 0 && load<u32>(p + CORO_HDR_PARENT) == 0) {
+    // (the token first, as there)
+    if (load<u64>(p) == 0 && stillFrame(p, seq) && load<u32>(p + CORO_HDR_PARENT) == 0) {
       store<u32>(prog, outerProg);
       store<u32>(current, outer);
       store<u32>(depth, outerDepth);

@@ -514,18 +514,20 @@ class FastPathGen {
   /**
    * `bpf_coro_done(frame)`: nothing to do for the frame the runtime's resume loop runs, a frame
    * the program still owns or one a coroutine awaits; otherwise (it defers the frame) and for
-   * anything that is not a live frame, the runtime module.
+   * anything that is not a live frame, the runtime module. Every way out but the deferral
+   * returns 0 and changes nothing, so the order of the tests is free: the frame the resume
+   * loop runs (a Task's final suspend) is told first, before the live-frame check (a value
+   * above 4 GiB or 0 never equals it, and the runtime module returns 0 for those too).
    */
   private done(): ExpressionRef[] {
     const m = this.m;
     const get = (l: number): ExpressionRef => this.get(l);
-    const f = (): ExpressionRef => m.i32.add(get(P), this.i32(CORO_HDR_SIZE));
     // r0 = 0 when `cond` (a br_if with a value leaves it when not taken: dropped)
     const zeroIf = (cond: ExpressionRef): ExpressionRef =>
       m.drop(m.br(this.doneLabel, cond, m.i64.const(0)));
     return [
+      zeroIf(m.i64.eq(this.r1(), m.i64.extend_u(this.ctrl(CTRL_CORO_CURRENT)))),
       ...this.liveFrame(),
-      zeroIf(m.i32.eq(f(), this.ctrl(CTRL_CORO_CURRENT))),
       zeroIf(
         m.i32.eqz(
           m.i32.and(this.ld(CORO_HDR_SIZE + CORO_HDR.flags, get(P)), this.i32(CORO_F_DETACHED)),

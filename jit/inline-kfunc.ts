@@ -16,7 +16,12 @@
  * Vm-wide counters are changed with atomics, as the runtime module does; a free that would
  * send the object home or spill the cache to the depot is left to the runtime module.
  *
- * Called from: jit/compile.ts, for kfunc calls that `ProgLinks.inlineKfuncs` names.
+ * The same live-frame check also serves generated code's frame checks (`inlineFrameCheck`:
+ * accesses through a coroutine handle, a token entry's r1; anything it does not accept asks
+ * `coro_frame_check`), and `inlineEntryCheck` reads the entry map as `coro_entry_check` does.
+ *
+ * Called from: jit/compile.ts, for kfunc calls that `ProgLinks.inlineKfuncs` names, frame
+ * checks (`frameChecks`, `coroEntries`) and checked `callx` (`callxChecks`).
  */
 
 import {
@@ -40,6 +45,7 @@ import {
   CTRL_TERMINATE,
   DEFER_RING_CAP,
   FRAME_ALLOC as FA,
+  FUNC_TOKEN_BASE,
   NULL_GUARD_END,
   type InlineKfunc,
 } from '../src/abi.js';
@@ -115,6 +121,74 @@ export function inlineKfuncCall(
   );
 }
 
+/** Makes labels unique within a function (a site may emit more than one fast path). */
+let nextLabel = 0;
+
+/**
+ * i32 1 when the i64 `frame` (below 2^32) is a live coroutine frame of at least `need` bytes,
+ * else 0, as `coro_frame_check` (CORO_FRAME_CHECK_SLOT) answers: a small live frame is
+ * accepted inline; anything else (a large frame, or not a frame) is asked in `checkSlot`.
+ * `base`: the locals `inlineKfuncVars` added; `site`: for labels.
+ */
+export function inlineFrameCheck(
+  b: BinaryenApi,
+  m: BinaryenModule,
+  s: {
+    readonly frame: ExpressionRef;
+    readonly need: number;
+    readonly checkSlot: number;
+    readonly base: number;
+    readonly site: number;
+  },
+): ExpressionRef {
+  const g = new FastPathGen(b, m, { shared: false, base: s.base, site: s.site });
+  const frame = (): ExpressionRef => m.local.get(s.base + R1, b.i64);
+  return m.block(
+    g.doneLabel,
+    [
+      m.block(g.slowLabel, [
+        m.local.set(s.base + R1, s.frame),
+        ...g.liveFrame(s.need),
+        m.br(g.doneLabel, undefined, m.i32.const(1)),
+      ]),
+      m.call_indirect(
+        'table',
+        m.i32.const(s.checkSlot),
+        [m.i32.wrap(frame()), m.i32.const(s.need)],
+        b.createType([b.i32, b.i32]),
+        b.i32,
+      ),
+    ],
+    b.i32,
+  );
+}
+
+/**
+ * i32 1 when the i64 `token` (read twice: a local) is a verified token entry, else 0: the
+ * runtime module's `coro_entry_check` (the entry map at CORO_CTL.entryMap) in generated code.
+ */
+export function inlineEntryCheck(m: BinaryenModule, token: () => ExpressionRef): ExpressionRef {
+  const map = (): ExpressionRef => m.i32.load(0, 4, m.i32.const(CTL + CORO_CTL.entryMap));
+  const i = (): ExpressionRef => m.i32.wrap(m.i64.sub(token(), m.i64.const(FUNC_TOKEN_BASE)));
+  return m.if(
+    m.i32.or(
+      m.i32.eqz(map()),
+      m.i64.ge_u(
+        m.i64.sub(token(), m.i64.const(FUNC_TOKEN_BASE)),
+        m.i64.extend_u(m.i32.load(0, 4, map())),
+      ),
+    ),
+    m.i32.const(0),
+    m.i32.and(
+      m.i32.shr_u(
+        m.i32.load8_u(4, 1, m.i32.add(map(), m.i32.shr_u(i(), m.i32.const(3)))),
+        m.i32.and(i(), m.i32.const(7)),
+      ),
+      m.i32.const(1),
+    ),
+  );
+}
+
 /** Emits the fast path of one call site. */
 class FastPathGen {
   private readonly b: BinaryenApi;
@@ -127,14 +201,19 @@ class FastPathGen {
   readonly slowLabel: string;
   private readonly zeroLabel: string;
 
-  constructor(b: BinaryenApi, m: BinaryenModule, s: InlineKfuncSite) {
+  constructor(
+    b: BinaryenApi,
+    m: BinaryenModule,
+    s: Pick<InlineKfuncSite, 'shared' | 'base' | 'site'>,
+  ) {
     this.b = b;
     this.m = m;
     this.shared = s.shared;
     this.base = s.base;
-    this.doneLabel = `kf${s.site}_done`;
-    this.slowLabel = `kf${s.site}_slow`;
-    this.zeroLabel = `kf${s.site}_zero`;
+    const id = `kf${s.site}_${nextLabel++}`;
+    this.doneLabel = `${id}_done`;
+    this.slowLabel = `${id}_slow`;
+    this.zeroLabel = `${id}_zero`;
   }
 
   body(kind: InlineKfunc): ExpressionRef[] {
@@ -474,11 +553,11 @@ class FastPathGen {
   }
 
   /**
-   * P = r1 - CORO_HDR_SIZE when r1 is a live coroutine frame of at least the 16 bytes of its
-   * tokens (coro.ts frameOk: frame-alloc.ts coro_frame_check); anything else, large frames
+   * P = r1 - CORO_HDR_SIZE when r1 is a live coroutine frame of at least `need` bytes (16: the
+   * tokens; coro.ts frameOk: frame-alloc.ts coro_frame_check); anything else, large frames
    * included, takes the slow path.
    */
-  private liveFrame(): ExpressionRef[] {
+  liveFrame(need = 16): ExpressionRef[] {
     const m = this.m;
     const get = (l: number): ExpressionRef => this.get(l);
     return [
@@ -493,7 +572,7 @@ class FastPathGen {
       this.slowIf(m.i32.eqz(m.i32.load16_u(0, 2, get(E)))),
       this.slowIf(m.i32.le_u(get(SZ), this.i32(CORO_HDR_SIZE))),
       this.slowIf(m.i32.ne(this.ld(CORO_HDR_SIZE - 4, get(P)), this.i32(CORO_MAGIC))),
-      this.slowIf(m.i32.lt_u(this.ld(CORO_HDR_SIZE - 8, get(P)), this.i32(16))),
+      this.slowIf(m.i32.lt_u(this.ld(CORO_HDR_SIZE - 8, get(P)), this.i32(need))),
     ];
   }
 

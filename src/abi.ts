@@ -431,7 +431,8 @@ export const CORO_FRAME_CHECK_SLOT = 0;
 /**
  * Call-table slot of the runtime module's `coro_entry_check(token: i32) -> i32`: 1 when `token`
  * names a function the verifier verified as a token entry (resume / destroy, `coroEntries`;
- * the entry map at CORO_CTL.entryMap, runtime/coro-entries.ts). Generated
+ * the entry map at CORO_CTL.entryMap, runtime/coro-entries.ts). The JIT reads the entry map
+ * inline (jit/inline-kfunc.ts inlineEntryCheck), the same check. Generated
  * code calls it before a `callx` whose target came from a frame, a handle or `.rodata`
  * (`callxChecks`). Helper id 0 of the second program's block, which never holds a helper.
  */

@@ -389,7 +389,9 @@ export const IMPORT_CTRL = 'ctrl';
 export const IMPORT_CTX = 'ctx';
 /**
  * Function `(limit: i32) -> i32` (the runtime module's coro_drain_deferred): resumes the frames
- * deferred in this run. Imported by modules whose programs can suspend (kfunc calls or callx).
+ * deferred in this run. Imported by modules whose programs can suspend (kfunc calls or callx):
+ * their entry drains the ring itself (jit/coro-drain.ts) and hands the rest of it to this one
+ * at an entry it does not resume itself.
  */
 export const IMPORT_CORO_DRAIN = 'coro_drain';
 /** Most deferred frames one run's drain resumes; the rest wait for the next run. */

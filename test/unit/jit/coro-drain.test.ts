@@ -63,7 +63,13 @@ const program = (mapId: number): string => `
 
 async function runOn(engine: Engine) {
   const vm = Vm.create({ coroutines: { sweepIntervalMs: 0 } });
-  const map = vm.createMap({ type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: 8, maxEntries: 1 });
+  const map = vm.createMap({
+    name: 'resumes',
+    type: BPF_MAP_TYPE_ARRAY,
+    keySize: 4,
+    valueSize: 8,
+    maxEntries: 1,
+  });
   const prog = assembleProgram(program(map.id));
   const kfuncs = new Map<number, { name: string; weak: boolean }>();
   prog.insns.forEach((i, idx) => {

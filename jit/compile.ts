@@ -24,7 +24,6 @@
  */
 
 import {
-  CORO_ENTRY_CHECK_SLOT,
   CORO_FRAME_CHECK_SLOT,
   CTRL_ERR_AUX,
   CTRL_ERR_CODE,
@@ -74,6 +73,12 @@ import { jumpTarget, type Program, type Subprog } from '../src/program.js';
 import type { VerifiedProgram } from '../src/verifier/verified-program.js';
 import { buildCfg, planNesting, type BasicBlock, type FuncCfg } from './cfg.js';
 import { addEntryFunctions, CORO_DRAIN, entryNeeds, funcName, type EntryKind } from './entry.js';
+import {
+  inlineEntryCheck,
+  inlineFrameCheck,
+  inlineKfuncCall,
+  inlineKfuncVars,
+} from './inline-kfunc.js';
 import {
   loadBinaryen,
   validateModule,
@@ -263,6 +268,10 @@ function buildModule(
     markers.push(fc.markers);
     webs.push(fc.repr.webs);
     const vars = [...new Array<number>(VAR_TYPES_I64 + 1).fill(b.i64), b.i32, b.i32, b.i32, ...w32];
+    // the locals of the inline fast paths and frame checks (jit/inline-kfunc.ts)
+    const { inlineKfuncs, frameChecks, coroEntries } = opts.links;
+    if (inlineKfuncs !== undefined || frameChecks !== undefined || coroEntries !== undefined)
+      vars.push(...inlineKfuncVars(b));
     const f = m.addFunction(funcName(k), i64x5, b.i64, vars, body);
     if (opts.debugNames === true || opts.annotate === true) nameLocals(b, f, w32.length > 0);
     m.addFunctionExport(funcName(k), EXPORT_FUNC_PREFIX + k);
@@ -1041,16 +1050,13 @@ class FuncCompiler {
   ): ExpressionRef {
     const m = this.m;
     const b = this.b;
+    // a small live frame is accepted inline, anything else asks coro_frame_check
+    const base = W32 + (this.opts.verified === undefined ? 0 : 10);
+    const check = { frame: frame(), need, checkSlot: CORO_FRAME_CHECK_SLOT, base, site: idx };
     const live = m.if(
       m.i64.ge_u(frame(), m.i64.const(0x1_0000_0000)),
       m.i32.const(0),
-      m.call_indirect(
-        'table',
-        m.i32.const(CORO_FRAME_CHECK_SLOT),
-        [m.i32.wrap(frame()), m.i32.const(need)],
-        b.createType([b.i32, b.i32]),
-        b.i32,
-      ),
+      inlineFrameCheck(b, m, check),
     );
     const ok = alt === undefined ? live : m.if(alt, m.i32.const(1), live);
     return m.if(m.i32.eqz(ok), this.fail('frame', idx, frame()));
@@ -1222,6 +1228,14 @@ class FuncCompiler {
       const slot = this.opts.links.kfuncSlots.get(idx);
       // a weak kfunc the Vm does not have: linked, but fails if it ever runs
       if (slot === undefined) return [this.fail('call', idx, m.i64.const(i.imm))];
+      // the runtime module's allocator / coroutine kfuncs: their fast path inline
+      const kind = this.opts.links.inlineKfuncs?.get(idx);
+      if (kind !== undefined) {
+        const base = W32 + (this.opts.verified === undefined ? 0 : 10);
+        const shared = this.opts.memory.shared;
+        const site = { kind, slot, args, shared, base, site: idx };
+        return [this.set64(0, inlineKfuncCall(b, m, site))];
+      }
       return [
         this.set64(0, m.call_indirect('table', m.i32.const(slot), args, this.i64x5(), b.i64)),
       ];
@@ -1415,13 +1429,8 @@ class FuncCompiler {
           m.i64.const(0x1_0000_0000 - FUNC_TOKEN_BASE),
         ),
         m.i32.const(0),
-        m.call_indirect(
-          'table',
-          m.i32.const(CORO_ENTRY_CHECK_SLOT),
-          [m.i32.wrap(v())],
-          b.createType([b.i32]),
-          b.i32,
-        ),
+        // coro_entry_check (CORO_ENTRY_CHECK_SLOT) in generated code
+        inlineEntryCheck(m, v),
       );
       return [
         m.local.set(T64A, this.get64(reg)),

@@ -25,6 +25,7 @@ import {
 import { BPF_FUNC_tail_call } from '../src/helper-protos.js';
 import { BPF_MAX_LOOPS, BPF_PSEUDO_KFUNC_CALL } from '../src/isa/opcodes.js';
 import type { Program } from '../src/program.js';
+import { coroDrain, coroDrainVars } from './coro-drain.js';
 import type { BinaryenApi, BinaryenModule, ExpressionRef } from './module.js';
 
 /** How the exported `run(a, b)` builds the entry function's arguments. */
@@ -51,7 +52,8 @@ export interface EntryNeeds {
   readonly tailCall: boolean;
   /**
    * The program calls kfuncs or callx, so it may defer coroutine frames (bpf_coro_defer):
-   * resume them when the entry function returns (the module imports IMPORT_CORO_DRAIN).
+   * resume them when the entry function returns (jit/coro-drain.ts; the module imports
+   * IMPORT_CORO_DRAIN for what that drain hands over).
    */
   readonly coro: boolean;
 }
@@ -90,8 +92,11 @@ export function addEntryFunctions(
   const ctrl = (): ExpressionRef => m.global.get('ctrl', i32);
   const u64 = (e: ExpressionRef): ExpressionRef => m.i64.extend_u(e);
   const zero = (): ExpressionRef => m.i64.const(0);
-  /** After the entry function returns: resume what it deferred (task_work), on this worker. */
-  const drain = (): ExpressionRef[] =>
+  /**
+   * After the entry function returns: resume what it deferred (task_work), on this worker
+   * (jit/coro-drain.ts; its locals from `base` on: `drainVars`).
+   */
+  const drain = (base: number): ExpressionRef[] =>
     needs.coro
       ? [
           m.if(
@@ -99,10 +104,11 @@ export function addEntryFunctions(
               m.i32.load(CTRL_DEFER_HEAD, 4, ctrl()),
               m.i32.load(CTRL_DEFER_TAIL, 4, ctrl()),
             ),
-            m.drop(m.call(CORO_DRAIN, [m.i32.const(CORO_DRAIN_LIMIT)], i32)),
+            m.block(null, coroDrain(b, m, base, CORO_DRAIN_LIMIT, CORO_DRAIN)),
           ),
         ]
       : [];
+  const drainVars = needs.coro ? coroDrainVars(b) : [];
   /**
    * The running program (ctrl + CTRL_PROG, 0 when none): what the frame allocator charges and
    * what a termination request on this thread stops. Cleared when the run returns.
@@ -149,14 +155,14 @@ export function addEntryFunctions(
     EXPORT_RUN,
     b.createType([i32, i32]),
     i32,
-    [b.i64],
+    [b.i64, ...drainVars],
     m.block(
       null,
       [
         ...once(),
         ...one.setup,
         m.local.set(2, one.call),
-        ...drain(),
+        ...drain(3),
         uncharge(),
         m.i64.store(CTRL_R0, 8, ctrl(), m.local.get(2, b.i64)),
         m.i32.wrap(m.local.get(2, b.i64)),
@@ -173,7 +179,7 @@ export function addEntryFunctions(
     EXPORT_RUN_BATCH,
     b.createType([i32, i32, i32]),
     i32,
-    [i32, i32, i32],
+    [i32, i32, i32, ...drainVars],
     m.block(
       null,
       [
@@ -193,7 +199,7 @@ export function addEntryFunctions(
                 m.i32.add(m.local.get(2, i32), m.i32.shl(i(), m.i32.const(2))),
                 m.i32.wrap(each.call),
               ),
-              ...drain(),
+              ...drain(6),
               m.local.set(3, m.i32.add(i(), m.i32.const(1))),
               m.br('next', m.i32.lt_u(i(), m.local.get(1, i32))),
             ]),
@@ -211,7 +217,7 @@ export function addEntryFunctions(
     EXPORT_RUN_CTX,
     b.createType([i32, i32, i32]),
     i32,
-    [b.i64],
+    [b.i64, ...drainVars],
     m.block(
       null,
       [
@@ -224,7 +230,7 @@ export function addEntryFunctions(
           3,
           m.call(funcName(0), [u64(m.local.get(0, i32)), zero(), zero(), zero(), zero()], b.i64),
         ),
-        ...drain(),
+        ...drain(4),
         uncharge(),
         m.i64.store(CTRL_R0, 8, ctrl(), m.local.get(3, b.i64)),
         m.i32.wrap(m.local.get(3, b.i64)),

@@ -58,6 +58,8 @@ export interface RtExports {
   readonly coro_drain_queue: (q: number, batch: number) => number;
   /** Sets and clears flag bits of frame `f`; returns the flags, or 0xffffffff for a bad frame. */
   readonly coro_frame_flags: (f: number, set: number, clear: number) => number;
+  /** 1 when `token` is a verified token entry (the entry map, CORO_CTL.entryMap), else 0. */
+  readonly coro_entry_check: (token: number) => number;
   // the frame allocator (runtime/wasm/frame-alloc.ts, runtime/frame-alloc.ts)
   /** Once per Vm: lays out the allocator's state block. */
   readonly alloc_init: (

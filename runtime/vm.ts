@@ -26,6 +26,8 @@ import {
   CORO_ENTRY_CHECK_SLOT,
   CORO_FRAME_CHECK_SLOT,
   HELPER_BLOCK_SIZE,
+  INLINE_KFUNCS,
+  type InlineKfunc,
   KFUNC_SLOT_BASE,
   MAX_KFUNCS,
   IMPORT_CTRL,
@@ -97,7 +99,7 @@ import { BPF_FUNC_map_delete_elem, BPF_FUNC_map_update_elem } from '../src/helpe
 import type { MapInfo } from '../src/verifier/reg-state.js';
 import { verifyProgram, type KfuncSig, type LdMap } from '../src/verifier/verifier.js';
 import { BPF_THROW, kfuncProto } from '../src/kfunc-protos.js';
-import { wasmI32Function } from './wasm-fn.js';
+import { CoroEntryMap } from './coro-entries.js';
 import type { VerifiedProgram } from '../src/verifier/verified-program.js';
 import { instantiateRt, type RtExports } from './rt.js';
 import { Coroutines, type CoroutineOptions } from './coroutines.js';
@@ -304,6 +306,8 @@ export class Vm {
   private nextProgram = 0;
   private nextToken = FUNC_TOKEN_BASE;
   private readonly tokens = new Map<number, TokenTarget>();
+  /** Verified token entries, for `coro_entry_check` (CORO_ENTRY_CHECK_SLOT). */
+  private readonly entryMap: CoroEntryMap;
   private adapters: Map<number, WebAssembly.ExportValue> | undefined;
   private view: DataView;
   private bytes: Uint8Array;
@@ -388,11 +392,13 @@ export class Vm {
     // the frame allocator's check, for accesses through coroutine handles (src/abi.ts)
     const frameCheck = (this.rt as unknown as Record<string, unknown>)['coro_frame_check'];
     if (typeof frameCheck === 'function') this.table.set(CORO_FRAME_CHECK_SLOT, frameCheck);
-    // which tokens callx may reach through a frame, a handle or .rodata
-    this.table.set(
-      CORO_ENTRY_CHECK_SLOT,
-      wasmI32Function((token) => (this.isCoroEntry(BigInt(token >>> 0)) ? 1 : 0), 1),
-    );
+    // which tokens callx may reach through a frame, a handle or .rodata: the entry map
+    this.entryMap = new CoroEntryMap({
+      alloc: (bytes) => this.heap.alloc(bytes),
+      dataView: () => this.dataView(),
+      u8: () => this.u8(),
+    });
+    this.table.set(CORO_ENTRY_CHECK_SLOT, this.rt.coro_entry_check);
     for (const h of this.helpers.all()) this.builtinHelpers.set(h.id, h);
     this.allocator = initFrameAlloc(
       this.rt,
@@ -611,6 +617,8 @@ export class Vm {
     prog.subprogs.forEach((_, k) =>
       this.tokens.set(links.funcTokenBase + k, { prog, links, subprog: k }),
     );
+    if (links.coroEntries !== undefined)
+      this.entryMap.add([...links.coroEntries.keys()].map((k) => links.funcTokenBase + k));
     return this.prepare({ id, prog, type, links, verified }, engine, opts);
   }
 
@@ -722,7 +730,6 @@ export class Vm {
         helperBase: links.helperBase,
         funcTokenBase: links.funcTokenBase,
         subprogs: prog.subprogs.length,
-        ...(links.coroEntries === undefined ? {} : { coroEntries: [...links.coroEntries.keys()] }),
         unwindable: this.termProg(prog, links, linked.verified).unwindable,
       });
     }
@@ -967,9 +974,10 @@ export class Vm {
   private linkKfuncs(
     prog: Program,
     names: ReadonlyMap<number, { readonly name: string; readonly weak: boolean }>,
-  ): { slots: Map<number, number>; throwInsns: Set<number> } {
+  ): { slots: Map<number, number>; throwInsns: Set<number>; inline: Map<number, InlineKfunc> } {
     const slots = new Map<number, number>();
     const throwInsns = new Set<number>();
+    const inline = new Map<number, InlineKfunc>();
     prog.insns.forEach((i, idx) => {
       if (prog.ops[idx]?.kind !== 'call' || i.src !== BPF_PSEUDO_KFUNC_CALL) return;
       const k = names.get(idx);
@@ -982,8 +990,18 @@ export class Vm {
       const slot = this.kfuncSlot(k.name);
       if (slot !== undefined) slots.set(idx, slot);
       else if (!k.weak) throw new LinkError(k.name, `insn ${idx}: unknown kfunc '${k.name}'`);
+      // the runtime module's own allocator / coroutine kfunc (not one the embedder replaced):
+      // the JIT may emit its fast path inline
+      const builtin = this.builtinKfuncs.get(k.name);
+      if (
+        slot !== undefined &&
+        INLINE_KFUNCS.has(k.name) &&
+        builtin !== undefined &&
+        this.kfuncs.get(k.name)?.proto === builtin
+      )
+        inline.set(idx, k.name as InlineKfunc);
     });
-    return { slots, throwInsns };
+    return { slots, throwInsns, inline };
   }
 
   private link(
@@ -999,7 +1017,7 @@ export class Vm {
         `too many programs in one Vm (limit ${KFUNC_SLOT_BASE / HELPER_BLOCK_SIZE})`,
       );
     }
-    const { slots: kfuncSlots, throwInsns } = this.linkKfuncs(prog, kfuncs);
+    const { slots: kfuncSlots, throwInsns, inline } = this.linkKfuncs(prog, kfuncs);
     if ([...kfuncs.values()].some((k) => k.name.startsWith('bpf_coro_'))) this.coroutines.prepare();
     const helperBase = this.nextProgram * HELPER_BLOCK_SIZE;
     const funcTokenBase = this.nextToken;
@@ -1033,6 +1051,7 @@ export class Vm {
       ldImm64,
       kfuncSlots,
       ...(throwInsns.size > 0 ? { throwInsns } : {}),
+      ...(inline.size > 0 ? { inlineKfuncs: inline } : {}),
       // what the engines check at run time (src/verifier/check-coro.ts)
       ...(verified?.frameChecks !== undefined && verified.frameChecks.size > 0
         ? { frameChecks: verified.frameChecks }

@@ -54,7 +54,6 @@ import { instantiateHelperAdapter } from '../jit/adapter.js';
 import { runtimeModuleHelpers } from './maps/helpers.js';
 import { instantiateRt } from './rt.js';
 import { trapToError } from './trap.js';
-import { wasmI32Function } from './wasm-fn.js';
 import { workerHelpers } from './worker-helpers.js';
 import { WorkerTermination } from './termination-worker.js';
 import { fastPathFn } from './fast-path.js';
@@ -107,12 +106,8 @@ for (const k of init.alloc.kfuncs) {
 // the frame allocator's check, for accesses through coroutine handles (src/abi.ts)
 const frameCheck = (rt as unknown as Record<string, unknown>)['coro_frame_check'];
 if (typeof frameCheck === 'function') table.set(CORO_FRAME_CHECK_SLOT, frameCheck);
-// tokens a checked callx may reach: the verified token entries of the programs loaded here
-const entryTokens = new Set<number>();
-table.set(
-  CORO_ENTRY_CHECK_SLOT,
-  wasmI32Function((token) => (entryTokens.has(token >>> 0) ? 1 : 0), 1),
-);
+// tokens a checked callx may reach: the Vm's entry map, read in Wasm (runtime/coro-entries.ts)
+table.set(CORO_ENTRY_CHECK_SLOT, rt.coro_entry_check);
 const jsHelpers = workerHelpers(host, init.index, init.helpers);
 // every JS helper call is a termination checkpoint; once the run is being terminated a helper
 // still called through its adapter (the swap replaces only helpers with a fast path) runs
@@ -176,7 +171,6 @@ function loadProgram(p: WorkerProgram): void {
       inst.exports[`${EXPORT_FUNC_PREFIX}${k}`] as WebAssembly.ExportValue,
     );
   }
-  for (const k of p.coroEntries ?? []) entryTokens.add(p.funcTokenBase + k);
   programs.set(p.id, {
     run: inst.exports[EXPORT_RUN] as RunFn,
     batch: inst.exports[EXPORT_RUN_BATCH] as BatchFn,

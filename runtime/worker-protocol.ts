@@ -33,8 +33,6 @@ export interface WorkerProgram {
   /** Token (table slot) of subprog 0; the others follow. */
   readonly funcTokenBase: number;
   readonly subprogs: number;
-  /** Subprogs verified as token entries (`ProgLinks.coroEntries`): checked callx targets. */
-  readonly coroEntries?: readonly number[];
   /** A terminated run is abandoned, not run down (`TermProg.unwindable`). */
   readonly unwindable?: boolean;
 }

@@ -53,6 +53,12 @@ export const CORO_CTL = {
   created: 0x38,
   completed: 0x40,
   destroyed: 0x48,
+  /**
+   * u32: address of the entry map (runtime/coroutines.ts): a u32 count of token bits, then one
+   * bit per function token from FUNC_TOKEN_BASE, set for verified token entries (`coroEntries`).
+   * `coro_entry_check` (CORO_ENTRY_CHECK_SLOT) reads it; 0 until a program has entries.
+   */
+  entryMap: 0x50,
 } as const;
 /** Bytes of one worker's control slot. */
 export const CTRL_SLOT_SIZE = 0x100;
@@ -114,12 +120,60 @@ export const CTRL_DEFER_TAIL = 0x68;
 export const CTRL_CORO_DEPTH = 0x6c;
 /** u32: the frame the runtime's resume loop is running on this worker (0: none). */
 export const CTRL_CORO_CURRENT = 0x70;
+/** u32: address of this worker's deferred ring (set when the runtime module attaches). */
+export const CTRL_DEFER_RING = 0x74;
 /** u64: scratch word of the coroutine kfuncs (a handle on its way into a queue map). */
 export const CTRL_CORO_SCRATCH = 0x78;
 /** 0x80..0x9f: the frame allocator's per-worker words (runtime/wasm/frame-alloc.ts). */
 export const CTRL_ALLOC = 0x80;
 /** u32: address of this worker's allocator cache (set when the runtime module attaches). */
 export const CTRL_ALLOC_CACHE = 0x80;
+/** u32: address of the owner accounts (OWNER_ACCT_SIZE bytes per owner). */
+export const CTRL_ALLOC_OWNERS = 0x84;
+/** u32: number of owner accounts. */
+export const CTRL_ALLOC_MAX_OWNERS = 0x88;
+/** u32: address of the allocator's state block. */
+export const CTRL_ALLOC_STATE = 0x8c;
+/** u32: this worker's index in the allocator (the cache it owns). */
+export const CTRL_ALLOC_WORKER = 0x90;
+/**
+ * The frame allocator's layout that generated code reads for its inline fast paths
+ * (jit/inline-kfunc.ts); runtime/wasm/frame-alloc.ts defines the same numbers (a test checks).
+ */
+export const FRAME_ALLOC = {
+  /** log2 of the span size; spans are aligned to it. */
+  spanShift: 16,
+  /** Bytes of a span header before its owner table (u16 per slot: 0 free, else owner + 1). */
+  spanHdr: 64,
+  /** Largest request a size class serves. */
+  maxSmall: 4096,
+  /** Span header fields (u32). */
+  spClass: 4,
+  spWorker: 8,
+  spSize: 12,
+  spNslots: 16,
+  spData: 20,
+  spRecip: 40,
+  /** Span table kind of a small span. */
+  kindSmall: 1,
+  /** State block fields (u32). */
+  stHeapStart: 0,
+  stHeapEnd: 4,
+  stSeq: 16,
+  stDouble: 24,
+  stSpanTable: 40,
+  /** A worker cache's class entry: bytes, free list head, count. */
+  ceSize: 16,
+  ceHead: 0,
+  ceCount: 4,
+  /** An owner account: bytes; live (u64 objects << 32 | bytes), caps (u32). */
+  ownerAcctSize: 16,
+  oaCapObjects: 8,
+  oaCapBytes: 12,
+  /** Bytes of other workers' objects a cache keeps per class, and its spill bound. */
+  cacheForeignBytes: 32768,
+  cacheSpillBytes: 65536,
+} as const;
 /** 0xa0..0xbf: termination (runtime/termination.ts, notes/fast-path-termination.md §10.1). */
 export const CTRL_TERM = 0xa0;
 /**
@@ -335,7 +389,9 @@ export const IMPORT_CTRL = 'ctrl';
 export const IMPORT_CTX = 'ctx';
 /**
  * Function `(limit: i32) -> i32` (the runtime module's coro_drain_deferred): resumes the frames
- * deferred in this run. Imported by modules whose programs can suspend (kfunc calls or callx).
+ * deferred in this run. Imported by modules whose programs can suspend (kfunc calls or callx):
+ * their entry drains the ring itself (jit/coro-drain.ts) and hands the rest of it to this one
+ * at an entry it does not resume itself.
  */
 export const IMPORT_CORO_DRAIN = 'coro_drain';
 /** Most deferred frames one run's drain resumes; the rest wait for the next run. */
@@ -375,8 +431,10 @@ export const EXEC_CODE = {
  */
 export const CORO_FRAME_CHECK_SLOT = 0;
 /**
- * Call-table slot of the Vm's `coro_entry_check(token: i32) -> i32`: 1 when `token` names a
- * function the verifier verified as a token entry (resume / destroy, `coroEntries`). Generated
+ * Call-table slot of the runtime module's `coro_entry_check(token: i32) -> i32`: 1 when `token`
+ * names a function the verifier verified as a token entry (resume / destroy, `coroEntries`;
+ * the entry map at CORO_CTL.entryMap, runtime/coro-entries.ts). The JIT reads the entry map
+ * inline (jit/inline-kfunc.ts inlineEntryCheck), the same check. Generated
  * code calls it before a `callx` whose target came from a frame, a handle or `.rodata`
  * (`callxChecks`). Helper id 0 of the second program's block, which never holds a helper.
  */
@@ -420,7 +478,34 @@ export interface ProgLinks {
   readonly objNewSizes?: ReadonlyMap<number, number>;
   /** From the verifier: `bpf_loop` calls the JIT inlines, insn → callback subprog. */
   readonly loopInlines?: ReadonlyMap<number, number>;
+  /**
+   * Kfunc calls to the runtime module's own allocator and coroutine kfuncs (not replaced by the
+   * embedder), insn → which: the JIT emits their fast path inline and calls the slot on a miss
+   * (jit/inline-kfunc.ts). The interpreter calls the slot's kfunc as for any other.
+   */
+  readonly inlineKfuncs?: ReadonlyMap<number, InlineKfunc>;
 }
+
+/** The runtime kfuncs whose fast path the JIT emits inline (`ProgLinks.inlineKfuncs`). */
+export type InlineKfunc =
+  | 'bpf_obj_new_impl'
+  | 'bpf_obj_drop_impl'
+  | 'bpf_coro_frame_alloc'
+  | 'bpf_coro_frame_free'
+  | 'bpf_coro_defer'
+  | 'bpf_coro_detach'
+  | 'bpf_coro_done';
+
+/** Names of the kfuncs `InlineKfunc` lists. */
+export const INLINE_KFUNCS: ReadonlySet<string> = new Set<InlineKfunc>([
+  'bpf_obj_new_impl',
+  'bpf_obj_drop_impl',
+  'bpf_coro_frame_alloc',
+  'bpf_coro_frame_free',
+  'bpf_coro_defer',
+  'bpf_coro_detach',
+  'bpf_coro_done',
+]);
 
 // Coroutine frames (notes/coroutines.md, DESIGN.md §5). `bpf_coro_frame_alloc(size, ctx)`
 // takes an object of CORO_HDR_SIZE + size bytes from the frame allocator and returns

@@ -97,6 +97,7 @@ export const CTRL_DEFER_TAIL: u32 = 0x68;
 export const CTRL_CORO_DEPTH: u32 = 0x6c;
 export const CTRL_CORO_CURRENT: u32 = 0x70;
 export const CTRL_CORO_SCRATCH: u32 = 0x78;
+export const CTRL_DEFER_RING: u32 = 0x74;
 export const DEFER_RING_OFF: u32 = 0x18000;
 export const DEFER_RING_CAP: u32 = 2048;
 export const CORO_CTL_OFF: u32 = 0x40;
@@ -112,6 +113,7 @@ export const CORO_CTL_BAD: u32 = 0x30;
 export const CORO_CTL_CREATED: u32 = 0x38;
 export const CORO_CTL_COMPLETED: u32 = 0x40;
 export const CORO_CTL_DESTROYED: u32 = 0x48;
+export const CORO_CTL_ENTRY_MAP: u32 = 0x50;
 export const CORO_HDR_SIZE: u32 = 32;
 // header fields as offsets from the frame (two's complement: frame + field wraps backwards)
 export const CORO_HDR_DEADLINE: usize = <usize>-32;
@@ -130,5 +132,9 @@ export const CORO_F_CANCELLED: u32 = 16;
 // control slot fields (per worker)
 export const CTRL_PROG: u32 = 0x0c;
 export const CTRL_ALLOC_CACHE: u32 = 0x80;
+export const CTRL_ALLOC_OWNERS: u32 = 0x84;
+export const CTRL_ALLOC_MAX_OWNERS: u32 = 0x88;
+export const CTRL_ALLOC_STATE: u32 = 0x8c;
+export const CTRL_ALLOC_WORKER: u32 = 0x90;
 
 // coroutine frame header (offsets from the frame are negative: frame - CORO_HDR_SIZE is the object)

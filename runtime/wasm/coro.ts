@@ -27,7 +27,7 @@ import {
   BPF_MAP_TYPE_QUEUE, CORO_CTL_BAD, CORO_CTL_CANCEL_QUEUE, CORO_CTL_DEFERRED,
   CORO_CTL_DEFER_TO_READY, CORO_CTL_QUEUED, CORO_CTL_READY_QUEUE, CORO_CTL_REAPED,
   CORO_CTL_RESUMED, CORO_CTL_TOKEN_LIMIT, CORO_F_DETACHED, CORO_F_QUEUED,
-  CORO_HDR_DEADLINE, CORO_HDR_FLAGS, CORO_HDR_PARENT, CORO_HDR_SEQ, CORO_HDR_SIZE, CORO_HDR_MAGIC, CORO_MAGIC, CTRL_BASE, CORO_CTL_OFF, CTRL_CORO_DEPTH, CTRL_CORO_CURRENT, CTRL_CORO_SCRATCH, CTRL_DEFER_HEAD,
+  CORO_HDR_DEADLINE, CORO_HDR_FLAGS, CORO_HDR_PARENT, CORO_HDR_SEQ, CORO_HDR_SIZE, CORO_HDR_MAGIC, CORO_MAGIC, CTRL_BASE, CORO_CTL_OFF, CTRL_CORO_DEPTH, CTRL_CORO_CURRENT, CTRL_CORO_SCRATCH, CTRL_DEFER_HEAD, CTRL_DEFER_RING, CORO_CTL_ENTRY_MAP,
   CTRL_DEFER_TAIL, CTRL_PROG, CORO_HDR_OWNER, DEFER_RING_CAP, DEFER_RING_OFF, EINVAL, ENOENT, FUNC_TOKEN_BASE, MAP_TYPE,
   MAP_VALUE_SIZE, NULL_GUARD_END,
 } from './abi';
@@ -45,6 +45,20 @@ let deferRing: usize = 0;
 export function coro_set_worker(ctrl: u32, area: u32): void {
   ctrlSlot = ctrl;
   deferRing = <usize>area + DEFER_RING_OFF;
+  // generated code's inline bpf_coro_defer pushes onto the same ring (jit/inline-kfunc.ts)
+  store<u32>(ctrl + CTRL_DEFER_RING, <u32>deferRing);
+}
+
+/**
+ * 1 when function token `token` is a verified token entry (a resume / destroy function: the
+ * entry map at CORO_CTL_ENTRY_MAP, kept by the host), else 0. Generated code calls it through
+ * CORO_ENTRY_CHECK_SLOT before a checked `callx`. Never traps, for any u32.
+ */
+export function coro_entry_check(token: u32): u32 {
+  const map = <usize>load<u32>(CTL + CORO_CTL_ENTRY_MAP);
+  const i = token - <u32>FUNC_TOKEN_BASE;
+  if (map == 0 || token < <u32>FUNC_TOKEN_BASE || i >= load<u32>(map)) return 0;
+  return (<u32>load<u8>(map + 4 + (i >> 3)) >> (i & 7)) & 1;
 }
 
 // @ts-ignore: decorator
@@ -297,8 +311,9 @@ export function coro_resume(f: u32, seq: u32): u32 {
   store<u32>(prog, outerProg);
   store<u32>(current, outer);
   store<u32>(depth, load<u32>(depth) - 1);
-  // done now, and no coroutine awaits it: the runtime, which resumed it, owns it
-  if (stillFrame(p, seq) && load<u64>(p) == 0 && load<u32>(p + CORO_HDR_PARENT) == 0) coroReap(p);
+  // done now, and no coroutine awaits it: the runtime, which resumed it, owns it (p was inside
+  // memory before the call and memory never shrinks: the token is read first, the cheap test)
+  if (load<u64>(p) == 0 && stillFrame(p, seq) && load<u32>(p + CORO_HDR_PARENT) == 0) coroReap(p);
   return 1;
 }
 
@@ -330,8 +345,20 @@ function coroReap(p: usize): void {
  * The run's entry calls this when the program returns with frames deferred: resumes them in
  * order, including frames they defer in turn, up to `limit`; the rest stay for the next drain.
  * Returns the frames resumed.
+ *
+ * Same effect as `coro_resume` for each frame, but the resume context (depth, current frame,
+ * running program: see coro_resume) is entered once for a run of frames and left only to reap,
+ * for a frame coro_resume must handle (stale, done already, bad token) and at the end: between
+ * two frames nothing runs that could see it. This is the task_work round trip's hot loop.
  */
 export function coro_drain_deferred(limit: u32): u32 {
+  const depth = ctrlSlot + CTRL_CORO_DEPTH;
+  const current = ctrlSlot + CTRL_CORO_CURRENT;
+  const prog = ctrlSlot + CTRL_PROG;
+  const outerDepth = load<u32>(depth);
+  const outer = load<u32>(current);
+  const outerProg = load<u32>(prog);
+  let entered = false;
   let n: u32 = 0;
   while (n < limit) {
     const head = load<u32>(ctrlSlot + CTRL_DEFER_HEAD);
@@ -340,7 +367,44 @@ export function coro_drain_deferred(limit: u32): u32 {
     const f = load<u32>(e);
     const seq = load<u32>(e + 4);
     store<u32>(ctrlSlot + CTRL_DEFER_HEAD, head + 1);
-    n += coro_resume(f, seq);
+    const p = <usize>f;
+    const t: u64 = stillFrame(p, seq) ? load<u64>(p) : 0;
+    if (t == 0 || !tokenOk(t)) {
+      // stale, done already or a bad token: coro_resume decides, outside the context
+      if (entered) {
+        store<u32>(prog, outerProg);
+        store<u32>(current, outer);
+        store<u32>(depth, outerDepth);
+        entered = false;
+      }
+      n += coro_resume(f, seq);
+      continue;
+    }
+    if ((load<u32>(p + CORO_HDR_FLAGS) & CORO_F_QUEUED) != 0) clearFlags(p, CORO_F_QUEUED);
+    store<u64>(p + CORO_HDR_DEADLINE, 0);
+    count(CORO_CTL_RESUMED);
+    if (!entered) {
+      store<u32>(depth, outerDepth + 1);
+      entered = true;
+    }
+    store<u32>(current, f);
+    store<u32>(prog, load<u32>(p + CORO_HDR_OWNER));
+    callToken(t, p);
+    n++;
+    // done now, and no coroutine awaits it: reaped as coro_resume does, outside the context
+    // (the token first, as there)
+    if (load<u64>(p) == 0 && stillFrame(p, seq) && load<u32>(p + CORO_HDR_PARENT) == 0) {
+      store<u32>(prog, outerProg);
+      store<u32>(current, outer);
+      store<u32>(depth, outerDepth);
+      entered = false;
+      coroReap(p);
+    }
+  }
+  if (entered) {
+    store<u32>(prog, outerProg);
+    store<u32>(current, outer);
+    store<u32>(depth, outerDepth);
   }
   return n;
 }

@@ -32,60 +32,66 @@
 //   are checked against it. Owner = the running program's id (ctrl + CTRL_PROG).
 // RT_SHARED=0 (single-threaded Vm) compiles every atomic to a plain load or store.
 
-import { CORO_HDR_SIZE, CORO_MAGIC, CTRL_ALLOC_CACHE, CTRL_PROG } from './abi';
+import {
+  CORO_HDR_SIZE, CORO_MAGIC, CTRL_ALLOC_CACHE, CTRL_ALLOC_MAX_OWNERS, CTRL_ALLOC_OWNERS,
+  CTRL_ALLOC_STATE, CTRL_ALLOC_WORKER, CTRL_PROG,
+} from './abi';
+
+// The numbers exported below are also read by generated code's inline fast paths
+// (jit/inline-kfunc.ts, src/abi.ts FRAME_ALLOC; test/unit/runtime/rt-abi.test.ts checks them).
 
 /** Bytes of a span; spans are aligned to it. */
-const SPAN_SHIFT: u32 = 16;
+export const SPAN_SHIFT: u32 = 16;
 const SPAN_SIZE: u32 = 1 << SPAN_SHIFT;
 const SPAN_MASK: u32 = SPAN_SIZE - 1;
 /** Marks a span header ("SPAN"). */
 const SPAN_MAGIC: u32 = 0x4e415053;
 /** Bytes of a span header before the owner table (small) or the object (large). */
-const SPAN_HDR: u32 = 64;
+export const SPAN_HDR: u32 = 64;
 
 // span header fields
 const SP_MAGIC: u32 = 0;
-const SP_CLASS: u32 = 4;
-const SP_WORKER: u32 = 8;
-const SP_SIZE: u32 = 12;
-const SP_NSLOTS: u32 = 16;
-const SP_DATA: u32 = 20;
+export const SP_CLASS: u32 = 4;
+export const SP_WORKER: u32 = 8;
+export const SP_SIZE: u32 = 12;
+export const SP_NSLOTS: u32 = 16;
+export const SP_DATA: u32 = 20;
 const SP_BUMP: u32 = 24;
 const SP_PAGES: u32 = 28;
 const SP_NEXT: u32 = 32;
 /** Large runs: the owner entry (0 free, else owner + 1). */
 const SP_OWNER: u32 = 36;
 /** ceil(2^32 / slot size): slot index = offset * recip >> 32, exact for offsets < 2^16. */
-const SP_RECIP: u32 = 40;
+export const SP_RECIP: u32 = 40;
 const CLASS_LARGE: u32 = 0xff;
 
 // span table kinds
 const KIND_NONE: u8 = 0;
-const KIND_SMALL: u8 = 1;
+export const KIND_SMALL: u8 = 1;
 const KIND_LARGE: u8 = 2;
 const KIND_TAIL: u8 = 3;
 
 /** Size classes (bytes). */
 const N_CLASSES: u32 = 16;
-const MAX_SMALL: u32 = 4096;
+export const MAX_SMALL: u32 = 4096;
 /** Largest request served (from a run of whole spans). */
 export const FRAME_ALLOC_MAX: u32 = 0x100000;
 /** Longest run: FRAME_ALLOC_MAX plus the header, in spans. */
 const MAX_RUN_PAGES: u32 = (FRAME_ALLOC_MAX + SPAN_HDR + SPAN_MASK) >> SPAN_SHIFT;
 
 // state block fields
-const ST_HEAP_START: u32 = 0;
-const ST_HEAP_END: u32 = 4;
+export const ST_HEAP_START: u32 = 0;
+export const ST_HEAP_END: u32 = 4;
 const ST_TOP: u32 = 8;
 const ST_RUN_LOCK: u32 = 12;
-const ST_SEQ: u32 = 16;
+export const ST_SEQ: u32 = 16;
 const ST_REJECTED: u32 = 20;
-const ST_DOUBLE: u32 = 24;
+export const ST_DOUBLE: u32 = 24;
 const ST_FAILED: u32 = 28;
 /** Frees sent home to the span owner's remote list. */
 const ST_REMOTE: u32 = 32;
 const ST_MAX_OWNERS: u32 = 36;
-const ST_SPAN_TABLE: u32 = 40;
+export const ST_SPAN_TABLE: u32 = 40;
 const ST_OWNERS: u32 = 44;
 const ST_CACHES: u32 = 48;
 const ST_WORKERS: u32 = 52;
@@ -99,21 +105,21 @@ export const ALLOC_STATE_SIZE: u32 = 256;
 /** Bytes of one owner account: live (u64: objects << 32 | bytes), cap objects, cap bytes. */
 export const OWNER_ACCT_SIZE: u32 = 16;
 const OA_LIVE: u32 = 0;
-const OA_CAP_OBJECTS: u32 = 8;
-const OA_CAP_BYTES: u32 = 12;
+export const OA_CAP_OBJECTS: u32 = 8;
+export const OA_CAP_BYTES: u32 = 12;
 
 /** Bytes of one class entry of a worker cache: head, count, remote head, current span. */
-const CE_SIZE: u32 = 16;
-const CE_HEAD: u32 = 0;
-const CE_COUNT: u32 = 4;
+export const CE_SIZE: u32 = 16;
+export const CE_HEAD: u32 = 0;
+export const CE_COUNT: u32 = 4;
 const CE_REMOTE: u32 = 8;
 const CE_SPAN: u32 = 12;
 /** Bytes of one worker's cache: N_CLASSES * CE_SIZE. */
 export const ALLOC_CACHE_SIZE: u32 = 256;
 /** Bytes of other workers' objects a cache keeps per class before it sends frees home. */
-const CACHE_FOREIGN_BYTES: u32 = 32768;
+export const CACHE_FOREIGN_BYTES: u32 = 32768;
 /** Bytes a worker's cache keeps per class before it hands its whole list to the depot. */
-const CACHE_SPILL_BYTES: u32 = 65536;
+export const CACHE_SPILL_BYTES: u32 = 65536;
 /** Most links a spill walks (a cache list is far shorter; this only bounds the loop). */
 const SPILL_WALK_MAX: u32 = 1 << 20;
 /** Attempts of a CAS loop before it falls back. */
@@ -288,6 +294,11 @@ export function alloc_attach(state: u32, worker: u32, ctrl: u32): void {
   aCache = aCaches + worker * ALLOC_CACHE_SIZE;
   aCtrl = ctrl;
   store<u32>(ctrl, <u32>aCache, CTRL_ALLOC_CACHE);
+  // what generated code's inline fast paths read (jit/inline-kfunc.ts)
+  store<u32>(ctrl, <u32>aOwners, CTRL_ALLOC_OWNERS);
+  store<u32>(ctrl, aMaxOwners, CTRL_ALLOC_MAX_OWNERS);
+  store<u32>(ctrl, state, CTRL_ALLOC_STATE);
+  store<u32>(ctrl, worker, CTRL_ALLOC_WORKER);
 }
 
 // ---- accounting ----

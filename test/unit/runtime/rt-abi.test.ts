@@ -4,10 +4,17 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
+  CORO_CTL,
   CORO_HDR_SIZE,
   CORO_MAGIC,
   CTRL_ALLOC,
   CTRL_ALLOC_CACHE,
+  CTRL_ALLOC_MAX_OWNERS,
+  CTRL_ALLOC_OWNERS,
+  CTRL_ALLOC_STATE,
+  CTRL_ALLOC_WORKER,
+  CTRL_DEFER_RING,
+  FRAME_ALLOC,
   CTRL_PROG,
   CTRL_TERM,
   HTAB_ELEM_HEADER,
@@ -105,5 +112,53 @@ describe('runtime module ABI', () => {
     expect(alloc.get('OWNER_ACCT_SIZE')).toBe(fa.OWNER_ACCT_SIZE);
     expect(alloc.get('ALLOC_CACHE_SIZE')).toBe(fa.ALLOC_CACHE_SIZE);
     expect(fa.ALLOC_CACHE_SIZE).toBe(fa.FRAME_SIZE_CLASSES.length * 16);
+  });
+
+  it('matches src/abi.ts for what the JIT inline fast paths read (jit/inline-kfunc.ts)', () => {
+    const ctrl: Record<string, number> = {
+      CTRL_ALLOC_OWNERS,
+      CTRL_ALLOC_MAX_OWNERS,
+      CTRL_ALLOC_STATE,
+      CTRL_ALLOC_WORKER,
+      CTRL_DEFER_RING,
+      CORO_CTL_ENTRY_MAP: CORO_CTL.entryMap,
+    };
+    for (const [name, value] of Object.entries(ctrl))
+      expect([name, consts.get(name)]).toEqual([name, value]);
+    for (const off of [
+      CTRL_ALLOC_OWNERS,
+      CTRL_ALLOC_MAX_OWNERS,
+      CTRL_ALLOC_STATE,
+      CTRL_ALLOC_WORKER,
+    ])
+      expect(off >= CTRL_ALLOC && off + 4 <= CTRL_TERM).toBe(true);
+    const alloc = constsOf(allocText);
+    const fields: Record<string, number> = {
+      SPAN_SHIFT: FRAME_ALLOC.spanShift,
+      SPAN_HDR: FRAME_ALLOC.spanHdr,
+      MAX_SMALL: FRAME_ALLOC.maxSmall,
+      SP_CLASS: FRAME_ALLOC.spClass,
+      SP_WORKER: FRAME_ALLOC.spWorker,
+      SP_SIZE: FRAME_ALLOC.spSize,
+      SP_NSLOTS: FRAME_ALLOC.spNslots,
+      SP_DATA: FRAME_ALLOC.spData,
+      SP_RECIP: FRAME_ALLOC.spRecip,
+      KIND_SMALL: FRAME_ALLOC.kindSmall,
+      ST_HEAP_START: FRAME_ALLOC.stHeapStart,
+      ST_HEAP_END: FRAME_ALLOC.stHeapEnd,
+      ST_SEQ: FRAME_ALLOC.stSeq,
+      ST_DOUBLE: FRAME_ALLOC.stDouble,
+      ST_SPAN_TABLE: FRAME_ALLOC.stSpanTable,
+      CE_SIZE: FRAME_ALLOC.ceSize,
+      CE_HEAD: FRAME_ALLOC.ceHead,
+      CE_COUNT: FRAME_ALLOC.ceCount,
+      OWNER_ACCT_SIZE: FRAME_ALLOC.ownerAcctSize,
+      OA_CAP_OBJECTS: FRAME_ALLOC.oaCapObjects,
+      OA_CAP_BYTES: FRAME_ALLOC.oaCapBytes,
+      CACHE_FOREIGN_BYTES: FRAME_ALLOC.cacheForeignBytes,
+      CACHE_SPILL_BYTES: FRAME_ALLOC.cacheSpillBytes,
+    };
+    for (const [name, value] of Object.entries(fields))
+      expect([name, alloc.get(name)]).toEqual([name, value]);
   });
 });

@@ -140,6 +140,9 @@ describe('termination on a worker thread', () => {
       },
     );
     const exited = new Promise((r) => other.once('exit', r));
+    // the run starts once the other thread runs (a thread starts in tens of ms under load, as
+    // long as the whole run): it then waits for the run's first checkpoint
+    await new Promise((r) => other.once('online', r));
     expect(await reason(run())).toBe('request');
     await exited;
   });

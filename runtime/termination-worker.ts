@@ -11,8 +11,9 @@
  *    word, and every 64th callback while CTRL_TERM_DEADLINE is set it calls the checkpoint;
  *  - every call of a JS helper (its adapter polls first, runtime/worker-main.ts): a request at
  *    once, the clock every POLL_PERIOD-th call while a deadline is armed.
- * Acting means: swap the running program's helper slots in this worker's table for their
- * fast-path versions, zero the may_goto budget, and store the reason in CTRL_TERM_ACK; or,
+ * Acting means: swap the running program's helper slots and the runtime module's kfunc slots
+ * in this worker's table for their fast-path versions, zero the may_goto budget, and store the
+ * reason in CTRL_TERMINATE (for generated code that reads it) and CTRL_TERM_ACK; or,
  * for a program the verifier proved to hold nothing (`WorkerProgram.unwindable`), store the
  * reason and throw, abandoning the run at once as the host thread does. After
  * the run (`afterRun`) the slots are restored and the request cleared; the ack stays for the
@@ -48,6 +49,8 @@ export class WorkerTermination {
   private readonly set: FastPathSet;
   /** Helper ids the worker fills in every block (the ones a swap may replace). */
   private readonly helperIds: readonly number[];
+  /** The runtime module's kfuncs in this worker's table (Vm-wide slots), and their stubs. */
+  private readonly kfuncStubs: readonly (readonly [number, WebAssembly.ExportValue])[];
   private base = -1;
   /** The running program may be abandoned (`WorkerProgram.unwindable`). */
   private unwindable = false;
@@ -60,6 +63,7 @@ export class WorkerTermination {
     host: MemHost & { readonly worker: WorkerLayout },
     table: WebAssembly.Table,
     helperIds: readonly number[],
+    kfuncs: readonly { readonly name: string; readonly slot: number }[],
   ) {
     this.table = table;
     this.helperIds = helperIds;
@@ -67,6 +71,10 @@ export class WorkerTermination {
     this.ctrl32 = new Int32Array(buf, host.worker.ctrl, 64);
     this.ctrl64 = new BigInt64Array(buf, host.worker.ctrl, 32);
     this.set = new FastPathSet(host, [(_base, budget) => (this.checkpoint() ? 0n : budget)]);
+    this.kfuncStubs = kfuncs.flatMap((k) => {
+      const stub = this.set.kfunc(k.name, undefined);
+      return stub === undefined ? [] : [[k.slot, stub] as const];
+    });
   }
 
   /** Puts the checkpoint into the block of a program loaded at `helperBase`. */
@@ -139,13 +147,20 @@ export class WorkerTermination {
       Atomics.store(this.ctrl32, CTRL_TERM_ACK / 4, reason);
       throw this.unwind;
     }
-    for (const id of this.helperIds) {
-      const stub = this.set.helper(id);
-      if (stub === undefined) continue;
-      const slot = this.base + id;
+    const swap = (slot: number, stub: WebAssembly.ExportValue): void => {
       this.saved.push([slot, this.table.get(slot) as WebAssembly.ExportValue]);
       this.table.set(slot, stub);
+    };
+    for (const id of this.helperIds) {
+      const stub = this.set.helper(id);
+      if (stub !== undefined) swap(this.base + id, stub);
     }
+    // the kfunc slots are Vm-wide, but this thread runs one program at a time: swapped for
+    // the rest of this run, as on the host thread
+    for (const [slot, stub] of this.kfuncStubs) swap(slot, stub);
+    // as on the host thread: generated code that reads the request word (an inlined bpf_loop,
+    // the inline allocator fast paths) sees the run as terminated; afterRun clears it
+    Atomics.store(this.ctrl32, CTRL_TERMINATE / 4, reason);
     Atomics.store(this.ctrl64, CTRL_MAY_GOTO / 8, 0n);
     Atomics.store(this.ctrl32, CTRL_TERM_BLOCK / 4, this.base + 1);
     Atomics.store(this.ctrl32, CTRL_TERM_ACK / 4, reason);

@@ -146,6 +146,7 @@ const termination = new WorkerTermination(
   host,
   table,
   helperSlots.map(([id]) => id),
+  init.alloc.kfuncs,
 );
 
 /** Instantiates `p` and puts its helpers and functions in this worker's table. */

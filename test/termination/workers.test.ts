@@ -9,6 +9,7 @@
 import { Worker } from 'node:worker_threads';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
+  CTRL_R0,
   CTRL_TERMINATE,
   CTRL_TERM_ACK,
   CTRL_TERM_CHECKS,
@@ -17,7 +18,7 @@ import {
 } from '../../src/abi.js';
 import { assembleProgram } from '../../src/asm/assembler.js';
 import { TerminationError } from '../../src/errors.js';
-import { BPF_MAP_TYPE_ARRAY } from '../../runtime/maps/map-type.js';
+import { BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_RINGBUF } from '../../runtime/maps/map-type.js';
 import type { BpfMap } from '../../runtime/maps/map.js';
 import { Vm } from '../../runtime/vm.js';
 import { withMapFds } from './programs.js';
@@ -201,5 +202,70 @@ describe('termination on a worker thread, abandoning', () => {
     // and the next run is whole
     expect(await prog.runOn(0)).toBe(0n);
     expect(hits(vm, map)).toBe(BigInt(CALLS));
+  });
+});
+
+describe('termination on a worker thread, running down', () => {
+  it("stubs the runtime module's kfuncs: an allocation after the stop returns NULL", async () => {
+    const vm = Vm.create({ workers: 1 });
+    vms.push(vm);
+    const ring = vm.createMap({
+      name: 'rb',
+      type: BPF_MAP_TYPE_RINGBUF,
+      keySize: 0,
+      valueSize: 0,
+      maxEntries: 4096,
+    });
+    // holds a record across a may_goto loop (8M iterations), then allocates a frame:
+    // r0 = 1 when the allocation returned NULL, 0 when it succeeded (and was freed)
+    const asm = `
+      lddw %r1, map_fd 1
+      mov %r2, 8
+      mov %r3, 0
+      call 131
+      jeq %r0, 0, out
+      mov %r6, %r0
+    top:
+      may_goto +1
+      ja top
+      mov %r1, 64
+      mov %r2, 0
+      call kfunc 0
+      mov %r8, 1
+      jeq %r0, 0, release
+      mov %r1, %r0
+      call kfunc 1
+      mov %r8, 0
+    release:
+      mov %r1, %r6
+      mov %r2, 0
+      call 133
+      mov %r0, %r8
+      exit
+    out:
+      mov %r0, 2
+      exit`;
+    const prog = assembleProgram(withMapFds(asm, [ring]), { type: 'mem' });
+    const names = ['bpf_coro_frame_alloc', 'bpf_coro_frame_free'];
+    const kfuncs = new Map(
+      prog.insns.flatMap((i, idx) =>
+        i.code === 0x85 && i.src === 2
+          ? [[idx, { name: names[i.imm] as string, weak: false }] as const]
+          : [],
+      ),
+    );
+    const loaded = await vm.load(prog, { verify: false, kfuncs });
+    await vm.workers?.ready();
+    expect(await loaded.runOn(0)).toBe(0n);
+    expect(await reason(loaded.runOn(0, undefined, { deadlineNs: 1_000_000 }))).toBe('timeout');
+    expect(vm.dataView().getBigUint64(workerLayout(0).ctrl + CTRL_R0, true)).toBe(1n);
+    expect(vm.resources()).toEqual({
+      live_objects: 0,
+      live_bytes: 0,
+      reservations: 0,
+      locks_held: 0,
+    });
+    // restored for the next run
+    expect(await loaded.runOn(0)).toBe(0n);
   });
 });

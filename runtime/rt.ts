@@ -124,6 +124,24 @@ export function rtModule(shared: boolean): WebAssembly.Module {
 }
 
 /**
+ * The runtime module's `env.lock_wait(addr, expected, ns)`: a lock taker's sleep
+ * (runtime/wasm/sync.ts), `Atomics.wait` on the u32 at `addr` for up to `ns` nanoseconds. Not
+ * the `memory.atomic.wait32` instruction: V8 11.3's Liftoff spills that instruction's address
+ * into a slot too small for it and zeroes a live i32 local of the caller (sync.ts explains).
+ * Only rt-shared.wasm calls it; Node allows `Atomics.wait` on the main thread too.
+ */
+function lockWait(
+  memory: WebAssembly.Memory,
+): (addr: number, expected: number, ns: number) => void {
+  let words = new Int32Array(memory.buffer);
+  return (addr, expected, ns) => {
+    // a view made before memory.grow ends at the old size
+    if (addr + 4 > words.byteLength) words = new Int32Array(memory.buffer);
+    Atomics.wait(words, addr >>> 2, expected | 0, ns / 1e6);
+  };
+}
+
+/**
  * Instantiates the runtime module for worker `cpu` over `memory`. `worker` gives the call table
  * coroutine resumes go through and the control slot and area of the thread that runs the
  * instance; without it (standalone uses such as allocator tests) the coroutine exports have no
@@ -142,6 +160,7 @@ export function instantiateRt(
       memory,
       table,
       map_op_slow: mapOpSlow,
+      lock_wait: lockWait(memory),
       abort: (): never => {
         throw new InternalError('the runtime module aborted');
       },

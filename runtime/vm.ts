@@ -89,13 +89,7 @@ import {
 } from './helpers.js';
 import { runtimeModuleHelpers } from './maps/helpers.js';
 import { BpfMap, type MapSpec } from './maps/map.js';
-import {
-  BPF_F_RDONLY_PROG,
-  BPF_F_WRONLY_PROG,
-  BPF_MAP_TYPE_LPM_TRIE,
-  MAP_TYPE_NAMES,
-} from './maps/map-type.js';
-import { BPF_FUNC_map_delete_elem, BPF_FUNC_map_update_elem } from '../src/helper-protos.js';
+import { BPF_F_RDONLY_PROG, BPF_F_WRONLY_PROG } from './maps/map-type.js';
 import type { MapInfo } from '../src/verifier/reg-state.js';
 import { verifyProgram, type KfuncSig, type LdMap } from '../src/verifier/verifier.js';
 import { BPF_THROW, kfuncProto } from '../src/kfunc-protos.js';
@@ -218,19 +212,6 @@ export interface LoadOptions {
 const MAX_PAGES = 65536;
 /** Seed of the default random source. */
 const DEFAULT_SEED = 0x2545f491;
-
-/**
- * Map writes that are not safe from several workers yet, in a Vm with workers: by helper id,
- * the map types on which that helper may corrupt the map. The hash family, arrays, ring
- * buffers, queues, stacks and bloom filters are concurrent (runtime/wasm/sync.ts). lpm_trie
- * updates and deletes run under the trie's lock word, but two workers writing one trie still
- * left it inconsistent in some runs of the stress test (runtime/wasm/lpm-trie.ts); refused
- * until that is understood. The host may still write a trie that workers look up.
- */
-const UNSAFE_IN_WORKERS: ReadonlyMap<number, ReadonlySet<number>> = new Map([
-  [BPF_FUNC_map_update_elem, new Set([BPF_MAP_TYPE_LPM_TRIE])],
-  [BPF_FUNC_map_delete_elem, new Set([BPF_MAP_TYPE_LPM_TRIE])],
-]);
 
 /** Options of `Vm.terminate`. */
 export interface TerminateOptions {
@@ -599,7 +580,7 @@ export class Vm {
     if (this.workerCount > 0) {
       // bpf_loop calls the JIT inlines call no helper: they run in workers too
       const inlined = new Set(engine === 'jit' ? (verified?.loopInlines?.keys() ?? []) : []);
-      this.checkWorkerCalls(prog, opts.kfuncs ?? new Map(), opts.maps ?? [], inlined);
+      this.checkWorkerCalls(prog, opts.kfuncs ?? new Map(), inlined);
     }
     // a program that calls the frame allocator: make its region now, while nothing runs
     const names = [...(opts.kfuncs?.values() ?? [])].map((k) => k.name);
@@ -861,17 +842,18 @@ export class Vm {
 
   /**
    * Refuses, in a Vm with workers, a program that calls what a worker thread cannot run: a
-   * kfunc other than the runtime module's, a helper that needs host state (runtime/worker-helpers.ts lists what workers run), or
-   * a map write that is not concurrent yet on a map the program can reach (UNSAFE_IN_WORKERS).
-   * The helper calls at `inlined` (bpf_loop calls the JIT inlines) are not calls.
+   * kfunc other than the runtime module's, or a helper that needs host state
+   * (runtime/worker-helpers.ts lists what workers run). Map helpers need no check by map type:
+   * every family the runtime module implements, the LPM trie included, may be written from
+   * several workers at once (rt-shared.wasm, runtime/wasm/sync.ts), and a worker refuses writes
+   * to the families it does not implement (-EINVAL). The helper calls at `inlined` (bpf_loop
+   * calls the JIT inlines) are not calls.
    */
   private checkWorkerCalls(
     prog: Program,
     kfuncs: ReadonlyMap<number, { readonly name: string; readonly weak: boolean }>,
-    objMaps: readonly BpfMap[],
     inlined: ReadonlySet<number>,
   ): void {
-    const reachable = this.reachableMaps(prog, objMaps);
     prog.insns.forEach((i, idx) => {
       if (prog.ops[idx]?.kind !== 'call') return;
       if (i.src === BPF_PSEUDO_KFUNC_CALL) {
@@ -887,15 +869,6 @@ export class Vm {
       if (i.src !== 0 || inlined.has(idx)) return;
       const proto = this.helpers.get(i.imm);
       if (proto === undefined) return; // the verifier or the link step reports it
-      const unsafe = UNSAFE_IN_WORKERS.get(i.imm);
-      const map = unsafe === undefined ? undefined : reachable.find((m) => unsafe.has(m.type));
-      if (map !== undefined) {
-        // lpm_trie writes from several workers are not proven safe yet (UNSAFE_IN_WORKERS)
-        throw new UsageError(
-          `insn ${idx}: helper ${proto.name}#${i.imm} is not yet safe on ${map.typeName} map '${map.name}' when several workers write it ` +
-            '(lpm_trie updates and deletes); load it on a Vm without workers',
-        );
-      }
       if (!this.workerHelperIds.has(i.imm) || proto !== this.builtinHelpers.get(i.imm)) {
         throw new UsageError(
           `insn ${idx}: helper ${proto.name}#${i.imm} cannot run in a worker thread: it needs state of the host thread ` +
@@ -903,31 +876,6 @@ export class Vm {
         );
       }
     });
-  }
-
-  /**
-   * The maps `prog` can pass to a helper: those its map lddws name, and (as map types) the
-   * inner maps of the maps-in-maps among them.
-   */
-  private reachableMaps(
-    prog: Program,
-    objMaps: readonly BpfMap[],
-  ): { readonly type: number; readonly typeName: string; readonly name: string }[] {
-    const out: { readonly type: number; readonly typeName: string; readonly name: string }[] = [];
-    prog.insns.forEach((i, idx) => {
-      if (!isLdImm64(i) || prog.ops[idx] === undefined) return;
-      if (i.src === 0 || i.src === BPF_PSEUDO_FUNC || i.src === BPF_PSEUDO_BTF_ID) return;
-      const map = this.resolveMapLoad(prog, idx, objMaps).bpfMap;
-      type Reachable = Pick<MapSpec, 'type' | 'name'> & { readonly innerMap?: MapSpec | undefined };
-      for (let spec: Reachable | undefined = map; spec !== undefined; spec = spec.innerMap) {
-        out.push({
-          type: spec.type,
-          typeName: MAP_TYPE_NAMES.get(spec.type) ?? `type ${spec.type}`,
-          name: spec.name,
-        });
-      }
-    });
-    return out;
   }
 
   /**

@@ -14,21 +14,24 @@
 //
 // Concurrency (rt-shared.wasm; sync.ts): update, delete and next_key run under the map's lock
 // word (MAP_LOCK), so writers from several workers and the host are serialised (a taker that
-// finds it held too long fails with -EBUSY). Lookups take no lock, as the kernel's RCU lookups:
-// a writer fills a node completely before one atomic store of a child link publishes it, and
-// changes links and flags only with atomic stores, so a lookup sees either the old or the new
-// subtree. A node freed while a lookup stands on it stays inside the node area (its links then
-// lead to other nodes or 0) and the walk is bounded by the key length, so a lookup racing a
-// delete ends, memory-safe, with the old value, the new one or NULL. In rt.wasm the lock calls
-// compile to nothing and ld32/st32 are plain loads and stores.
+// finds it held too long fails with -EBUSY and changes nothing). The free list, MAP_COUNT and
+// MAP_ROOT change only under it. Lookups take no lock, as the kernel's RCU lookups: a writer
+// fills a node completely before one atomic store of a child link publishes it, and changes
+// links and flags only with atomic stores, so a lookup sees either the old or the new subtree.
+// A node freed while a lookup stands on it stays inside the node area (its links then lead to
+// other nodes or 0) and the walk is bounded by the key length, so a lookup racing a delete
+// ends, memory-safe, with the old value, the new one or NULL (or, as in the kernel's
+// preallocated htab, the value of a prefix that reused the node at once). A writer reads the
+// key's prefixlen once, before the lock, and stores that checked value, so a key that another
+// thread rewrites meanwhile cannot give a node a prefixlen beyond the key's data. In rt.wasm
+// the lock calls compile to nothing and ld32/st32 are plain loads and stores.
 //
-// Open problem: with two workers inserting and deleting disjoint prefixes of one trie at once,
-// the trie still ended inconsistent in some runs (a freed node left linked, or a delete not
-// finding its own earlier insert), although a counter kept under the same lock stayed exact,
-// an overlap check inside the lock never fired, and 400 sequential interleavings of the same
-// operations were all right. Making every link access atomic made it rarer, not gone. So the
-// Vm still refuses BPF lpm_trie updates and deletes in a Vm with workers (runtime/vm.ts
-// UNSAFE_IN_WORKERS); the host may write a trie that workers look up.
+// Two workers inserting and deleting one trie at once used to leave it inconsistent in some
+// runs (a duplicate or misplaced node, a delete not finding its own insert). The trie code was
+// right; the lock's sleep was not: `memory.atomic.wait32` zeroed an i32 local of the waiting
+// function under V8's Liftoff (sync.ts), here the data size or prefixlen that lpmUpdate and
+// lpmDelete computed before taking the lock. The sleep is now a host call;
+// test/workers/concurrent-lpm-trie.test.ts checks the trie exactly after such runs.
 //
 // Called from BPF (lookup, update, delete) and from the host (all, plus next_key).
 
@@ -127,9 +130,9 @@ function freeNode(map: usize, n: usize): void {
   st32(map + MAP_FREE_LIST, <u32>n);
 }
 
-/** Writes a prefix node's key and value; its children are left alone. */
-function fillNode(map: usize, n: usize, key: usize, value: usize): void {
-  store<u32>(n, load<u32>(key), LPM_PREFIXLEN);
+/** Writes a prefix node's key (prefixlen `len`, checked) and value; its children are left alone. */
+function fillNode(map: usize, n: usize, key: usize, len: u32, value: usize): void {
+  store<u32>(n, len, LPM_PREFIXLEN);
   memory.copy(nodeData(n), key + 4, dataSize(map));
   memory.copy(nodeValue(map, n), value, load<u32>(map, MAP_VALUE_SIZE));
   st32(n + LPM_FLAGS, 0);
@@ -203,7 +206,7 @@ function updateLocked(map: usize, key: usize, value: usize, flags: u64, ds: u32,
     if (r != 0) return r;
     const n = allocNode(map);
     if (n == 0) return undoAdd(map);
-    fillNode(map, n, key, value);
+    fillNode(map, n, key, len, value);
     st32(at, <u32>n);
     return 0;
   }
@@ -215,14 +218,14 @@ function updateLocked(map: usize, key: usize, value: usize, flags: u64, ds: u32,
       const r = checkAdd(map, flags);
       if (r != 0) return r;
     }
-    fillNode(map, node, key, value);
+    fillNode(map, node, key, len, value);
     return 0;
   }
   const r = checkAdd(map, flags);
   if (r != 0) return r;
   const n = allocNode(map);
   if (n == 0) return undoAdd(map);
-  fillNode(map, n, key, value);
+  fillNode(map, n, key, len, value);
   if (m == len) {
     // the new prefix is an ancestor of `node`
     st32(childSlot(n, extractBit(nodeData(node), m)), <u32>node);

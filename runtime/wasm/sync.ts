@@ -8,17 +8,30 @@
 // Locks never block for long. Critical sections are short and call out to nothing, but the
 // thread holding a lock can be preempted by the OS (workers and the host may outnumber the
 // cores, and nothing here can disable preemption as the kernel does). A taker therefore spins
-// LOCK_SPIN times, then sleeps LOCK_WAIT_NS at a time in `memory.atomic.wait32` (giving the
-// holder a core) up to LOCK_WAITS times, about 0.1 s in all, and then gives up: the caller fails
-// the operation (-EBUSY, as the kernel's htab does when a bucket lock is contended from NMI;
-// NULL for a ring buffer reserve). A lock stays held that long only if its worker thread was
-// killed inside a critical section.
+// LOCK_SPIN times, then sleeps LOCK_WAIT_NS at a time (giving the holder a core) up to
+// LOCK_WAITS times, about 0.1 s in all, and then gives up: the caller fails the operation
+// (-EBUSY, as the kernel's htab does when a bucket lock is contended from NMI; NULL for a ring
+// buffer reserve). A lock stays held that long only if its worker thread was killed inside a
+// critical section.
+//
+// The sleep is the host's `env.lock_wait` (runtime/rt.ts: JS `Atomics.wait`), not the
+// `memory.atomic.wait32` instruction. V8's baseline compiler (Liftoff) in Node 20 (V8 11.3)
+// spills the instruction's address operand as 8 bytes into a 4-byte stack slot, so the upper
+// half (zero) overwrites the i32 local in the neighbouring slot: a lock taker that slept came
+// back with a local of its caller set to 0. Liftoff runs every function until V8 tiers it up
+// (the host's instance, which runs few map operations, stays there longest), and the lpm trie
+// kept its key's prefixlen and data size in such locals across lockWord: an update that had
+// slept walked past its own prefix (prefixlen 0) or matched nothing (data size 0) and linked a
+// duplicate or a misplaced node (any lock taker's caller was exposed the same way). An import
+// call is an ordinary call, which both tiers compile correctly.
+// test/workers/concurrent-lpm-trie.test.ts fails on the old sleep, in most runs with
+// `--execArgv=--liftoff-only`.
 
 /** Attempts a lock taker spins before it starts sleeping between attempts. */
 const LOCK_SPIN: u32 = 1 << 12;
 /** Sleeps (each up to LOCK_WAIT_NS) before a lock taker gives up. */
 const LOCK_WAITS: u32 = 2000;
-const LOCK_WAIT_NS: i64 = 50_000;
+const LOCK_WAIT_NS: u32 = 50_000;
 
 /** The lock bit of a word that also holds an 8-aligned address (hash bucket heads). */
 export const LOCK_BIT: u32 = RT_SHARED ? 1 : 0;
@@ -81,9 +94,16 @@ export const LOCK_BIT: u32 = RT_SHARED ? 1 : 0;
   return atomic.cmpxchg<u32>(p, expected, v) == expected;
 }
 
+/**
+ * Host: sleeps up to `ns` nanoseconds while the u32 at `p` reads `v` (JS `Atomics.wait`; never
+ * `memory.atomic.wait32`, see above).
+ */
+@external("env", "lock_wait")
+declare function lockWait(p: usize, v: u32, ns: u32): void;
+
 /** Attempt `n` of a lock taker: spin at first, then sleep while the word still reads `v`. */
 function backoff(p: usize, v: u32, n: u32): void {
-  if (n >= LOCK_SPIN) atomic.wait<u32>(p, v, LOCK_WAIT_NS);
+  if (n >= LOCK_SPIN) lockWait(p, v, LOCK_WAIT_NS);
 }
 
 /**

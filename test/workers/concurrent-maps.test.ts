@@ -5,19 +5,19 @@
  * bloom-filter.ts). The queue/stack test fails against a build without the queue's lock (checked
  * by hand: 100,000 pushes per worker are needed on a loaded 2-core machine). Totals are checked exactly at the end: no
  * increment lost, no key lost or duplicated, the element count and the free list back to what
- * they must be, every committed ring buffer record received exactly once.
+ * they must be, every committed ring buffer record received exactly once. The LPM trie has its
+ * own stress test (concurrent-lpm-trie.test.ts).
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { MAP_DESC } from '../../src/abi.js';
 import { assembleProgram } from '../../src/asm/assembler.js';
-import { MapError, UsageError } from '../../src/errors.js';
+import { MapError } from '../../src/errors.js';
 import type { LoadedProgram } from '../../runtime/loaded-program.js';
 import type { BpfMap } from '../../runtime/maps/map.js';
 import {
   BPF_MAP_TYPE_ARRAY,
   BPF_MAP_TYPE_BLOOM_FILTER,
   BPF_MAP_TYPE_HASH,
-  BPF_MAP_TYPE_LPM_TRIE,
   BPF_MAP_TYPE_LRU_HASH,
   BPF_MAP_TYPE_PERCPU_ARRAY,
   BPF_MAP_TYPE_PERCPU_HASH,
@@ -513,33 +513,6 @@ describe('queues and stacks pushed and popped by two workers and the host at onc
       expect(workerPops).toBeGreaterThan(1000);
     });
   }
-});
-
-describe('lpm_trie writes still refused in a Vm with workers', () => {
-  it('refuses updates and deletes on an lpm_trie, naming the map', async () => {
-    const vm = await make();
-    const trie = vm.createMap({
-      name: 'routes',
-      type: BPF_MAP_TYPE_LPM_TRIE,
-      keySize: 8,
-      valueSize: 8,
-      maxEntries: 4,
-      flags: 1,
-    });
-    const del = assembleProgram(
-      `stdw [%r10-8], 0
-      lddw %r1, map_fd ${trie.id}
-      mov %r2, %r10
-      add %r2, -8
-      call 3
-      exit`,
-    );
-    const err = await vm.load(del, { type: 'mem', verify: false }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(UsageError);
-    expect((err as Error).message).toMatch(
-      /insn 5: helper bpf_map_delete_elem#3 is not yet safe on lpm_trie map 'routes' when several workers write it/,
-    );
-  });
 });
 
 describe('a bloom filter pushed by two workers at once', () => {

@@ -37,6 +37,7 @@ import {
   TERM_REASON_TIMEOUT,
   type WorkerLayout,
 } from '../src/abi.js';
+import type { HelperArgs } from '../src/interp/env.js';
 import { FastPathSet } from './fast-path.js';
 import { POLL_PERIOD } from './termination.js';
 import type { MemHost } from './helpers/mem.js';
@@ -134,6 +135,17 @@ export class WorkerTermination {
       return true;
     }
     return false;
+  }
+
+  /**
+   * Wraps a JS helper for its adapter (as Termination.watched on the host thread): each call
+   * polls first, and a call that finds the run terminated runs the fast path `fast` instead.
+   */
+  watched(
+    fn: (args: HelperArgs) => bigint,
+    fast: ((args: HelperArgs) => bigint) | undefined,
+  ): (args: HelperArgs) => bigint {
+    return (args) => (this.poll() && fast !== undefined ? fast(args) : fn(args));
   }
 
   /**

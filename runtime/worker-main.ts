@@ -49,7 +49,6 @@ import {
 } from '../src/abi.js';
 import { InternalError, isExecError } from '../src/errors.js';
 import { helperFastPath } from '../src/helper-protos.js';
-import type { HelperArgs } from '../src/interp/env.js';
 import { instantiateHelperAdapter } from '../jit/adapter.js';
 import { runtimeModuleHelpers } from './maps/helpers.js';
 import { instantiateRt } from './rt.js';
@@ -109,6 +108,13 @@ if (typeof frameCheck === 'function') table.set(CORO_FRAME_CHECK_SLOT, frameChec
 // tokens a checked callx may reach: the Vm's entry map, read in Wasm (runtime/coro-entries.ts)
 table.set(CORO_ENTRY_CHECK_SLOT, rt.coro_entry_check);
 const jsHelpers = workerHelpers(host, init.index, init.helpers);
+const rtHelpers = runtimeModuleHelpers(rt);
+const termination = new WorkerTermination(
+  host,
+  table,
+  [...jsHelpers, ...rtHelpers].map((h) => h.id),
+  init.alloc.kfuncs,
+);
 // every JS helper call is a termination checkpoint; once the run is being terminated a helper
 // still called through its adapter (the swap replaces only helpers with a fast path) runs
 // its fast path if it has one
@@ -117,18 +123,14 @@ const adapted =
     ? []
     : instantiateHelperAdapter(
         init.adapter,
-        jsHelpers.map((h) => {
-          const fast = fastPathFn(host, helperFastPath(h.id));
-          return (args: HelperArgs) =>
-            termination.poll() && fast !== undefined ? fast(args) : h.fn(args);
-        }),
+        jsHelpers.map((h) => termination.watched(h.fn, fastPathFn(host, helperFastPath(h.id)))),
       );
 const helperSlots: [number, WebAssembly.ExportValue][] = [
   ...jsHelpers.map((h, k): [number, WebAssembly.ExportValue] => [
     h.id,
     adapted[k] as WebAssembly.ExportValue,
   ]),
-  ...runtimeModuleHelpers(rt).map((h): [number, WebAssembly.ExportValue] => [
+  ...rtHelpers.map((h): [number, WebAssembly.ExportValue] => [
     h.id,
     h.wasm as WebAssembly.ExportValue,
   ]),
@@ -142,12 +144,6 @@ const programs = new Map<
     readonly unwindable: boolean;
   }
 >();
-const termination = new WorkerTermination(
-  host,
-  table,
-  helperSlots.map(([id]) => id),
-  init.alloc.kfuncs,
-);
 
 /** Instantiates `p` and puts its helpers and functions in this worker's table. */
 function loadProgram(p: WorkerProgram): void {

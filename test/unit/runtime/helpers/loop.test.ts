@@ -296,7 +296,6 @@ describe('bpf_loop inlined by the JIT (verified programs)', () => {
       stdw [%r10-8], 0
       mov %r1, 4
       lddw %r2, func inner
-      mov %r3, %r2
       mov %r3, %r10
       add %r3, -8
       mov %r4, 0

@@ -33,6 +33,7 @@ import {
   CTRL_PKT_LEN,
   CTRL_TAIL_CALL_CNT,
   CTRL_TERMINATE,
+  CTRL_TERM_BLOCK,
   CTRL_TERM_DEADLINE,
   EXEC_CODE,
   EXPORT_FUNC_PREFIX,
@@ -121,11 +122,18 @@ export interface CompileOptions {
   readonly annotate?: boolean;
   /**
    * How static helper calls are made (notes/fast-path-termination.md; the `termination` bench
-   * compares them): 'patchable' (the default) is `call_indirect` through the program's block
-   * of the call table, which termination swaps; 'direct' calls the helper as an imported
-   * function `env.helper_<id>` (not terminable: the cost patchability saves); 'flag-check' reads
-   * CTRL_TERMINATE before every call of a helper with a constant fast path and, when it is set,
-   * takes the constant instead of calling (the talk's per-call flag alternative).
+   * compares them). All but 'direct' are `call_indirect` through the program's block of the
+   * call table, which termination swaps for the fast-path versions:
+   * - 'flag-check' (the default) also reads CTRL_TERM_BLOCK before each call of a helper whose
+   *   fast path is a constant, and while it names this program's block (the run is terminated
+   *   and its slots hold the stubs) takes the constant instead of calling the stub. The result
+   *   is the same as the swapped slot's; the point is speed: after a swap every call site's
+   *   indirect branch mispredicts (≈ 6 ns each in V8, so a run-down through 2000 call sites
+   *   took 12–17 µs), where a predicted-not-taken load and branch costs nothing measurable
+   *   beside a call (the helper-heavy bench: as fast as 'direct') and a run-down ≈ 1.5 ns a site;
+   * - 'patchable': the call alone (the talk's design: nothing added to the call path);
+   * - 'direct' calls the helper as an imported function `env.helper_<id>` (not terminable: the
+   *   baseline the overhead is measured against).
    */
   readonly helperCalls?: HelperCallMode;
 }
@@ -1248,20 +1256,22 @@ class FuncCompiler {
     if (i.imm === BPF_FUNC_loop && loopCallback !== undefined) {
       return this.inlineLoop(idx, loopCallback);
     }
-    const mode = this.opts.helperCalls ?? 'patchable';
+    const mode = this.opts.helperCalls ?? 'flag-check';
     if (mode === 'direct') {
       return [this.set64(0, m.call(directHelperImport(i.imm), this.args(), b.i64))];
     }
     const slot = m.i32.const(this.opts.links.helperBase + i.imm);
     const call = this.set64(0, m.call_indirect('table', slot, this.args(), this.i64x5(), b.i64));
     if (mode === 'patchable') return [call];
-    // 'flag-check': with CTRL_TERMINATE set, a helper with a constant fast path is not called
-    // (r0 = the constant); the others are called as they are
+    // 'flag-check': while this program's block holds the fast paths (CTRL_TERM_BLOCK, written
+    // by the thread's own engage), a helper with a constant fast path is not called (r0 = the
+    // constant); the others are called through the block as they are
     const fast = helperFastPath(i.imm);
     if (fast.kind !== 'const') return [call];
+    const block = m.i32.load(CTRL_TERM_BLOCK, 4, m.global.get('ctrl', b.i32));
     return [
       m.if(
-        m.i32.load(CTRL_TERMINATE, 4, m.global.get('ctrl', b.i32)),
+        m.i32.eq(block, m.i32.const(this.opts.links.helperBase + 1)),
         this.set64(0, m.i64.const(BigInt.asIntN(64, fast.ret))),
         call,
       ),

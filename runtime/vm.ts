@@ -202,9 +202,9 @@ export interface LoadOptions {
   /** Compile with instruction markers and keep the module (for `bpfwasm jit --wat`). */
   readonly annotate?: boolean;
   /**
-   * How the JIT calls helpers (jit/compile.ts `HelperCallMode`): 'patchable' (the default;
-   * terminable), or, to measure what termination costs, 'direct' (not terminable by slot swaps)
-   * or 'flag-check'. Only on a Vm without workers.
+   * How the JIT calls helpers (jit/compile.ts `HelperCallMode`): 'flag-check' (the default)
+   * and 'patchable' are terminable; 'direct' (not terminable by slot swaps, only on a Vm
+   * without workers) is there to measure what termination costs.
    */
   readonly helperCalls?: HelperCallMode;
 }
@@ -425,6 +425,11 @@ export class Vm {
     );
     for (const k of this.coroutines.hostKfuncs()) this.registerKfunc(k);
     for (const k of this.taskRefs.kfuncs()) this.registerKfunc(k);
+    // nothing runs yet, so these change nothing: V8 compiles them now rather than inside the
+    // first terminated run (`terminate` ≈ 40 µs, an abandoned run's reset ≈ 80 µs of lazy
+    // compilation; bench "first")
+    this.terminate();
+    this.resetWorker();
   }
 
   /** Addresses of live coroutine frames, for the coroutine sweep (from the frame allocator). */
@@ -574,8 +579,8 @@ export class Vm {
         `program type '${type}' cannot run yet (supported: ${RUNNABLE_TYPES.join(', ')})`,
       );
     }
-    if (this.workerCount > 0 && (opts.helperCalls ?? 'patchable') !== 'patchable')
-      throw new UsageError("helperCalls other than 'patchable' need a Vm without workers");
+    if (this.workerCount > 0 && opts.helperCalls === 'direct')
+      throw new UsageError("helperCalls 'direct' needs a Vm without workers");
     const verified = opts.verify === false ? undefined : this.verify(prog, { ...opts, type });
     if (this.workerCount > 0) {
       // bpf_loop calls the JIT inlines call no helper: they run in workers too

@@ -6,6 +6,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { assemble, assembleProgram } from '../../src/asm/assembler.js';
+import { CTRL_R0, CTRL_TERMINATE, TERM_REASON_REQUEST } from '../../src/abi.js';
 import { TerminationError } from '../../src/errors.js';
 import {
   BPF_FUNC_map_lookup_elem,
@@ -293,5 +294,56 @@ describe('kfuncs and program-kill', () => {
     expect((e as TerminationError).reason).toBe('request');
     expect(calls).toBe(1);
     expect(() => vm.terminate(undefined, { mode: 'program' })).toThrow(/needs the program/);
+  });
+});
+
+describe.each(['flag-check', 'patchable'] as const)("JIT helper calls '%s'", (helperCalls) => {
+  async function load(): Promise<{ vm: Vm; p: LoadedProgram; stop: { on: boolean } }> {
+    const vm = Vm.create();
+    vms.push(vm);
+    const a = vm.createMap({
+      name: 'a',
+      type: BPF_MAP_TYPE_ARRAY,
+      keySize: 4,
+      valueSize: 8,
+      maxEntries: 1,
+    });
+    const rb = vm.createMap({
+      name: 'rb',
+      type: BPF_MAP_TYPE_RINGBUF,
+      keySize: 0,
+      valueSize: 0,
+      maxEntries: 4096,
+    });
+    const stop = { on: true };
+    vm.registerKfunc({
+      name: 'test_stop',
+      fn: () => (stop.on && vm.terminate(), 0n),
+      sig: { name: 'test_stop', args: [], ret: { kind: 'scalar' } },
+    });
+    const kfuncs = new Map([[14, { name: 'test_stop', weak: false }]]);
+    const p = await vm.load(assembleProgram(withMapFds(LOOKUPS, [a, rb])), {
+      kfuncs,
+      helperCalls,
+    });
+    return { vm, p, stop };
+  }
+
+  it('gives a terminated run the fast path (NULL) from the request on, and the next run all', async () => {
+    const { vm, p, stop } = await load();
+    expect(() => p.run()).toThrow(TerminationError);
+    expect(vm.dataView().getBigUint64(vm.worker.ctrl + CTRL_R0, true)).toBe(2n);
+    expect(vm.resources().reservations).toBe(0);
+    stop.on = false;
+    expect(p.run()).toBe(3n);
+  });
+
+  it('leaves helper results alone while a request is only stored, not acted on', async () => {
+    // a request word another thread could store; nothing on this thread has engaged it
+    const { vm, p, stop } = await load();
+    stop.on = false;
+    vm.dataView().setUint32(vm.worker.ctrl + CTRL_TERMINATE, TERM_REASON_REQUEST, true);
+    expect(p.run()).toBe(3n);
+    vm.dataView().setUint32(vm.worker.ctrl + CTRL_TERMINATE, 0, true);
   });
 });

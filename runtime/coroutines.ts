@@ -12,6 +12,10 @@
  * | `bpf_coro_yield(frame)`        | the Vm's ready queue        | `run()` / `drain(ready)`            |
  * | `bpf_coro_sleep(frame, ns)`    | a host timer                | the timer, on the host thread       |
  *
+ * On a worker thread `bpf_coro_sleep` is the runtime module's `bpf_coro_sleep_queued`: the frame
+ * and its delay go into the Vm's sleep queue, and the host sets the timer when that worker's
+ * request completes (`takeWorkerSleepers`, from the worker pool).
+ *
  * The hot kfuncs and the resume loops are Wasm (runtime/wasm/coro.ts); this class holds the
  * queues, the timers and the policies. Queue entries are *tagged handles*, `seq << 32 | frame`,
  * so that a handle outliving its frame (destroyed, then its memory reused) is recognised as
@@ -52,6 +56,14 @@ import type { LoadedProgram } from './loaded-program.js';
 import type { TimerScheduler } from './helpers/timer.js';
 import type { BpfMap, MapSpec } from './maps/map.js';
 import type { RtExports } from './rt.js';
+
+/**
+ * The worker-thread version (a runtime-module export) of each kfunc `hostKfuncs` implements
+ * in JS on the host thread.
+ */
+export const WORKER_KFUNC_EXPORTS: Readonly<Record<string, string>> = {
+  bpf_coro_sleep: 'bpf_coro_sleep_queued',
+};
 
 /** BPF_MAP_TYPE_QUEUE. */
 const BPF_MAP_TYPE_QUEUE = 22;
@@ -142,6 +154,7 @@ interface Sleeper {
 export class Coroutines {
   private readyQueue: BpfMap | undefined;
   private cancelledQueue: BpfMap | undefined;
+  private sleepQueue: BpfMap | undefined;
   private readonly capacity: number;
   private readonly host: CoroutineHost;
   private readonly ttlNs: bigint;
@@ -213,13 +226,13 @@ export class Coroutines {
       .setUint32(CTRL_BASE + CORO_CTL_OFF + CORO_CTL.tokenLimit, this.host.tokenLimit(), true);
   }
 
-  private makeQueue(name: string, capacity: number): BpfMap {
+  private makeQueue(name: string, capacity: number, valueSize = 8): BpfMap {
     if (!Number.isInteger(capacity) || capacity < 1)
       throw new UsageError(`queue capacity must be a positive integer, not ${capacity}`);
     return this.host.createMap({
       type: BPF_MAP_TYPE_QUEUE,
       keySize: 0,
-      valueSize: 8,
+      valueSize,
       maxEntries: capacity,
       name,
     });
@@ -270,8 +283,45 @@ export class Coroutines {
     if (f === undefined || this.host.rt.coro_frame_flags(f, CORO_F_SLEEPING, 0) === 0xffffffff)
       return BigInt.asUintN(64, -EINVAL);
     if (this.closed) return BigInt.asUintN(64, -ENOSPC);
-    const seq = this.seqOf(f);
     this.setDeadline(f, 0n);
+    this.sleepUntil(f, this.seqOf(f), a[1]);
+    return 0n;
+  }
+
+  /**
+   * The sleep queue that bpf_coro_sleep on a worker thread pushes to (16-byte values: a tagged
+   * handle, the delay in ns; runtime/wasm/coro.ts `bpf_coro_sleep_queued`). Made when a Vm with
+   * workers loads a program that calls bpf_coro_sleep.
+   */
+  prepareSleepQueue(): void {
+    if (this.sleepQueue !== undefined) return;
+    this.sleepQueue = this.makeQueue('coro_sleep', this.capacity, 16);
+    this.host
+      .dataView()
+      .setUint32(CTRL_BASE + CORO_CTL_OFF + CORO_CTL.sleepQueue, this.sleepQueue.addr, true);
+  }
+
+  /**
+   * Sets the host timers of the frames worker threads put to sleep (the sleep queue); called
+   * when a worker's request completes, and by `settle`. Returns how many it took. A handle
+   * whose frame is gone (destroyed since) is dropped.
+   */
+  takeWorkerSleepers(): number {
+    const q = this.sleepQueue;
+    if (q === undefined) return 0;
+    let n = 0;
+    for (let v = q.pop(); v !== undefined; v = q.pop()) {
+      const d = new DataView(v.buffer, v.byteOffset, 16);
+      const { frame, seq } = this.decode(d.getBigUint64(0, true));
+      n++;
+      if (seq === undefined || this.closed) continue;
+      this.sleepUntil(frame, seq, d.getBigUint64(8, true));
+    }
+    return n;
+  }
+
+  /** Resumes sleeping frame `f` (still `seq`) on the host after `ns`. */
+  private sleepUntil(f: number, seq: number, ns: bigint): void {
     const fire = (): void => {
       this.sleepers.delete(f);
       if (this.seqOf(f) !== seq) return;
@@ -280,8 +330,7 @@ export class Coroutines {
     };
     const schedule = this.host.scheduleTimer ?? defaultSchedule;
     this.sleepers.get(f)?.cancel();
-    this.sleepers.set(f, { seq, cancel: schedule(fire, a[1]) });
-    return 0n;
+    this.sleepers.set(f, { seq, cancel: schedule(fire, ns) });
   }
 
   /**
@@ -460,7 +509,7 @@ export class Coroutines {
   async settle(opts: { timeoutMs?: number } = {}): Promise<void> {
     const until = Date.now() + (opts.timeoutMs ?? 10_000);
     for (;;) {
-      const popped = this.run();
+      const popped = this.takeWorkerSleepers() + this.run();
       if (this.sleepers.size === 0 && popped === 0) return;
       if (Date.now() > until)
         throw new UsageError(

@@ -40,6 +40,7 @@ export interface RtExports {
   readonly bpf_coro_defer: (...args: bigint[]) => bigint;
   readonly bpf_coro_enqueue: (...args: bigint[]) => bigint;
   readonly bpf_coro_yield: (...args: bigint[]) => bigint;
+  readonly bpf_coro_sleep_queued: (...args: bigint[]) => bigint;
   readonly bpf_coro_detach: (...args: bigint[]) => bigint;
   readonly bpf_coro_await: (...args: bigint[]) => bigint;
   readonly bpf_coro_done: (...args: bigint[]) => bigint;

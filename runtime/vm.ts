@@ -96,7 +96,7 @@ import { BPF_THROW, kfuncProto } from '../src/kfunc-protos.js';
 import { CoroEntryMap } from './coro-entries.js';
 import type { VerifiedProgram } from '../src/verifier/verified-program.js';
 import { instantiateRt, type RtExports } from './rt.js';
-import { Coroutines, type CoroutineOptions } from './coroutines.js';
+import { WORKER_KFUNC_EXPORTS, Coroutines, type CoroutineOptions } from './coroutines.js';
 import { TASK_STRUCT_SIZE, TaskRefs } from './helpers/task-ref.js';
 import type { TaskInfo } from './helpers/task.js';
 import { xorshift32 } from './helpers/random.js';
@@ -272,6 +272,11 @@ export class Vm {
   private readonly resourceSources: ResourceSource[] = [];
   /** The kfuncs the runtime module implements, by name: worker threads run them too. */
   private readonly builtinKfuncs = new Map<string, KfuncProto>();
+  /**
+   * The coroutine kfuncs the host thread runs as JS (bpf_coro_sleep) and their worker-thread
+   * versions in the runtime module (WORKER_KFUNC_EXPORTS).
+   */
+  private readonly hostCoroKfuncs = new Map<string, KfuncProto>();
   private kfuncsFilled = 0;
   /** Globals shared by every module instantiated for worker 0. */
   readonly globals: {
@@ -408,7 +413,6 @@ export class Vm {
         ? []
         : [...workerHelpers(this, 0, cfg), ...runtimeModuleHelpers(this.rt)].map((h) => h.id),
     );
-    this.workers = n === 0 ? undefined : this.startWorkers(n, cfg, opts);
     this.coroutines = new Coroutines(
       {
         rt: this.rt,
@@ -423,8 +427,13 @@ export class Vm {
       },
       opts.coroutines,
     );
-    for (const k of this.coroutines.hostKfuncs()) this.registerKfunc(k);
+    for (const k of this.coroutines.hostKfuncs()) {
+      this.registerKfunc(k);
+      this.hostCoroKfuncs.set(k.name, k);
+    }
     for (const k of this.taskRefs.kfuncs()) this.registerKfunc(k);
+    // after the kfuncs: the workers fill the same slots
+    this.workers = n === 0 ? undefined : this.startWorkers(n, cfg, opts);
     // nothing runs yet, so these change nothing: V8 compiles them now rather than inside the
     // first terminated run (`terminate` ≈ 40 µs, an abandoned run's reset ≈ 80 µs of lazy
     // compilation; bench "first")
@@ -451,11 +460,20 @@ export class Vm {
       helpers: cfg,
       alloc: {
         state: this.allocator.layout.state,
-        kfuncs: [...this.builtinKfuncs.keys()].map((name) => ({
-          name,
-          slot: this.kfuncSlot(name) as number,
-        })),
+        kfuncs: [
+          ...[...this.builtinKfuncs.keys()].map((name) => ({
+            name,
+            slot: this.kfuncSlot(name) as number,
+          })),
+          ...[...this.hostCoroKfuncs.keys()].map((name) => ({
+            name,
+            slot: this.kfuncSlot(name) as number,
+            export: WORKER_KFUNC_EXPORTS[name] as string,
+          })),
+        ],
       },
+      // the coroutines a worker's run put to sleep get their host timers
+      onRequestDone: () => this.coroutines.takeWorkerSleepers(),
       ...(opts.heartbeatMs !== undefined ? { heartbeatMs: opts.heartbeatMs } : {}),
       ...(opts.onWorkerExit !== undefined ? { onWorkerExit: opts.onWorkerExit } : {}),
       ...(opts.workerTimeoutMs !== undefined ? { requestTimeoutMs: opts.workerTimeoutMs } : {}),
@@ -589,6 +607,8 @@ export class Vm {
     }
     // a program that calls the frame allocator: make its region now, while nothing runs
     const names = [...(opts.kfuncs?.values() ?? [])].map((k) => k.name);
+    if (this.workerCount > 0 && names.includes('bpf_coro_sleep'))
+      this.coroutines.prepareSleepQueue();
     if (FRAME_ALLOC_KFUNCS.some((k) => names.includes(k))) this.allocator.ensureRegion();
     const links = this.link(
       prog,
@@ -864,7 +884,7 @@ export class Vm {
       if (i.src === BPF_PSEUDO_KFUNC_CALL) {
         const name = kfuncs.get(idx)?.name ?? `kfunc#${i.imm}`;
         if (name === BPF_THROW) return; // compiled inline: the JIT unwinds to the entry
-        const builtin = this.builtinKfuncs.get(name);
+        const builtin = this.builtinKfuncs.get(name) ?? this.hostCoroKfuncs.get(name);
         if (builtin !== undefined && this.kfuncs.get(name)?.proto === builtin) return;
         throw new UsageError(
           `insn ${idx}: kfunc '${name}' cannot run in a worker thread (host kfuncs are JS functions of the host thread; ` +

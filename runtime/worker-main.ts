@@ -100,7 +100,8 @@ const rt = instantiateRt(memory, init.index, (op) => (op === 1 ? 0n : -22n), { t
 rt.alloc_attach(init.alloc.state, init.index, layout.ctrl);
 // the runtime module's kfuncs (the frame allocator): Vm-wide slots, this worker's instance
 for (const k of init.alloc.kfuncs) {
-  table.set(k.slot, (rt as unknown as Record<string, WebAssembly.ExportValue>)[k.name] ?? null);
+  const fn = (rt as unknown as Record<string, WebAssembly.ExportValue>)[k.export ?? k.name];
+  table.set(k.slot, fn ?? null);
 }
 // the frame allocator's check, for accesses through coroutine handles (src/abi.ts)
 const frameCheck = (rt as unknown as Record<string, unknown>)['coro_frame_check'];

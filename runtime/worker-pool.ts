@@ -60,6 +60,11 @@ export interface WorkerPoolOptions {
   readonly heartbeatMs?: number;
   /** Called when a worker thread died or hung and was replaced. */
   readonly onWorkerExit?: (e: WorkerError) => void;
+  /**
+   * Called on the host thread when a request to worker `i` has completed (ok or failed),
+   * before its promise settles: the Vm sets the timers of the coroutines it put to sleep.
+   */
+  readonly onRequestDone?: (i: number) => void;
   /** The frame allocator each worker's runtime instance attaches to, and its kfunc slots. */
   readonly alloc: WorkerAllocInit;
   /**
@@ -252,6 +257,12 @@ export class WorkerPool {
           return;
         }
         slot.pending = undefined;
+        try {
+          this.opts.onRequestDone?.(i);
+        } catch (e) {
+          reject(e as Error);
+          return;
+        }
         if (Atomics.load(c, this.word(i, CTRL_STATUS)) === WORKER_STATUS_OK) {
           try {
             resolve(req.after());

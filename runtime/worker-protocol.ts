@@ -55,12 +55,17 @@ export interface WorkerInit {
 
 /**
  * The frame allocator as a worker joins it: the state block its runtime instance attaches to,
- * and the call-table slots of the kfuncs the runtime module implements (by export name), which
- * the worker fills from its own instance.
+ * and the call-table slots of the kfuncs the runtime module implements, which the worker fills
+ * from its own instance: export `name`, or `export` where the worker's version of a kfunc is
+ * another function than the host thread's (bpf_coro_sleep: bpf_coro_sleep_queued).
  */
 export interface WorkerAllocInit {
   readonly state: number;
-  readonly kfuncs: readonly { readonly name: string; readonly slot: number }[];
+  readonly kfuncs: readonly {
+    readonly name: string;
+    readonly slot: number;
+    readonly export?: string;
+  }[];
 }
 
 /** A run's failure as the worker encodes it in its scratch area (JSON, UTF-8). */

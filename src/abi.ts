@@ -59,6 +59,12 @@ export const CORO_CTL = {
    * `coro_entry_check` (CORO_ENTRY_CHECK_SLOT) reads it; 0 until a program has entries.
    */
   entryMap: 0x50,
+  /**
+   * u32: the sleep queue map (16-byte values: a tagged handle, then the delay in ns) that
+   * bpf_coro_sleep on a worker thread pushes to; the host sets the timers when the worker's
+   * request completes (runtime/coroutines.ts). 0 in a Vm without workers.
+   */
+  sleepQueue: 0x54,
 } as const;
 /** Bytes of one worker's control slot. */
 export const CTRL_SLOT_SIZE = 0x100;
@@ -214,6 +220,12 @@ export const CTRL_WORKERS = 0xc0;
 export const CTRL_LOCK_HELD = 0xc0;
 /** u32: locks this worker's bpf_spin_lock took over from another owner that never released them. */
 export const CTRL_LOCK_BREAKS = 0xc4;
+
+/**
+ * 0xe0..0xef: u64 × 2, a tagged handle and its delay on their way into the sleep queue
+ * (bpf_coro_sleep on a worker thread, runtime/wasm/coro.ts).
+ */
+export const CTRL_CORO_SLEEP = 0xe0;
 
 /** Worker requests (CTRL_CMD). */
 export const WORKER_CMD_RUN = 1;

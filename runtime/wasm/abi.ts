@@ -97,6 +97,7 @@ export const CTRL_DEFER_TAIL: u32 = 0x68;
 export const CTRL_CORO_DEPTH: u32 = 0x6c;
 export const CTRL_CORO_CURRENT: u32 = 0x70;
 export const CTRL_CORO_SCRATCH: u32 = 0x78;
+export const CTRL_CORO_SLEEP: u32 = 0xe0;
 export const CTRL_DEFER_RING: u32 = 0x74;
 export const DEFER_RING_OFF: u32 = 0x18000;
 export const DEFER_RING_CAP: u32 = 2048;
@@ -114,6 +115,7 @@ export const CORO_CTL_CREATED: u32 = 0x38;
 export const CORO_CTL_COMPLETED: u32 = 0x40;
 export const CORO_CTL_DESTROYED: u32 = 0x48;
 export const CORO_CTL_ENTRY_MAP: u32 = 0x50;
+export const CORO_CTL_SLEEP_QUEUE: u32 = 0x54;
 export const CORO_HDR_SIZE: u32 = 32;
 // header fields as offsets from the frame (two's complement: frame + field wraps backwards)
 export const CORO_HDR_DEADLINE: usize = <usize>-32;

@@ -28,6 +28,7 @@ import {
   CORO_CTL_DEFER_TO_READY, CORO_CTL_QUEUED, CORO_CTL_READY_QUEUE, CORO_CTL_REAPED,
   CORO_CTL_RESUMED, CORO_CTL_TOKEN_LIMIT, CORO_F_DETACHED, CORO_F_QUEUED,
   CORO_HDR_DEADLINE, CORO_HDR_FLAGS, CORO_HDR_PARENT, CORO_HDR_SEQ, CORO_HDR_SIZE, CORO_HDR_MAGIC, CORO_MAGIC, CTRL_BASE, CORO_CTL_OFF, CTRL_CORO_DEPTH, CTRL_CORO_CURRENT, CTRL_CORO_SCRATCH, CTRL_DEFER_HEAD, CTRL_DEFER_RING, CORO_CTL_ENTRY_MAP,
+  CORO_CTL_SLEEP_QUEUE, CORO_F_SLEEPING, CTRL_CORO_SLEEP,
   CTRL_DEFER_TAIL, CTRL_PROG, CORO_HDR_OWNER, DEFER_RING_CAP, DEFER_RING_OFF, EINVAL, ENOENT, FUNC_TOKEN_BASE, MAP_TYPE,
   MAP_VALUE_SIZE, NULL_GUARD_END,
 } from './abi';
@@ -222,6 +223,31 @@ export function bpf_coro_yield(frame: u64, r2: u64, r3: u64, r4: u64, r5: u64): 
     return <u64>-EINVAL;
   }
   return pushHandle(load<u32>(CTL + CORO_CTL_READY_QUEUE), <usize>frame);
+}
+
+/**
+ * kfunc `long bpf_coro_sleep(void *frame, u64 ns)` on a worker thread (the host thread's is JS,
+ * runtime/coroutines.ts): timers live on the host's event loop, so the frame, marked sleeping,
+ * goes with its delay into the Vm's sleep queue, and the host sets the timer when this worker's
+ * request completes. 0, or -errno with nothing changed: -EINVAL for a bad frame, -ENOENT in a
+ * Vm without a sleep queue, the queue's error (-E2BIG when full).
+ */
+export function bpf_coro_sleep_queued(frame: u64, ns: u64, r3: u64, r4: u64, r5: u64): u64 {
+  if (!frameOk(frame)) {
+    bad();
+    return <u64>-EINVAL;
+  }
+  const q = load<u32>(CTL + CORO_CTL_SLEEP_QUEUE);
+  if (q == 0) return <u64>-ENOENT;
+  const f = <usize>frame;
+  const value = ctrlSlot + CTRL_CORO_SLEEP;
+  store<u64>(value, tagged(f));
+  store<u64>(value + 8, ns);
+  store<u64>(f + CORO_HDR_DEADLINE, 0);
+  setFlags(f, CORO_F_SLEEPING);
+  const r = bpf_map_push_elem(<u64>q, <u64>value, 0, 0, 0);
+  if (r != 0) clearFlags(f, CORO_F_SLEEPING);
+  return r;
 }
 
 /** kfunc `void bpf_coro_detach(void *frame)`: the runtime owns the frame. */

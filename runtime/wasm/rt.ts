@@ -404,7 +404,8 @@ export function bpf_tail_call(ctx: u64, map: u64, index: u64, r4: u64, r5: u64):
 
 // Coroutine kfuncs and the deferred-frame drain (runtime/wasm/coro.ts).
 export {
-  bpf_coro_defer, bpf_coro_enqueue, bpf_coro_yield, bpf_coro_detach, bpf_coro_await, bpf_coro_done,
+  bpf_coro_defer, bpf_coro_enqueue, bpf_coro_yield, bpf_coro_sleep_queued, bpf_coro_detach,
+  bpf_coro_await, bpf_coro_done,
   bpf_coro_take_cancelled, bpf_coro_handle_frame, bpf_coro_reap, bpf_coro_drain, coro_set_worker, coro_resume, coro_destroy, coro_drain_deferred,
   coro_drain_queue, coro_frame_flags, coro_entry_check,
 } from './coro';

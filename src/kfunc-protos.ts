@@ -29,6 +29,7 @@ export const KFUNC_PROTOS: ReadonlyMap<string, KfuncSig> = new Map<string, Kfunc
         name: 'bpf_coro_frame_alloc',
         args: [{ kind: 'frame_size' }, { kind: 'any' }],
         ret: { kind: 'frame' },
+        keepsFrameData: true,
       },
       /** `void bpf_coro_frame_free(void *frame)`. */
       {
@@ -38,12 +39,18 @@ export const KFUNC_PROTOS: ReadonlyMap<string, KfuncSig> = new Map<string, Kfunc
         mayFreeFrames: true,
       },
       /** `void bpf_coro_defer(void *frame)`: resume at the end of the current run. */
-      { name: 'bpf_coro_defer', args: [{ kind: 'frame' }], ret: { kind: 'void' } },
+      {
+        name: 'bpf_coro_defer',
+        args: [{ kind: 'frame' }],
+        ret: { kind: 'void' },
+        keepsFrameData: true,
+      },
       /** `long bpf_coro_enqueue(void *queue_map, void *frame)`: 0 or -errno. */
       {
         name: 'bpf_coro_enqueue',
         args: [{ kind: 'map', mapType: BPF_MAP_TYPE_QUEUE, valueSize: 8 }, { kind: 'frame' }],
         ret: { kind: 'scalar' },
+        handsOffOnZero: true,
         mayFreeFrames: true,
       },
       /** `long bpf_coro_yield(void *frame)`: to the Vm's ready queue; 0 or -errno. */
@@ -51,6 +58,7 @@ export const KFUNC_PROTOS: ReadonlyMap<string, KfuncSig> = new Map<string, Kfunc
         name: 'bpf_coro_yield',
         args: [{ kind: 'frame' }],
         ret: { kind: 'scalar' },
+        handsOffOnZero: true,
         mayFreeFrames: true,
       },
       /** `long bpf_coro_sleep(void *frame, u64 ns)`: resume after a host timer. */
@@ -58,6 +66,7 @@ export const KFUNC_PROTOS: ReadonlyMap<string, KfuncSig> = new Map<string, Kfunc
         name: 'bpf_coro_sleep',
         args: [{ kind: 'frame' }, { kind: 'scalar' }],
         ret: { kind: 'scalar' },
+        handsOffOnZero: true,
         mayFreeFrames: true,
       },
       /** `void bpf_coro_detach(void *frame)`: the runtime owns the frame from now on. */
@@ -73,6 +82,7 @@ export const KFUNC_PROTOS: ReadonlyMap<string, KfuncSig> = new Map<string, Kfunc
         // handles clang reloads from the awaiting frame: the runtime checks both (frameOk)
         args: [{ kind: 'any' }, { kind: 'any' }],
         ret: { kind: 'void' },
+        keepsFrameData: true,
       },
       /**
        * `void bpf_coro_done(void *frame)`: a Task's final suspend; the runtime frees a detached
@@ -86,7 +96,12 @@ export const KFUNC_PROTOS: ReadonlyMap<string, KfuncSig> = new Map<string, Kfunc
         mayFreeFrames: true,
       },
       /** `void *bpf_coro_handle_frame(u64 handle)`: the frame of a queued handle, or NULL. */
-      { name: 'bpf_coro_handle_frame', args: [{ kind: 'scalar' }], ret: { kind: 'handle' } },
+      {
+        name: 'bpf_coro_handle_frame',
+        args: [{ kind: 'scalar' }],
+        ret: { kind: 'handle' },
+        keepsFrameData: true,
+      },
       /** `long bpf_coro_reap(u64 handle)`: destroys the handle's frame if done and unowned. */
       {
         name: 'bpf_coro_reap',
@@ -102,7 +117,12 @@ export const KFUNC_PROTOS: ReadonlyMap<string, KfuncSig> = new Map<string, Kfunc
         mayFreeFrames: true,
       },
       /** `void *bpf_coro_take_cancelled(void *ctx)`: a cancelled frame to destroy, or NULL. */
-      { name: 'bpf_coro_take_cancelled', args: [{ kind: 'any' }], ret: { kind: 'handle' } },
+      {
+        name: 'bpf_coro_take_cancelled',
+        args: [{ kind: 'any' }],
+        ret: { kind: 'handle' },
+        keepsFrameData: true,
+      },
       /** `void bpf_throw(u64 cookie)`: unwinds to the program's entry; r0 = cookie. */
       { name: 'bpf_throw', args: [{ kind: 'scalar' }], ret: { kind: 'void' }, noreturn: true },
       /** `struct task_struct *bpf_task_acquire(struct task_struct *p)` (KF_ACQUIRE | KF_RET_NULL). */
@@ -110,9 +130,15 @@ export const KFUNC_PROTOS: ReadonlyMap<string, KfuncSig> = new Map<string, Kfunc
         name: 'bpf_task_acquire',
         args: [{ kind: 'btf_id', btfName: 'task_struct' }],
         ret: { kind: 'btf_id', btfName: 'task_struct', acquire: true },
+        keepsFrameData: true,
       },
       /** `void bpf_task_release(struct task_struct *p)` (KF_RELEASE). */
-      { name: 'bpf_task_release', args: [{ kind: 'release' }], ret: { kind: 'void' } },
+      {
+        name: 'bpf_task_release',
+        args: [{ kind: 'release' }],
+        ret: { kind: 'void' },
+        keepsFrameData: true,
+      },
       /**
        * `void *bpf_obj_new_impl(u64 local_type_id, void *meta)`: a zeroed object of the
        * program BTF's type `local_type_id` (a constant), acquired, or NULL. The verifier
@@ -122,12 +148,14 @@ export const KFUNC_PROTOS: ReadonlyMap<string, KfuncSig> = new Map<string, Kfunc
         name: 'bpf_obj_new_impl',
         args: [{ kind: 'obj_type' }, { kind: 'any' }],
         ret: { kind: 'obj' },
+        keepsFrameData: true,
       },
       /** `void bpf_obj_drop_impl(void *p, void *meta)` (KF_RELEASE). */
       {
         name: 'bpf_obj_drop_impl',
         args: [{ kind: 'release' }, { kind: 'any' }],
         ret: { kind: 'void' },
+        keepsFrameData: true,
       },
     ] satisfies KfuncSig[]
   ).map((s) => [s.name, s]),

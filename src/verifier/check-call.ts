@@ -36,6 +36,7 @@ import {
   type FuncProto,
 } from '../helper-protos.js';
 import {
+  regConst,
   regIsPointer,
   regNotInit,
   regPtr,
@@ -54,7 +55,17 @@ import { checkHelperMemAccess } from './check-mem.js';
 import { mapAllRegs } from './check-jmp.js';
 import type { VerifierEnv } from './verifier-env.js';
 import { resLockCall, resUnlockCall } from './res-lock.js';
-import { checkCoroKfuncArg, checkThrow, demoteFrames, REG_CORO_HANDLE } from './check-coro.js';
+import {
+  checkCoroKfuncArg,
+  checkThrow,
+  demoteFrames,
+  escapeFrame,
+  forgetAllSlots,
+  forgetFrameSlots,
+  isCoroMem,
+  REG_CORO_HANDLE,
+} from './check-coro.js';
+import { copyState } from './states.js';
 
 /** Map types (uapi `enum bpf_map_type`) the compatibility rules name. */
 const MAP = {
@@ -414,6 +425,14 @@ function setR0(st: VerifierState, reg: RegState): void {
   if (f !== undefined) f.regs[0] = reg;
 }
 
+/** An unknown non-zero u64. */
+function nonZero(): Scalar {
+  const r = scalarCopy(SCALAR_UNKNOWN);
+  r.umin = 1n;
+  regBoundsSync(r);
+  return r;
+}
+
 /** `release_reference`: drops reference `id` and invalidates every register holding it. */
 export function releaseReference(
   env: VerifierEnv,
@@ -471,6 +490,11 @@ export function checkHelperCall(
   }
   const meta: CallMeta = {};
   for (let a = 1; a <= proto.args.length; a++) checkFuncArg(env, st, idx, proto, a, meta);
+  // A helper may write a frame it gets a pointer to (a memory argument).
+  for (let a = 1; a <= proto.args.length; a++) {
+    const reg = st.frames[st.curframe]?.regs[a];
+    if (reg !== undefined && isCoroMem(reg)) forgetFrameSlots(st, reg.frameId);
+  }
   if (id === BPF_FUNC_map_lookup_elem && meta.map !== undefined) {
     if (meta.map.type === MAP.arrayOfMaps || meta.map.type === MAP.hashOfMaps) {
       throw env.fail(
@@ -601,6 +625,7 @@ export function checkKfuncCall(
   st: VerifierState,
   idx: number,
   insn: Insn,
+  forks: VerifierState[] = [],
 ): boolean {
   const sig = env.kfuncAt(idx);
   if (sig === undefined || sig.missing === true) {
@@ -673,10 +698,27 @@ export function checkKfuncCall(
     env.throwInsns.add(idx);
     return false;
   }
+  // r0 != 0 of a kfunc that hands off a frame only on 0: nothing happened to any frame
+  const kept =
+    sig.mayFreeFrames === true && sig.handsOffOnZero === true ? copyState(st) : undefined;
   if (sig.mayFreeFrames === true) demoteFrames(st);
+  else if (sig.keepsFrameData !== true) {
+    // It may write any frame (a scalar may be a frame address) and keep the frames it gets.
+    const regs = st.frames[st.curframe]?.regs ?? [];
+    const passed = sig.args.map((_, k) => regs[k + 1] ?? regNotInit()).filter(isCoroMem);
+    forgetAllSlots(st);
+    for (const r of passed) escapeFrame(st, r.frameId);
+  }
   const frameSize = (st.frames[st.curframe]?.regs[1] ?? regNotInit()).scalar.varOff.value;
   clobberArgs(st);
   const ret = sig.ret;
+  if (kept !== undefined && ret.kind === 'scalar') {
+    clobberArgs(kept);
+    setR0(kept, regScalar(nonZero()));
+    forks.push(kept);
+    setR0(st, regConst(0));
+    return true;
+  }
   if (resLock !== undefined) {
     setR0(st, resLockCall(env, st, idx, resLock));
     return true;
@@ -691,17 +733,20 @@ export function checkKfuncCall(
     case 'handle':
       setR0(st, REG_CORO_HANDLE);
       break;
-    case 'frame':
+    case 'frame': {
+      const frameId = env.newId();
       setR0(
         st,
         regPtr('PTR_TO_MEM', {
           maybeNull: true,
           memCoro: true,
           memSize: Number(frameSize),
-          id: env.newId(),
+          id: frameId,
+          frameId,
         }),
       );
       break;
+    }
     case 'btf_id': {
       const id = ret.acquire ? acquireReference(env, st, idx) : env.newId();
       setR0(

@@ -47,8 +47,31 @@
  *   worker (`callx`, `bpf_coro_frame_free`, `_detach`, `_yield`, `_sleep`, `_enqueue`; not
  *   `_defer`, which resumes after the run), every frame pointer becomes a non-NULL handle (its
  *   accesses are checked at run time, so a freed frame is not touched) and every pointer into
- *   the middle of a frame a plain scalar (frames have no identity in the verifier, so any of
- *   them may be the one).
+ *   the middle of a frame a plain scalar (a callee or another worker may free any frame it
+ *   can reach, whatever its identity on this path); for `_yield`, `_sleep` and `_enqueue` only
+ *   on their r0 == 0 path (frame slots, below).
+ * - **Frame slots** (per path, `VerifierState.coroSlots`): a frame has an identity on a path
+ *   (`RegState.frameId`): the pointer `bpf_coro_frame_alloc` returns (kept through its NULL
+ *   check) and the r1 of a token entry verified with a frame, in every copy, spill and offset
+ *   of it. A store through such a pointer at a constant offset records what it stored (8 bytes:
+ *   any register; narrower: a scalar truncated to the store size); a load of exactly that
+ *   offset and size gives it back (scalars with their bounds, pointers with their type). Other
+ *   loads keep the handle / scalar rule. A store overlapping a slot partially, a store at a
+ *   variable offset, a helper writing the frame, forget that frame's slots; a store through a
+ *   handle, `callx`, a kfunc without `KfuncSig.keepsFrameData`, and a bpf_loop / for_each
+ *   callback forget every slot. A released reference in a slot becomes an unknown scalar (as a
+ *   spill); `mayFreeFrames` calls demote every frame and drop every slot. `bpf_coro_yield`,
+ *   `_sleep` and `_enqueue` (`handsOffOnZero`; runtime/coroutines.ts `sleep`, runtime/wasm/
+ *   coro.ts `pushHandle`: non-zero means nothing was scheduled and the frame was not written)
+ *   fork the path: r0 == 0 with every frame demoted, r0 != 0 (umin 1) with frames and slots
+ *   kept. Pruning and loop detection compare slots (states.ts `coroSlotsSafe`): an old slot
+ *   covers only a cur slot of the paired frame at the same offset and size with a `regsafe`
+ *   value. At most CORO_SLOTS_MAX slots per state (the oldest are forgotten).
+ * - **Escaped frames**: a frame whose address lands where the verifier does not follow it (a
+ *   store of the pointer through a handle, into an untracked frame, at a variable offset or
+ *   narrow; a forgotten slot that held it; a kfunc without `keepsFrameData` or a callback that
+ *   got it) loses its identity on the path (`frameId` 0): its contents may be written by code
+ *   the verifier does not see, so nothing is recorded for it any more.
  * - **`bpf_throw`** ends the path (noreturn); it is rejected while a reference or a lock is
  *   held, and inside callbacks (bpf_loop, for_each, timers).
  * - Frame arguments of the coroutine kfuncs are frames (`coro_mem` at offset 0) or non-NULL
@@ -88,7 +111,8 @@
  * - That the entry a `callx` through a handle reaches is the one the frame was made for: any
  *   verified entry may be called with any frame; its own r1 check (above) keeps it in bounds.
  * - That references stored in a frame at a suspension are released by the destroy function
- *   (issue 7 item 6's "destroy path" stretch, not done): frame contents are not tracked, so a
+ *   (issue 7 item 6's "destroy path" stretch, not done): frame contents are tracked only on
+ *   the path (per-path slots, above; prerequisite (1) below), so a
  *   program that keeps a reference across a suspension is rejected (`Unreleased reference`)
  *   instead (coro_destroy's on_sample). Doing it needs (1) per-path frame slots (8-byte
  *   stores at constant offsets of a frame with an identity kept across its NULL check; any
@@ -112,22 +136,36 @@
  *   arguments; the runtime's owner/deadline accounting destroys what is left behind).
  * - That a frame handed to another worker (yield, sleep, enqueue) is not freed there between
  *   the run-time check of an access and the access itself (a race the check narrows only).
- * - That a word loaded from a frame is the pointer that was stored there: loads give scalars
- *   (handles), so a pointer round-tripped through a frame cannot be dereferenced as its old type,
- *   and a pointer stored into a frame may come back out as a scalar (an address leak within the
- *   program, e.g. into a map or r0).
+ * - Frame contents beyond the slots of the path: a frame's contents at entry of a token entry
+ *   (resume / destroy clone), after `callx` (every frame is demoted: the callee may free any),
+ *   after a frame-freeing call, or read through a handle, are not known. A resume clone that
+ *   loops on bpf_coro_sleep's non-zero result after a `callx` (coro_loop's poll_loop.resume)
+ *   is therefore still rejected. A pointer stored where no slot records it may still come out
+ *   as a scalar (an address leak within the program, e.g. into a map or r0).
+ * - `bpf_coro_defer` keeps frame data (`keepsFrameData`) on the assumption above that a
+ *   deferred frame runs after the run; a Vm configured to defer to the ready queue (or a full
+ *   deferred ring) may resume it on another worker during the run.
+ * - Kfuncs a Vm registers with their own signature may write frames only through what they
+ *   are passed; without `keepsFrameData` every slot is forgotten at the call, but a frame
+ *   address they keep and use after the call (from another thread) is not accounted for.
  */
 
 import { callxReg, type Insn } from '../isa/insn.js';
 import type { MapInfo, RegState } from './reg-state.js';
-import { regNotInit, regTypeStr, regUnknownScalar, regWith } from './reg-state.js';
-import type { VerifierState } from './states.js';
+import { regNotInit, regScalar, regTypeStr, regUnknownScalar, regWith } from './reg-state.js';
+import type { CoroSlot, VerifierState } from './states.js';
 import { tnumIsConst } from './tnum.js';
 import type { KfuncArg } from './verifier.js';
 import type { VerifierEnv } from './verifier-env.js';
 import { readReg } from './check-alu.js';
 import { mapAllRegs } from './check-jmp.js';
-import { regBoundsSync, scalarCopy, SCALAR_UNKNOWN } from './bounds.js';
+import {
+  regBoundsSync,
+  scalarCoerce,
+  scalarCoerceSx,
+  scalarCopy,
+  SCALAR_UNKNOWN,
+} from './bounds.js';
 
 /** Largest coroutine frame (and largest offset + size through a handle), in bytes. */
 export const CORO_FRAME_MAX = 0x10000;
@@ -158,6 +196,130 @@ export function demoteFrames(st: VerifierState): void {
     if (!isCoroMem(r)) return r;
     return isFrameStart(r) ? REG_CORO_HANDLE_NOT_NULL : regUnknownScalar();
   });
+  // no frame is tracked any more: what was recorded of them is unreachable
+  st.coroSlots = [];
+}
+
+/** Most frame slots one path state records; the oldest are forgotten first. */
+export const CORO_SLOTS_MAX = 64;
+
+/** Whether `reg` is a pointer into a frame whose contents this path tracks. */
+function isTrackedFrame(reg: RegState): boolean {
+  return isCoroMem(reg) && reg.frameId !== 0;
+}
+
+/**
+ * Frame `fid` stops being tracked on this path (its address may now be reachable by code the
+ * verifier does not follow): its pointers keep their type but lose the identity, its slots go,
+ * and so do, recursively, the frames whose pointers those slots hold.
+ */
+export function escapeFrame(st: VerifierState, fid: number, escaped?: Set<number>): void {
+  if (fid === 0) return;
+  escaped?.add(fid);
+  mapAllRegs(st, (r) => (isCoroMem(r) && r.frameId === fid ? regWith(r, { frameId: 0 }) : r));
+  dropSlots(st, (s) => s.frameId === fid, escaped);
+}
+
+/**
+ * Forgets the slots `drop` selects. A dropped slot that held a tracked frame pointer leaves
+ * that address in memory the verifier no longer follows: that frame escapes.
+ */
+function dropSlots(st: VerifierState, drop: (s: CoroSlot) => boolean, escaped?: Set<number>): void {
+  const held: number[] = [];
+  st.coroSlots = st.coroSlots.filter((s) => {
+    if (!drop(s)) return true;
+    if (isTrackedFrame(s.reg)) held.push(s.reg.frameId);
+    return false;
+  });
+  for (const k of held) escapeFrame(st, k, escaped);
+}
+
+/** Forgets every recorded frame slot (a write that may hit any frame). */
+export function forgetAllSlots(st: VerifierState): void {
+  if (st.coroSlots.length > 0) dropSlots(st, () => true);
+}
+
+/** Forgets the slots of frame `fid` (a helper wrote it). */
+export function forgetFrameSlots(st: VerifierState, fid: number): void {
+  if (fid !== 0) dropSlots(st, (s) => s.frameId === fid);
+}
+
+/** The frame offset of an access at `off` through frame pointer `reg`, if it is a constant. */
+function frameOff(reg: RegState, off: number): number | undefined {
+  if (!tnumIsConst(reg.scalar.varOff)) return undefined;
+  return reg.off + off + Number(BigInt.asIntN(64, reg.scalar.varOff.value));
+}
+
+/**
+ * Records a store of `size` bytes at `off` through frame pointer `reg` (bounds already
+ * checked): `value` is the stored register (an immediate as its constant), undefined for bytes
+ * the verifier does not know (atomics). An 8-byte store records the value, a narrower one a
+ * scalar truncated to its size; slots it overlaps are forgotten. A store into an untracked
+ * frame, at a variable offset, or that records nothing makes a stored tracked frame escape.
+ */
+export function frameStore(
+  st: VerifierState,
+  reg: RegState,
+  off: number,
+  size: number,
+  value: RegState | undefined,
+): void {
+  const fid = reg.frameId;
+  const at = frameOff(reg, off);
+  let rec: RegState | undefined;
+  if (fid !== 0 && at !== undefined && value !== undefined) {
+    if (size === 8) rec = value.type === 'SCALAR_VALUE' ? regWith(value, { id: 0 }) : value;
+    else if (value.type === 'SCALAR_VALUE') {
+      rec = regWith(regScalar(scalarCoerce(value.scalar, size as 1 | 2 | 4)), {
+        coroHandle: false,
+      });
+    }
+  }
+  const escaped = new Set<number>();
+  if (fid !== 0) {
+    if (at === undefined) dropSlots(st, (s) => s.frameId === fid, escaped);
+    else {
+      // an exact overwrite replaces every byte of the old slot; a partial one leaves some
+      const same = (s: CoroSlot): boolean => s.frameId === fid && s.off === at && s.size === size;
+      st.coroSlots = st.coroSlots.filter((s) => !same(s));
+      dropSlots(st, (s) => s.frameId === fid && s.off < at + size && at < s.off + s.size, escaped);
+    }
+  }
+  // the drops may have made this frame or the stored one escape
+  if (escaped.has(fid)) rec = undefined;
+  if (rec !== undefined && escaped.has(rec.frameId)) rec = regWith(rec, { frameId: 0 });
+  if (rec === undefined) {
+    if (value !== undefined && isTrackedFrame(value)) escapeFrame(st, value.frameId);
+    return;
+  }
+  st.coroSlots.push({ frameId: fid, off: at as number, size, reg: rec });
+  if (st.coroSlots.length > CORO_SLOTS_MAX) {
+    const first = st.coroSlots[0];
+    dropSlots(st, (s) => s === first);
+  }
+}
+
+/**
+ * A load of `size` bytes at `off` through frame pointer `reg`: the recorded value when a
+ * slot of this frame has exactly that offset and size (sign-extended for `BPF_MEMSX`).
+ */
+export function frameLoad(
+  st: VerifierState,
+  reg: RegState,
+  off: number,
+  size: number,
+  sx: boolean,
+): RegState | undefined {
+  const fid = reg.frameId;
+  if (fid === 0) return undefined;
+  const at = frameOff(reg, off);
+  if (at === undefined) return undefined;
+  const s = st.coroSlots.find((x) => x.frameId === fid && x.off === at && x.size === size);
+  if (s === undefined) return undefined;
+  if (sx && size < 8 && s.reg.type === 'SCALAR_VALUE') {
+    return regScalar(scalarCoerceSx(s.reg.scalar, size as 1 | 2 | 4));
+  }
+  return s.reg;
 }
 
 /** Whether `reg` points to the start of a coroutine frame (what the run-time check accepts). */
@@ -276,8 +438,9 @@ export function checkCallx(env: VerifierEnv, st: VerifierState, idx: number, ins
   }
   for (let a = 1; a <= 5; a++) f.regs[a] = regNotInit();
   f.regs[0] = regUnknownScalar();
-  // the callee may have freed any frame (a destroy function frees its own)
+  // the callee may have freed any frame (a destroy function frees its own), and written any
   demoteFrames(st);
+  st.coroSlots = [];
 }
 
 /** `bpf_throw`: no reference or lock held, not inside a callback. */

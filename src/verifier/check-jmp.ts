@@ -20,11 +20,12 @@ import {
   regIsNull,
   regIsPointer,
   regScalar,
+  regUnknownScalar,
   regWith,
   typeIsPktPointer,
   type RegState,
 } from './reg-state.js';
-import { copyState, type VerifierState } from './states.js';
+import { copyState, type CoroSlot, type VerifierState } from './states.js';
 import { readReg } from './check-alu.js';
 import { MAX_PACKET_OFF } from './check-mem.js';
 import type { VerifierEnv } from './verifier-env.js';
@@ -36,10 +37,18 @@ export interface JmpBranches {
 }
 
 /**
- * Replaces every register and spilled register of every frame of `st` by `fn(reg)` (kernel
- * `bpf_for_each_reg_in_vstate`). `fn` returns its argument when nothing changes.
+ * Replaces every register and spilled register of every frame of `st`, and every value
+ * recorded in a coroutine frame slot, by `fn(reg)` (kernel `bpf_for_each_reg_in_vstate`).
+ * `fn` returns its argument when nothing changes. A slot value `fn` makes NOT_INIT (a released
+ * reference) becomes an unknown scalar, as the kernel does for spills (check-coro.ts).
  */
 export function mapAllRegs(st: VerifierState, fn: (reg: RegState) => RegState): void {
+  const slots = st.coroSlots;
+  for (let i = 0; i < slots.length; i++) {
+    const s = slots[i] as CoroSlot;
+    const n = fn(s.reg);
+    if (n !== s.reg) slots[i] = { ...s, reg: n.type === 'NOT_INIT' ? regUnknownScalar() : n };
+  }
   for (const f of st.frames) {
     for (let r = 0; r < f.regs.length; r++) {
       const reg = f.regs[r] as RegState;

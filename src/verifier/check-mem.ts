@@ -45,6 +45,12 @@ import { checkCtxAccess } from './ctx-access.js';
 import {
   checkCoroStore,
   checkHandleAccess,
+  escapeFrame,
+  forgetAllSlots,
+  forgetFrameSlots,
+  frameLoad,
+  frameStore,
+  isCoroMem,
   isFrameStart,
   loadsHandle,
   REG_CORO_HANDLE,
@@ -457,6 +463,12 @@ export function checkMemAccess(
     env.noteAccessBase(idx, 'handle', regno);
     const stored = t === 'write' ? storedReg(value) : undefined;
     const loaded = checkHandleAccess(env, idx, regno, reg, off, size, stored);
+    if (stored !== undefined) {
+      // the handle may be any frame: nothing recorded of frames holds, and a stored frame
+      // pointer is now where the verifier does not follow it
+      forgetAllSlots(st);
+      if (isCoroMem(stored)) escapeFrame(st, stored.frameId);
+    }
     return t === 'read' ? (loaded ?? loadedScalar(size, sx)) : undefined;
   }
   if (reg.maybeNull) {
@@ -505,6 +517,16 @@ export function checkMemAccess(
         throw env.fail(idx, `R${regno} leaks addr into mem`);
       }
       checkMemRegionAccess(env, idx, regno, reg, off + reg.off, size, reg.memSize, 'mem', false);
+      if (reg.memCoro && t === 'write') {
+        const v =
+          value === undefined ? undefined : 'reg' in value ? value.reg : regConst(value.imm);
+        frameStore(st, reg, off, size, v);
+        return undefined;
+      }
+      if (reg.memCoro && t === 'read') {
+        const rec = frameLoad(st, reg, off, size, sx);
+        if (rec !== undefined) return rec;
+      }
       if (t === 'read' && loadsHandle(reg, size)) return REG_CORO_HANDLE;
       return t === 'read' ? loadedScalar(size, sx) : undefined;
     }
@@ -622,6 +644,7 @@ export function checkHelperMemAccess(
         throw env.fail(idx, `R${regno} cannot write into ${regTypeStr(reg)}`);
       }
       checkMemRegionAccess(env, idx, regno, reg, reg.off, size, reg.memSize, 'mem', access.zeroOk);
+      if (access.write && reg.memCoro) forgetFrameSlots(st, reg.frameId);
       return;
     case 'PTR_TO_STACK':
       checkStackRange(env, st, idx, regno, reg, size, access);

@@ -48,6 +48,7 @@ import {
   regStr,
   regTypeStr,
   regUnknownScalar,
+  regWith,
   type RegState,
 } from './reg-state.js';
 import {
@@ -63,10 +64,10 @@ import {
 } from './states.js';
 import { checkAluOp, readReg, writeReg } from './check-alu.js';
 import { checkMemAccess, loadedScalar } from './check-mem.js';
-import { checkCondJmp } from './check-jmp.js';
+import { checkCondJmp, mapAllRegs } from './check-jmp.js';
 import { checkHelperCall, checkKfuncCall, type CallbackRequest } from './check-call.js';
 import { joinStates } from './state-join.js';
-import { checkCallx } from './check-coro.js';
+import { checkCallx, forgetAllSlots, isCoroMem } from './check-coro.js';
 import { stackStr, type StackSlot } from './stack.js';
 import { STATES_PER_INSN, type VerifierEnv } from './verifier-env.js';
 import { checkResLockChecked } from './res-lock.js';
@@ -452,7 +453,10 @@ class Exploration {
     }
     if (insn.src === BPF_PSEUDO_KFUNC_CALL) {
       // false: bpf_throw, the path ends here.
-      return checkKfuncCall(env, st, idx, insn) ? idx + 1 : undefined;
+      const forks: VerifierState[] = [];
+      const returns = checkKfuncCall(env, st, idx, insn, forks);
+      for (const s of forks) this.push(s, idx + 1, idx);
+      return returns ? idx + 1 : undefined;
     }
     if (insn.imm === BPF_FUNC_tail_call && st.refs.length > 0) {
       throw env.fail(idx, 'tail_call would lead to reference leak');
@@ -617,7 +621,9 @@ export class DoCheck {
       const st = this.entryState();
       const f = initFuncState(0, -1, todo);
       f.regs[1] =
-        size > 0 ? regPtr('PTR_TO_MEM', { memCoro: true, memSize: size }) : regUnknownScalar();
+        size > 0
+          ? regPtr('PTR_TO_MEM', { memCoro: true, memSize: size, frameId: env.newId() })
+          : regUnknownScalar();
       st.frames[0] = f;
       const name = env.prog.subprogs[todo]?.name ?? '';
       const what =
@@ -714,6 +720,8 @@ export class DoCheck {
     const explored = new ExploredStates({ maxStatesPerInsn: STATES_PER_INSN });
     let entry = copyState(st);
     entry.parent = undefined;
+    // The callback may run any number of times: it starts without recorded frame slots.
+    entry.coroSlots = [];
     for (let round = 0; ; round++) {
       const cbState = copyState(entry);
       cbState.branches = 1;
@@ -762,5 +770,9 @@ export class DoCheck {
       for (let r = 6; r <= 9; r++) dst.regs[r] = src.regs[r] ?? REG_NOT_INIT;
     }
     f.regs[0] = regUnknownScalar();
+    // The callback may have written frames and left frame addresses in memory the caller does
+    // not follow: no slot holds, no frame stays tracked.
+    forgetAllSlots(st);
+    mapAllRegs(st, (r) => (isCoroMem(r) && r.frameId !== 0 ? regWith(r, { frameId: 0 }) : r));
   }
 }

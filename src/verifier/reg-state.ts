@@ -118,6 +118,11 @@ export interface RegState {
   readonly id: number;
   /** Id of the acquired reference this pointer holds (`ref_obj_id`). */
   readonly refObjId: number;
+  /**
+   * `coro_mem`: the identity of the frame on this path (check-coro.ts), kept through the NULL
+   * check, copies, spills and pointer arithmetic; 0 for a frame whose contents are not tracked.
+   */
+  readonly frameId: number;
   /** The map of a map pointer / map value / map key. */
   readonly map: MapInfo | undefined;
   /** Packet pointers: bytes after the pointer proven in bounds. */
@@ -153,6 +158,7 @@ export const REG_NOT_INIT: RegState = Object.freeze({
   scalar: SCALAR_UNKNOWN,
   id: 0,
   refObjId: 0,
+  frameId: 0,
   map: undefined,
   range: 0,
   memSize: 0,
@@ -240,6 +246,7 @@ export function regWith(reg: RegState, f: RegPtrFields & { type?: RegType }): Re
     scalar: f.scalar ?? reg.scalar,
     id: f.id ?? reg.id,
     refObjId: f.refObjId ?? reg.refObjId,
+    frameId: f.frameId ?? reg.frameId,
     map: 'map' in f ? f.map : reg.map,
     range: f.range ?? reg.range,
     memSize: f.memSize ?? reg.memSize,
@@ -263,6 +270,7 @@ export function markRegKnownZero(reg: RegState): RegState {
     map: undefined,
     id: 0,
     refObjId: 0,
+    frameId: 0,
     scalar: ZERO,
   });
 }

@@ -71,7 +71,8 @@ export function joinReg(a: RegState, b: RegState, widen: boolean): RegState {
     a.subprog === b.subprog &&
     a.btfName === b.btfName &&
     a.id === b.id &&
-    a.refObjId === b.refObjId;
+    a.refObjId === b.refObjId &&
+    a.frameId === b.frameId;
   if (!same) return REG_NOT_INIT;
   const range = Math.min(a.range, b.range);
   if (scalarContainsAll(a.scalar, b.scalar)) return range === a.range ? a : regWith(a, { range });
@@ -137,5 +138,6 @@ export function joinStates(
     if (fa === undefined || fb === undefined || fa.callsite !== fb.callsite) return undefined;
     frames.push(joinFrame(fa, fb, widen));
   }
-  return { ...a, frames, refs: a.refs.slice() };
+  // Frame slots are not joined: callbacks start and end without them (do-check.ts).
+  return { ...a, frames, refs: a.refs.slice(), coroSlots: [] };
 }

@@ -82,6 +82,20 @@ export interface RefState {
   readonly ptr: number;
 }
 
+/**
+ * What a store left at a constant offset of an identified coroutine frame on this path
+ * (check-coro.ts): a load of exactly `[off, off + size)` gives `reg` back. Never mutated.
+ */
+export interface CoroSlot {
+  /** `RegState.frameId` of the frame. */
+  readonly frameId: number;
+  /** Offset from the start of the frame. */
+  readonly off: number;
+  /** 1, 2, 4 or 8 bytes; narrow slots hold scalars, truncated to the size. */
+  readonly size: number;
+  readonly reg: RegState;
+}
+
 /** One path state (kernel `struct bpf_verifier_state`). */
 export interface VerifierState {
   /** Frames 0..curframe. */
@@ -110,6 +124,8 @@ export interface VerifierState {
   insnIdx: number;
   /** The state this one was derived from (`parent`). */
   parent: VerifierState | undefined;
+  /** Recorded coroutine frame slots (check-coro.ts); the array is owned by this state. */
+  coroSlots: CoroSlot[];
 }
 
 /** A fresh frame: all registers NOT_INIT, R10 = fp of the frame (kernel `init_func_state`). */
@@ -151,6 +167,7 @@ export function initVerifierState(): VerifierState {
     branches: 1,
     insnIdx: 0,
     parent: undefined,
+    coroSlots: [],
   };
 }
 
@@ -161,7 +178,12 @@ export function copyFuncState(f: FuncState): FuncState {
 
 /** A copy of a path state (kernel `copy_verifier_state`); `parent` and `branches` are kept. */
 export function copyState(s: VerifierState): VerifierState {
-  return { ...s, frames: s.frames.map(copyFuncState), refs: s.refs.slice() };
+  return {
+    ...s,
+    frames: s.frames.map(copyFuncState),
+    refs: s.refs.slice(),
+    coroSlots: s.coroSlots.slice(),
+  };
 }
 
 /** The running frame (kernel `cur_func`). */
@@ -246,6 +268,11 @@ export class IdMap {
     return true;
   }
 
+  /** The cur id `oldId` is paired with so far, if any. */
+  paired(oldId: number): number | undefined {
+    return this.map.get(oldId);
+  }
+
   /** `check_scalar_ids`: a scalar without an id is linked to no other register. */
   checkScalarIds(oldId: number, curId: number): boolean {
     return this.checkIds(
@@ -308,7 +335,8 @@ export function regsExact(old: RegState, cur: RegState, idmap: IdMap): boolean {
     sameHead(old, cur) &&
     scalarEq(old.scalar, cur.scalar) &&
     idmap.checkIds(old.id, cur.id) &&
-    idmap.checkIds(old.refObjId, cur.refObjId)
+    idmap.checkIds(old.refObjId, cur.refObjId) &&
+    idmap.checkIds(old.frameId, cur.frameId)
   );
 }
 
@@ -326,7 +354,7 @@ export function regsafe(
   exact: ExactLevel = 'NOT_EXACT',
 ): boolean {
   // The same record without ids is trivially safe (records are shared between states).
-  if (old === cur && old.id === 0 && old.refObjId === 0) return true;
+  if (old === cur && old.id === 0 && old.refObjId === 0 && old.frameId === 0) return true;
   if (exact === 'EXACT') return regsExact(old, cur, idmap);
   if (old.type === 'NOT_INIT' && (loose(exact) || cur.type === 'NOT_INIT')) return true;
   if (
@@ -353,7 +381,8 @@ export function regsafe(
         sameHead(old, cur) &&
         contained() &&
         idmap.checkIds(old.id, cur.id) &&
-        idmap.checkIds(old.refObjId, cur.refObjId)
+        idmap.checkIds(old.refObjId, cur.refObjId) &&
+        idmap.checkIds(old.frameId, cur.frameId)
       );
     case 'PTR_TO_PACKET_META':
     case 'PTR_TO_PACKET':
@@ -416,7 +445,8 @@ export function stacksafe(
     const j = i % BPF_REG_SIZE;
     const os = stackSlot(old.stack, spi);
     const cs = stackSlot(cur.stack, spi);
-    if (j === 0 && os === cs && os.spilledPtr.id === 0 && os.spilledPtr.refObjId === 0) {
+    const sp = os.spilledPtr;
+    if (j === 0 && os === cs && sp.id === 0 && sp.refObjId === 0 && sp.frameId === 0) {
       // The same slot record: equal bytes, and a spill without ids to pair.
       i += BPF_REG_SIZE - 1;
       continue;
@@ -509,7 +539,41 @@ export function statesEqual(
     const live = i === old.curframe ? (opts.liveRegs ?? 0x7ff) : 0x7ff;
     if (!funcStatesEqual(o, c, idmap, opts, live)) return false;
   }
-  return true;
+  return coroSlotsSafe(old, cur, idmap, opts.exact ?? 'NOT_EXACT');
+}
+
+/**
+ * Whether cur's frame slots are safe wherever old's were: every slot old recorded for a frame
+ * paired (by the registers and stack compared so far, or by a slot compared here) with one of
+ * cur's must be recorded in cur at the same offset and size with a `regsafe` value. A slot of
+ * old's frame that nothing of old pairs is unreachable on old's paths (its frame pointer is
+ * only in dead registers): loads through handles never give slots back. Slots cur has and old
+ * does not are fine (old assumed less).
+ */
+export function coroSlotsSafe(
+  old: VerifierState,
+  cur: VerifierState,
+  idmap: IdMap,
+  exact: ExactLevel,
+): boolean {
+  let todo = old.coroSlots;
+  for (;;) {
+    const later: CoroSlot[] = [];
+    for (const o of todo) {
+      const fid = idmap.paired(o.frameId);
+      if (fid === undefined) {
+        later.push(o);
+        continue;
+      }
+      const c = cur.coroSlots.find((s) => s.frameId === fid && s.off === o.off);
+      if (c === undefined || c.size !== o.size || !regsafe(o.reg, c.reg, idmap, exact)) {
+        return false;
+      }
+    }
+    // Comparing a slot that holds a frame pointer may pair more frames: go again.
+    if (later.length === 0 || later.length === todo.length) return true;
+    todo = later;
+  }
 }
 
 /** One explored state with its hit/miss counts (kernel `struct bpf_verifier_state_list`). */

@@ -47,6 +47,20 @@ export interface KfuncSig {
    * accesses are checked at run time (src/verifier/check-coro.ts).
    */
   readonly mayFreeFrames?: boolean;
+  /**
+   * With `mayFreeFrames`: the kfunc frees or hands off nothing when it returns non-zero
+   * (`bpf_coro_yield`, `_sleep`, `_enqueue`: the frame was not scheduled, the runtime left it
+   * untouched). The verifier explores r0 == 0 (frames demoted) and r0 != 0 (frames and their
+   * recorded slots kept) as two paths.
+   */
+  readonly handsOffOnZero?: boolean;
+  /**
+   * The kfunc writes no frame's user area (from +0) and nothing it keeps of a frame runs
+   * before the program returns (`bpf_coro_defer`, `_await`, `_handle_frame`, the task and
+   * object kfuncs): the frame slots the verifier recorded stay (check-coro.ts). Without it a
+   * call forgets every recorded slot, and the frames passed to it are no longer tracked.
+   */
+  readonly keepsFrameData?: boolean;
 }
 
 /** One kfunc argument. */

@@ -24,6 +24,7 @@ const KFUNCS = [
   'bpf_coro_enqueue', // 7
   'bpf_obj_new_impl', // 8
   'bpf_obj_drop_impl', // 9
+  'bpf_coro_sleep', // 10
 ] as const;
 
 /** `lddw %rX, map_fd 1` is a ringbuf, `map_fd 2` a queue of u64, `map_fd 3` a queue of u32. */
@@ -491,5 +492,141 @@ describe('bpf_obj_new_impl', () => {
     expect(verdict(obj('mov %r1, 3', 0, 'mov %r1, 0'))).toMatch(
       /^Unreleased reference id=\d+ alloc_insn=2$/,
     );
+  });
+});
+
+describe('frame slots (constant offsets of a frame, per path)', () => {
+  /** A loop whose counter lives at +56 and that bpf_coro_sleep's non-zero result repeats. */
+  const loop = (extra: string): string => `${ALLOC(64)}
+    ldxdw %r9, [%r6+16]
+    stdw [%r6+56], 0
+    again:
+    ldxdw %r8, [%r6+56]
+    jgt %r8, 14, done
+    add %r8, 1
+    stxdw [%r6+56], %r8
+    ${extra}
+    mov %r1, %r6
+    mov %r2, 1000
+    call kfunc 10
+    jne %r0, 0, again
+    mov %r0, 0
+    exit
+    done:
+    ${FREE}`;
+
+  it('bound a loop whose counter is stored in the frame and reloaded', () => {
+    expect(verdict(loop(''))).toBe('accept');
+    expect(verdict(loop('stw [%r6+48], 7'))).toBe('accept');
+  });
+
+  // Without the counter the loop never ends: the checkpoint heuristic decides whether that is
+  // seen as an infinite loop or runs into the insn limit.
+  it('are forgotten by a store through a handle, a partial overwrite or a callx', () => {
+    for (const extra of [
+      'stdw [%r9+24], 0',
+      'stb [%r6+60], 0',
+      'ldxdw %r2, [%r6+8]\nmov %r1, %r6\ncallx %r2',
+    ]) {
+      expect([extra, verdict(loop(extra))]).toEqual([
+        extra,
+        expect.stringMatching(/^(infinite loop|BPF program is too large)/),
+      ]);
+    }
+  });
+
+  /** cgroup_skb programs return 0 or 1: r0 loaded from +56 must be known. */
+  const ret = (body: string): string =>
+    verdict(
+      `${ALLOC(64)}
+    ${body}
+    ldxdw %r0, [%r6+56]
+    exit`,
+      'cgroup_skb',
+    );
+  const UNKNOWN =
+    'At program exit the register R0 has unknown scalar value should have been in [0, 1]';
+
+  it('give back what a store left, through copies of the frame pointer and spills', () => {
+    expect(ret('stdw [%r6+56], 1')).toBe('accept');
+    expect(ret('')).toBe(UNKNOWN);
+    expect(ret('mov %r7, %r6\nstxdw [%r10-8], %r7\nldxdw %r8, [%r10-8]\nstdw [%r8+56], 1')).toBe(
+      'accept',
+    );
+    // another frame is another identity
+    expect(ret(`mov %r7, %r6\n${ALLOC(64)}\nstdw [%r7+56], 1`)).toBe(UNKNOWN);
+    // a variable offset may hit the slot
+    expect(
+      ret('stdw [%r6+56], 1\ncall 7\nand %r0, 8\nmov %r1, %r6\nadd %r1, %r0\nstdw [%r1+48], 5'),
+    ).toBe(UNKNOWN);
+  });
+
+  it('of narrow stores hold the value truncated to their size', () => {
+    const narrow = (store: string, load: string): string =>
+      verdict(
+        `${ALLOC(64)}
+      lddw %r1, 0x100000001
+      ${store}
+      ${load}
+      exit`,
+        'cgroup_skb',
+      );
+    expect(narrow('stxw [%r6+56], %r1', 'ldxw %r0, [%r6+56]')).toBe('accept');
+    expect(narrow('stxdw [%r6+56], %r1', 'ldxdw %r0, [%r6+56]')).toMatch(/^At program exit/);
+    // a load of another size than the store's is not matched
+    expect(narrow('stxw [%r6+56], %r1', 'ldxh %r0, [%r6+56]')).toMatch(/^At program exit/);
+  });
+
+  it("survive bpf_coro_sleep's non-zero result, not its zero result", () => {
+    const sleep = (branch: string): string =>
+      ret(`stdw [%r6+56], 1
+      mov %r1, %r6
+      mov %r2, 1000
+      call kfunc 10
+      ${branch}
+      mov %r0, 0
+      exit
+      on:`);
+    expect(sleep('jne %r0, 0, on')).toBe('accept');
+    expect(sleep('jeq %r0, 0, on')).toBe(UNKNOWN);
+  });
+
+  /** A ringbuf record stored at +16 and reloaded into r1, written; `between` runs after. */
+  const record = (between: string): string => `${ALLOC(64)}
+    lddw %r1, map_fd 1
+    mov %r2, 8
+    mov %r3, 0
+    call 131
+    jeq %r0, 0, out
+    stxdw [%r6+16], %r0
+    mov %r7, %r0
+    ${between}
+    ldxdw %r1, [%r6+16]
+    stw [%r1+0], 1
+    mov %r1, %r7
+    mov %r2, 0
+    call 133
+    out:
+    mov %r0, 0
+    exit`;
+
+  it('keep a pointer type while the pointer is valid, not after its release', () => {
+    expect(verdict(record(''))).toBe('accept');
+    const released = `${ALLOC(64)}
+      lddw %r1, map_fd 1
+      mov %r2, 8
+      mov %r3, 0
+      call 131
+      jeq %r0, 0, out
+      stxdw [%r6+16], %r0
+      mov %r1, %r0
+      mov %r2, 0
+      call 133
+      ldxdw %r1, [%r6+16]
+      stw [%r1+0], 1
+      out:
+      mov %r0, 0
+      exit`;
+    expect(verdict(released)).toBe("R1 invalid mem access 'scalar'");
   });
 });

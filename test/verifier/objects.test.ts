@@ -38,7 +38,6 @@ const CORPUS = readdirSync(join(ROOT, 'bench', 'corpus', 'bpf'))
 
 const infiniteLoop = (insn: number): string => `infinite loop detected at insn ${insn}`;
 const tooLarge = 'BPF program is too large. Processed 1000001 insn';
-const noMemArg = 'R2 type=scalar expected=fp, pkt, pkt_meta, map_key, map_value, mem';
 
 /**
  * The programs of the bundled coroutine examples the verifier still rejects, by object:
@@ -49,12 +48,13 @@ const noMemArg = 'R2 type=scalar expected=fp, pkt, pkt_meta, map_key, map_value,
  */
 const BUNDLED_REJECTS: Readonly<Record<string, Readonly<Record<string, string>>>> = {
   'coro_bench.o': {
-    roundtrip_yield: infiniteLoop(37),
+    // the counter at +0x2c is tracked (frame slots) but bounded by an unknown u32 from .data
+    roundtrip_yield: tooLarge,
     halves_callback: 'R1 leaks addr into map',
     alloc_free: tooLarge,
   },
   'coro_bench.v3.o': {
-    roundtrip_yield: infiniteLoop(41),
+    roundtrip_yield: tooLarge,
     halves_callback: 'R1 leaks addr into map',
     alloc_free: tooLarge,
   },
@@ -64,14 +64,17 @@ const BUNDLED_REJECTS: Readonly<Record<string, Readonly<Record<string, string>>>
   'coro_destroy.v3.o': {
     on_sample: 'Unreleased reference id=2 alloc_insn=19',
   },
-  'coro_loop.o': { on_tick: tooLarge },
-  'coro_loop.v3.o': { on_tick: infiniteLoop(31) },
-  'uc_kvstore.o': { kv_serve: noMemArg },
-  'uc_kvstore.v3.o': { kv_serve: noMemArg },
+  // on_tick itself now verifies (its counter is a frame slot); the resume clone poll_loop.resume,
+  // verified as a token entry, loses its frame at its first callx (every frame becomes a handle)
+  // and loops on bpf_coro_sleep's non-zero result with an untracked counter
+  'coro_loop.o': { on_tick: infiniteLoop(129) },
+  'coro_loop.v3.o': { on_tick: infiniteLoop(137) },
+  'uc_kvstore.o': { kv_serve: tooLarge },
+  'uc_kvstore.v3.o': { kv_serve: tooLarge },
   'uc_stack.o': { on_sample: 'R1 type=coro_handle_or_null expected=ctx' },
   'uc_stack.v3.o': { on_sample: 'R1 type=coro_handle_or_null expected=ctx' },
-  'uc_transmit.o': { classify: noMemArg, tx_worker: tooLarge },
-  'uc_transmit.v3.o': { classify: noMemArg, tx_worker: tooLarge },
+  'uc_transmit.o': { tx_worker: tooLarge },
+  'uc_transmit.v3.o': { tx_worker: tooLarge },
 };
 
 describe('the verifier on the bundled examples', () => {

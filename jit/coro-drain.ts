@@ -4,7 +4,7 @@
  * as the runtime module's `coro_drain_deferred` (runtime/wasm/coro.ts) does, without a call
  * into the runtime module per run and with the resume and destroy calls made from this
  * module. It does the same thing, in the same order: check the entry (the frame still the
- * one deferred, a resume token the table can hold, not queued), pop it, clear its deadline,
+ * one deferred, a resume token the table can hold, not queued, not dying), pop it, clear its deadline,
  * count it, enter the resume context once for a run of frames (depth, current frame, the
  * frame's owner as the running program), call the resume token; a frame done afterwards that
  * no coroutine awaits is reaped (context left, destroy token called) as coro_resume does.
@@ -18,6 +18,7 @@
 import {
   CORO_CTL,
   CORO_CTL_OFF,
+  CORO_F_DYING,
   CORO_F_QUEUED,
   CORO_HDR,
   CORO_HDR_SIZE,
@@ -163,10 +164,14 @@ export function coroDrain(
           set(SEQ, ld(4, entry())),
           set(T, m.i64.const(0)),
           m.if(stillFrame(), set(T, m.i64.load(0, 8, get(F)))),
-          // not one to resume here (stale, done, bad token, queued): the runtime module's
-          // drain takes the rest of the ring, from this entry on (T != 0: a live header)
+          // not one to resume here (stale, done, bad token, queued, being destroyed by the
+          // host's sweep): the runtime module's drain takes the rest of the ring, from this
+          // entry on (T != 0: a live header)
           m.if(m.i32.or(m.i64.eqz(get(T)), m.i32.eqz(tokenOk())), handOver()),
-          m.if(m.i32.and(ld(hdr(CORO_HDR.flags), obj()), c(CORO_F_QUEUED)), handOver()),
+          m.if(
+            m.i32.and(ld(hdr(CORO_HDR.flags), obj()), c(CORO_F_QUEUED | CORO_F_DYING)),
+            handOver(),
+          ),
           st(CTRL_DEFER_HEAD, ctrl(), m.i32.add(get(HEAD), c(1))),
           m.i64.store(0, 8, m.i32.add(obj(), c(hdr(CORO_HDR.deadline))), m.i64.const(0)),
           count(CORO_CTL.resumed),

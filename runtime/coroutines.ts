@@ -28,6 +28,15 @@
  * runtime again in between gets a fresh deadline. Frames awaited by another coroutine are left
  * to it (its destroy path destroys them). Destroying runs the frame's destructors, so what it
  * holds (ring buffer reservations, task references, child frames) is released.
+ *
+ * In a Vm with workers a worker may be resuming a frame the sweep finds due (it popped the
+ * handle, or the frame is on its deferred ring). The sweep then marks the frame dying
+ * (CORO_F_DYING), after which no resume path takes it (coro_resume, both deferred drains,
+ * bpf_coro_handle_frame: a stale handle), and destroys it once every request the workers had
+ * queued or in flight has completed, unless its deadline was cleared meanwhile (a resume that
+ * started before the mark), in which case the mark is taken back. A BPF program that resumes
+ * a frame by `callx` on a handle it did not get from bpf_coro_handle_frame (say, one it kept in
+ * a map) is outside this protocol: such a resume does not clear the deadline.
  */
 
 import {
@@ -36,6 +45,7 @@ import {
   CORO_DRAIN_LIMIT,
   CORO_F_CANCELLED,
   CORO_F_DETACHED,
+  CORO_F_DYING,
   CORO_F_QUEUED,
   CORO_F_SLEEPING,
   CORO_HDR,
@@ -142,6 +152,11 @@ export interface CoroutineHost {
   ): Promise<LoadedProgram>;
   readonly clock: () => bigint;
   readonly scheduleTimer: TimerScheduler | undefined;
+  /**
+   * In a Vm with workers: resolves once every request the workers have queued or in flight
+   * now has completed. Undefined without workers (nothing runs beside the host thread).
+   */
+  readonly workersIdle?: () => Promise<void> | undefined;
 }
 
 /** A sleeping frame. */
@@ -163,6 +178,8 @@ export class Coroutines {
   private readonly sleepers = new Map<number, Sleeper>();
   private readonly sweepTimer: ReturnType<typeof setInterval> | undefined;
   private expired = 0;
+  /** The destruction a sweep left for after the workers' requests in flight (`swept`). */
+  private sweeping: Promise<number> = Promise.resolve(0);
   private drainer: Promise<LoadedProgram> | undefined;
   private closed = false;
 
@@ -525,9 +542,9 @@ export class Coroutines {
    */
   sweep(now: bigint = this.host.clock()): number {
     if (this.ttlNs === 0n || this.closed) return 0;
-    let destroyed = 0;
+    const due: { frame: number; seq: number }[] = [];
     for (const frame of this.liveFrames()) {
-      if (!this.isFrame(frame)) continue;
+      if (!this.isFrame(frame) || (this.flagsOf(frame) & CORO_F_DYING) !== 0) continue;
       const parent = this.u32(frame + CORO_HDR.parent);
       if (parent !== 0 && this.isFrame(parent)) continue;
       const deadline = this.host.dataView().getBigUint64(frame + CORO_HDR.deadline, true);
@@ -536,10 +553,48 @@ export class Coroutines {
         continue;
       }
       if (deadline > now) continue;
-      if (this.destroy(frame)) destroyed++;
+      due.push({ frame, seq: this.seqOf(frame) });
     }
-    this.expired += destroyed;
-    return destroyed;
+    const idle = due.length === 0 ? undefined : this.host.workersIdle?.();
+    if (idle === undefined) {
+      const destroyed = due.filter(({ frame, seq }) => this.destroy(tag(frame, seq))).length;
+      this.expired += destroyed;
+      return destroyed;
+    }
+    // Worker threads may be resuming these frames right now (a handle popped from a queue, a
+    // deferred ring): mark them dying, after which no resume path takes them, and destroy them
+    // once every request the workers had in flight has completed, unless one was resumed
+    // before the mark (its deadline then reads 0).
+    for (const { frame } of due) this.host.rt.coro_frame_flags(frame, CORO_F_DYING, 0);
+    const later = idle.then(() => {
+      let destroyed = 0;
+      for (const { frame, seq } of due) {
+        if (!this.isFrame(frame) || this.seqOf(frame) !== seq) continue;
+        const deadline = this.host.dataView().getBigUint64(frame + CORO_HDR.deadline, true);
+        if (!this.closed && deadline !== 0n && deadline <= now) {
+          if (this.destroy(tag(frame, seq))) destroyed++;
+        } else this.host.rt.coro_frame_flags(frame, 0, CORO_F_DYING);
+      }
+      this.expired += destroyed;
+      return destroyed;
+    });
+    const before = this.sweeping;
+    this.sweeping = Promise.all([before, later]).then(([a, b]) => a + b);
+    return 0;
+  }
+
+  /**
+   * In a Vm with workers, `sweep` destroys the frames it found due once the requests the
+   * workers had in flight have completed: resolves, when that is done, with how many the
+   * sweeps since the last call destroyed that way.
+   * @example
+   * vm.coroutines.sweep();
+   * const n = await vm.coroutines.swept();
+   */
+  async swept(): Promise<number> {
+    const p = this.sweeping;
+    this.sweeping = Promise.resolve(0);
+    return p;
   }
 
   /** Addresses of the live coroutine frames (from the frame allocator). */

@@ -424,6 +424,7 @@ export class Vm {
         loadInternal: (prog, kfuncs) => this.load(prog, { verify: false, kfuncs }),
         clock: host.clock,
         scheduleTimer: opts.scheduleTimer,
+        workersIdle: () => this.workers?.whenIdle(),
       },
       opts.coroutines,
     );

@@ -135,6 +135,8 @@ export class WorkerPool {
   private readonly programs: WorkerProgram[] = [];
   private readonly ctrl32: Int32Array;
   private closed = false;
+  /** Requests queued or in flight, on all workers. */
+  private outstanding = 0;
 
   constructor(opts: WorkerPoolOptions) {
     this.opts = opts;
@@ -191,8 +193,21 @@ export class WorkerPool {
     const queue = this.queues[i];
     if (queue === undefined) throw new UsageError(`no worker ${i} (the Vm has ${this.count})`);
     const run = queue.then(() => this.exec(i, req));
-    this.queues[i] = run.catch(() => undefined);
+    this.outstanding++;
+    this.queues[i] = run.then(
+      () => void this.outstanding--,
+      () => void this.outstanding--,
+    );
     return run;
+  }
+
+  /**
+   * Resolves once every request queued or in flight now, on every worker, has completed;
+   * undefined when there is none.
+   */
+  whenIdle(): Promise<void> | undefined {
+    if (this.outstanding === 0) return undefined;
+    return Promise.all(this.queues.slice()).then(() => undefined);
   }
 
   /** Terminates every thread; pending and later requests fail. */

@@ -552,6 +552,11 @@ export const CORO_F_QUEUED = 4;
 export const CORO_F_SLEEPING = 8;
 /** Cancelled: handed back to BPF by bpf_coro_take_cancelled or destroyed by the runtime. */
 export const CORO_F_CANCELLED = 16;
+/**
+ * The host's sweep is destroying the frame (runtime/coroutines.ts `sweep`): every resume path
+ * takes it for stale (coro_resume, the deferred drains, bpf_coro_handle_frame).
+ */
+export const CORO_F_DYING = 32;
 
 // Maps. A map lives in linear memory as a descriptor (the kernel's struct bpf_map) whose
 // address is what lddw with BPF_PSEUDO_MAP_FD/IDX loads; its storage follows in the heap.

@@ -130,6 +130,7 @@ export const CORO_F_DETACHED: u32 = 1;
 export const CORO_F_QUEUED: u32 = 4;
 export const CORO_F_SLEEPING: u32 = 8;
 export const CORO_F_CANCELLED: u32 = 16;
+export const CORO_F_DYING: u32 = 32;
 
 // control slot fields (per worker)
 export const CTRL_PROG: u32 = 0x0c;

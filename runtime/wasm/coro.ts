@@ -28,7 +28,7 @@ import {
   CORO_CTL_DEFER_TO_READY, CORO_CTL_QUEUED, CORO_CTL_READY_QUEUE, CORO_CTL_REAPED,
   CORO_CTL_RESUMED, CORO_CTL_TOKEN_LIMIT, CORO_F_DETACHED, CORO_F_QUEUED,
   CORO_HDR_DEADLINE, CORO_HDR_FLAGS, CORO_HDR_PARENT, CORO_HDR_SEQ, CORO_HDR_SIZE, CORO_HDR_MAGIC, CORO_MAGIC, CTRL_BASE, CORO_CTL_OFF, CTRL_CORO_DEPTH, CTRL_CORO_CURRENT, CTRL_CORO_SCRATCH, CTRL_DEFER_HEAD, CTRL_DEFER_RING, CORO_CTL_ENTRY_MAP,
-  CORO_CTL_SLEEP_QUEUE, CORO_F_SLEEPING, CTRL_CORO_SLEEP,
+  CORO_CTL_SLEEP_QUEUE, CORO_F_SLEEPING, CTRL_CORO_SLEEP, CORO_F_DYING,
   CTRL_DEFER_TAIL, CTRL_PROG, CORO_HDR_OWNER, DEFER_RING_CAP, DEFER_RING_OFF, EINVAL, ENOENT, FUNC_TOKEN_BASE, MAP_TYPE,
   MAP_VALUE_SIZE, NULL_GUARD_END,
 } from './abi';
@@ -161,11 +161,15 @@ function untag(h: u64): usize {
 
 /**
  * kfunc `void *bpf_coro_handle_frame(u64 handle)`: the frame of a handle popped from a queue,
- * or NULL when it is stale (the frame was destroyed since it was queued).
+ * or NULL when it is stale (the frame was destroyed since it was queued, or the host's sweep
+ * is destroying it: CORO_F_DYING). The frame counts as resumed from here (its deadline is
+ * cleared, it is no longer queued): the caller resumes it with `callx`.
  */
 export function bpf_coro_handle_frame(h: u64, r2: u64, r3: u64, r4: u64, r5: u64): u64 {
   const f = untag(h);
-  if (f == 0) bad();
+  if (f == 0 || (load<u32>(f + CORO_HDR_FLAGS) & CORO_F_DYING) != 0) return bad();
+  store<u64>(f + CORO_HDR_DEADLINE, 0);
+  if ((load<u32>(f + CORO_HDR_FLAGS) & CORO_F_QUEUED) != 0) clearFlags(f, CORO_F_QUEUED);
   return <u64>f;
 }
 
@@ -310,6 +314,8 @@ export function coro_resume(f: u32, seq: u32): u32 {
   const p = <usize>f;
   if (!stillFrame(p, seq)) return 0;
   const flags = load<u32>(p + CORO_HDR_FLAGS);
+  // the host's sweep is destroying it: stale
+  if ((flags & CORO_F_DYING) != 0) return 0;
   if ((flags & CORO_F_QUEUED) != 0) clearFlags(p, CORO_F_QUEUED);
   store<u64>(p + CORO_HDR_DEADLINE, 0);
   const t = load<u64>(p);
@@ -395,8 +401,9 @@ export function coro_drain_deferred(limit: u32): u32 {
     store<u32>(ctrlSlot + CTRL_DEFER_HEAD, head + 1);
     const p = <usize>f;
     const t: u64 = stillFrame(p, seq) ? load<u64>(p) : 0;
-    if (t == 0 || !tokenOk(t)) {
-      // stale, done already or a bad token: coro_resume decides, outside the context
+    if (t == 0 || !tokenOk(t) || (load<u32>(p + CORO_HDR_FLAGS) & CORO_F_DYING) != 0) {
+      // stale, done already, a bad token or being destroyed by the host's sweep: coro_resume
+      // decides, outside the context
       if (entered) {
         store<u32>(prog, outerProg);
         store<u32>(current, outer);

@@ -94,6 +94,10 @@ BPF_CXX_HELPER(u64, bpf_ktime_get_ns, 5);
 BPF_CXX_HELPER(u32, bpf_get_smp_processor_id, 8);
 BPF_CXX_HELPER(u64, bpf_get_current_pid_tgid, 14);
 BPF_CXX_HELPER(long, bpf_get_stack, 67, void *ctx, void *buf, u32 size, u64 flags);
+struct task_struct;
+BPF_CXX_HELPER(long, bpf_get_task_stack, 141, struct task_struct *task, void *buf, u32 size,
+               u64 flags);
+BPF_CXX_HELPER(struct task_struct *, bpf_get_current_task_btf, 158);
 BPF_CXX_HELPER(long, bpf_map_push_elem, 87, void *map, const void *value, u64 flags);
 BPF_CXX_HELPER(long, bpf_map_pop_elem, 88, void *map, void *value);
 BPF_CXX_HELPER(long, bpf_ringbuf_output, 130, void *ringbuf, void *data, u64 size, u64 flags);

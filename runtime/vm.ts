@@ -98,6 +98,7 @@ import type { VerifiedProgram } from '../src/verifier/verified-program.js';
 import { instantiateRt, type RtExports } from './rt.js';
 import { WORKER_KFUNC_EXPORTS, Coroutines, type CoroutineOptions } from './coroutines.js';
 import { TASK_STRUCT_SIZE, TaskRefs } from './helpers/task-ref.js';
+import { taskStackHelper } from './helpers/stack.js';
 import type { TaskInfo } from './helpers/task.js';
 import { xorshift32 } from './helpers/random.js';
 import { processTask } from './helpers/task.js';
@@ -375,6 +376,9 @@ export class Vm {
       this.services.task,
     );
     for (const h of this.taskRefs.helpers()) this.helpers.register(h);
+    this.helpers.register(
+      taskStackHelper(this, this.services.stacks, (t) => t !== 0n && t === this.taskRefs.address),
+    );
     // the frame allocator's check, for accesses through coroutine handles (src/abi.ts)
     const frameCheck = (this.rt as unknown as Record<string, unknown>)['coro_frame_check'];
     if (typeof frameCheck === 'function') this.table.set(CORO_FRAME_CHECK_SLOT, frameCheck);

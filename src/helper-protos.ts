@@ -116,6 +116,8 @@ export interface FuncProto {
   readonly pktAccess?: boolean;
   /** `ret_btf_id`: the struct a `RET_PTR_TO_BTF_ID` result points to. */
   readonly retBtfName?: string;
+  /** `arg_btf_id`: the struct an `ARG_PTR_TO_BTF_ID` argument must point to. */
+  readonly argBtfName?: string;
 }
 
 /** Splits an argument type into its base type and flags. */
@@ -201,6 +203,8 @@ export const BPF_FUNC_ringbuf_reserve = 131;
 export const BPF_FUNC_ringbuf_submit = 132;
 export const BPF_FUNC_ringbuf_discard = 133;
 export const BPF_FUNC_ringbuf_query = 134;
+/** `bpf_get_task_stack`: bpf_get_stack for a task (a `PTR_TO_BTF_ID` task_struct), no ctx. */
+export const BPF_FUNC_get_task_stack = 141;
 /** `bpf_get_current_task_btf`: the current task as a trusted `PTR_TO_BTF_ID` task_struct. */
 export const BPF_FUNC_get_current_task_btf = 158;
 export const BPF_FUNC_for_each_map_elem = 164;
@@ -418,6 +422,16 @@ export const FUNC_PROTO_LIST: readonly FuncProto[] = [
     helperClass: 'release',
   },
   pure(BPF_FUNC_ringbuf_query, 'bpf_ringbuf_query', ['ARG_CONST_MAP_PTR', 'ARG_ANYTHING']),
+  {
+    id: BPF_FUNC_get_task_stack,
+    name: 'bpf_get_task_stack',
+    ret: 'RET_INTEGER',
+    args: ['ARG_PTR_TO_BTF_ID', 'ARG_PTR_TO_UNINIT_MEM', 'ARG_CONST_SIZE_OR_ZERO', 'ARG_ANYTHING'],
+    helperClass: 'other',
+    fastPathRet: EFAULT_RET,
+    gplOnly: true,
+    argBtfName: 'task_struct',
+  },
   {
     id: BPF_FUNC_get_current_task_btf,
     name: 'bpf_get_current_task_btf',

@@ -13,7 +13,6 @@ void bpf_task_release(struct task_struct *p) __ksym;
 // Runtime hands back a frame it decided to cancel (or NULL).
 void *bpf_coro_take_cancelled(void *ctx) __ksym;
 }
-BPF_CXX_HELPER(struct task_struct *, bpf_get_current_task_btf, 158);
 
 struct events_map {  // named: an anonymous struct type would give the map internal
                     // linkage in C++ (BTF VAR linkage=static), which libbpf rejects

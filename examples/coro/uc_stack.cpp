@@ -42,7 +42,9 @@ BPF_CORO_FN static bpf::Task<int> sample_stack(void *ctx) {
   e->pid_tgid = pid_tgid;
   e->kernel_len = klen;
   __builtin_memcpy(e->kernel, kstack, sizeof(kstack));
-  e->user_len = bpf_get_stack(ctx, e->user, sizeof(e->user), BPF_F_USER_STACK);
+  // the event's ctx is gone here: the current task's stack (bpf_get_task_stack)
+  e->user_len =
+      bpf_get_task_stack(bpf_get_current_task_btf(), e->user, sizeof(e->user), BPF_F_USER_STACK);
   bpf_ringbuf_submit(e, 0);
   co_return 0;
 }
@@ -63,7 +65,9 @@ extern "C" SEC("perf_event") int on_sample_plain(void *ctx) {
   }
   e->pid_tgid = bpf_get_current_pid_tgid();
   e->kernel_len = bpf_get_stack(ctx, e->kernel, sizeof(e->kernel), 0);
-  e->user_len = bpf_get_stack(ctx, e->user, sizeof(e->user), BPF_F_USER_STACK);
+  // the event's ctx is gone here: the current task's stack (bpf_get_task_stack)
+  e->user_len =
+      bpf_get_task_stack(bpf_get_current_task_btf(), e->user, sizeof(e->user), BPF_F_USER_STACK);
   bpf_ringbuf_submit(e, 0);
   return 0;
 }

@@ -1,5 +1,5 @@
 /**
- * Stack traces: bpf_get_stack (67) copies a "kernel" or "user" call chain that the host supplies
+ * Stack traces: bpf_get_stack (67) and bpf_get_task_stack (141) copy a "kernel" or "user" call chain that the host supplies
  * (VmOptions.stacks; default: empty stacks) into a BPF buffer, with the kernel's semantics
  * (kernel/bpf/stackmap.c `__bpf_get_stack`):
  *
@@ -25,7 +25,13 @@
  */
 
 import { CTRL_CORO_DEPTH } from '../../src/abi.js';
-import { BPF_FUNC_get_stack, EFAULT, EINVAL, negErrno } from '../../src/helper-protos.js';
+import {
+  BPF_FUNC_get_stack,
+  BPF_FUNC_get_task_stack,
+  EFAULT,
+  EINVAL,
+  negErrno,
+} from '../../src/helper-protos.js';
 import type { HelperProto } from '../helpers.js';
 import { argU32, memAddr, type MemHost } from './mem.js';
 
@@ -72,6 +78,31 @@ export function stackHelpers(vm: StackHost, stacks: StackSource): HelperProto[] 
       fn: (args) => getStack(vm, stacks, args[1], argU32(args[2]), args[3]),
     },
   ];
+}
+
+/**
+ * `long bpf_get_task_stack(struct task_struct *task, void *buf, u32 size, u64 flags)`: as
+ * bpf_get_stack, for `task`, which must be the Vm's one task (`isTask`: the address
+ * bpf_get_current_task_btf returns); its user stack, too, only in task context. Any other
+ * pointer gets -EFAULT and a zeroed buffer (the verifier admits only task_struct pointers).
+ * The helper a resumed coroutine calls at a deferred point, where the event's ctx is gone.
+ */
+export function taskStackHelper(
+  vm: StackHost,
+  stacks: StackSource,
+  isTask: (task: bigint) => boolean,
+): HelperProto {
+  return {
+    id: BPF_FUNC_get_task_stack,
+    name: 'bpf_get_task_stack',
+    fn: (args) => {
+      if (isTask(args[0])) return getStack(vm, stacks, args[1], argU32(args[2]), args[3]);
+      const size = argU32(args[2]);
+      const buf = memAddr(vm, args[1], size);
+      if (buf >= 0) vm.u8().fill(0, buf, buf + size);
+      return negErrno(EFAULT);
+    },
+  };
 }
 
 /** `long bpf_get_stack(void *ctx, void *buf, u32 size, u64 flags)`. */

@@ -37,6 +37,11 @@ export class TaskRefs {
     this.task = task;
   }
 
+  /** The task_struct's address (0 until bpf_get_current_task_btf first ran). */
+  get address(): bigint {
+    return BigInt(this.addr);
+  }
+
   /** The task_struct's address, written with the current task. */
   current(): number {
     if (this.addr === 0) this.addr = this.alloc();

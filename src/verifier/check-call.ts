@@ -369,6 +369,16 @@ function checkFuncArg(
       meta.releaseRegno = argno;
       return;
     }
+    case 'ARG_PTR_TO_BTF_ID': {
+      // a trusted pointer to the start of the struct the helper names (kernel arg_btf_id)
+      const name = proto.argBtfName ?? '';
+      expect(reg.type === 'PTR_TO_BTF_ID' && reg.btfName === name, `ptr_${name}`);
+      if (reg.maybeNull && !mayBeNull)
+        throw env.fail(idx, `Possibly NULL pointer passed to helper arg${argno}`);
+      if (reg.off !== 0 || !tnumIsConst(reg.scalar.varOff) || reg.scalar.varOff.value !== 0n)
+        throw env.fail(idx, `R${argno} must have zero offset when passed to ${proto.name}`);
+      return;
+    }
     case 'ARG_PTR_TO_TIMER':
     case 'ARG_PTR_TO_SPIN_LOCK': {
       expect(reg.type === 'PTR_TO_MAP_VALUE' && !reg.maybeNull, 'map_value');

@@ -55,7 +55,8 @@ async function open(
 ): Promise<{ vm: Vm; obj: LoadedObject; live: LiveFrames }> {
   const vm = Vm.create({ coroutines: { sweepIntervalMs: 0 }, ...opts });
   const live = liveFrames(vm);
-  const obj = await vm.loadObject(readFileSync(object), { verify: false });
+  // verified: the deferred half asks for the current task's stack (bpf_get_task_stack)
+  const obj = await vm.loadObject(readFileSync(object));
   return { vm, obj, live };
 }
 

@@ -1,5 +1,5 @@
 /**
- * bpf_get_stack (67) with the kernel's buffer semantics over host-supplied call chains
+ * bpf_get_stack (67) and bpf_get_task_stack (141) with the kernel's buffer semantics over host-supplied call chains
  * (VmOptions.stacks): bytes copied, rest zeroed, skip, the depth cap, -EINVAL for bad flags and
  * sizes, and the user stack only in task context (runtime/helpers/stack.ts).
  */
@@ -112,5 +112,56 @@ describe.each(ENGINES)('bpf_get_stack on the %s engine', (engine) => {
     const run = await runAsm(engine, getStackAsm(16, 0), { input: input() });
     expect(run.out).toBe(r0(0));
     expect(words(run.prog.input, 2)).toEqual([0n, 0n]);
+  });
+});
+
+/** bpf_get_task_stack(bpf_get_current_task_btf(), buf = input, size, flags). */
+const getTaskStackAsm = (size: number, flags: number): string =>
+  `mov %r6, %r1\ncall 158\nmov %r1, %r0\nmov %r2, %r6\nmov %r3, ${size}\nmov %r4, ${flags}\ncall 141\nexit`;
+
+describe.each(ENGINES)('bpf_get_task_stack on the %s engine', (engine) => {
+  const input = (): Uint8Array => new Uint8Array(48).fill(0xee);
+
+  it("copies the current task's stacks as bpf_get_stack does, verified", async () => {
+    const kernel = await runAsm(engine, getTaskStackAsm(32, 0), {
+      vm: { stacks },
+      input: input(),
+      verify: true,
+    });
+    expect(kernel.out).toBe(r0(24));
+    expect(words(kernel.prog.input, 5)).toEqual([...KERNEL, 0n, 0xeeeeeeeeeeeeeeeen]);
+    const atEvent = await runAsm(engine, getTaskStackAsm(16, 0x100), {
+      vm: { stacks },
+      input: input(),
+      verify: true,
+    });
+    expect(atEvent.out).toBe(r0(-EFAULT));
+    const inTaskRun = await runAsm(engine, getTaskStackAsm(24, 0x100), {
+      vm: { stacks },
+      input: input(),
+      before: inTask,
+      verify: true,
+    });
+    expect(inTaskRun.out).toBe(r0(16));
+    expect(words(inTaskRun.prog.input, 3)).toEqual([...USER, 0n]);
+  });
+
+  it('gives -EFAULT and a zeroed buffer for a pointer that is not the task (unverified)', async () => {
+    const run = await runAsm(
+      engine,
+      `mov %r2, %r1\nmov %r1, 0x20000\nmov %r3, 16\nmov %r4, 0\ncall 141\nexit`,
+      { vm: { stacks }, input: input() },
+    );
+    expect(run.out).toBe(r0(-EFAULT));
+    expect(words(run.prog.input, 3)).toEqual([0n, 0n, 0xeeeeeeeeeeeeeeeen]);
+  });
+
+  it('is refused by the verifier with anything but a task_struct pointer (here the input)', async () => {
+    const mem = await runAsm(
+      engine,
+      `mov %r2, %r10\nadd %r2, -16\nmov %r3, 16\nmov %r4, 0\ncall 141\nexit`,
+      { vm: { stacks }, input: input(), verify: true },
+    ).catch((e: Error) => e.message);
+    expect(mem).toMatch(/R1 type=mem expected=ptr_task_struct/);
   });
 });

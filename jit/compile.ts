@@ -1230,10 +1230,12 @@ class FuncCompiler {
       if (this.opts.links.throwInsns?.has(idx) === true) {
         return [this.fail('throw', idx, this.get64(1))];
       }
-      // bpf_obj_new_impl gets the object size the verifier found (the kernel's fixup)
-      const objSize = this.opts.links.objNewSizes?.get(idx);
+      // bpf_obj_new_impl gets the object size the verifier found (the kernel's fixup);
+      // bpf_coro_frame_alloc's size, when constant on every path, is that constant
+      const constSize =
+        this.opts.links.objNewSizes?.get(idx) ?? this.opts.links.frameAllocSizes?.get(idx);
       const args = this.args();
-      if (objSize !== undefined) args[0] = m.i64.const(objSize);
+      if (constSize !== undefined) args[0] = m.i64.const(constSize);
       const slot = this.opts.links.kfuncSlots.get(idx);
       // a weak kfunc the Vm does not have: linked, but fails if it ever runs
       if (slot === undefined) return [this.fail('call', idx, m.i64.const(i.imm))];
@@ -1242,7 +1244,17 @@ class FuncCompiler {
       if (kind !== undefined) {
         const base = W32 + (this.opts.verified === undefined ? 0 : 10);
         const shared = this.opts.memory.shared;
-        const site = { kind, slot, args, shared, base, site: idx };
+        const liveFrame = this.opts.links.liveFrameFrees?.has(idx) === true;
+        const site = {
+          kind,
+          slot,
+          args,
+          shared,
+          base,
+          site: idx,
+          ...(constSize !== undefined ? { constSize } : {}),
+          ...(liveFrame ? { liveFrame } : {}),
+        };
         return [this.set64(0, inlineKfuncCall(b, m, site))];
       }
       return [

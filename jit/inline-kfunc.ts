@@ -94,6 +94,16 @@ export interface InlineKfuncSite {
   readonly base: number;
   /** A number unique in the function (the insn index), for labels. */
   readonly site: number;
+  /**
+   * For an allocation: the request's size when the verifier proved it the same constant on
+   * every path (the size class is then worked out here, at compile time).
+   */
+  readonly constSize?: number;
+  /**
+   * For bpf_coro_frame_free: the verifier proved the argument a live frame (a frame pointer on
+   * every path, not a handle), so the checks that tell a frame from anything else are skipped.
+   */
+  readonly liveFrame?: boolean;
 }
 
 /**
@@ -200,16 +210,21 @@ class FastPathGen {
   /** Label of the block whose end calls the kfunc. */
   readonly slowLabel: string;
   private readonly zeroLabel: string;
+  private readonly constSize: number | undefined;
+  /** InlineKfuncSite.liveFrame. */
+  private readonly provenLive: boolean;
 
   constructor(
     b: BinaryenApi,
     m: BinaryenModule,
-    s: Pick<InlineKfuncSite, 'shared' | 'base' | 'site'>,
+    s: Pick<InlineKfuncSite, 'shared' | 'base' | 'site' | 'constSize' | 'liveFrame'>,
   ) {
     this.b = b;
     this.m = m;
     this.shared = s.shared;
     this.base = s.base;
+    this.constSize = s.constSize;
+    this.provenLive = s.liveFrame === true;
     const id = `kf${s.site}_${nextLabel++}`;
     this.doneLabel = `${id}_done`;
     this.slowLabel = `${id}_slow`;
@@ -303,13 +318,31 @@ class FastPathGen {
     const m = this.m;
     const get = (l: number): ExpressionRef => this.get(l);
     const hdr = coro ? CORO_HDR_SIZE : 0;
+    const k = this.constSize;
+    // a size the verifier proved constant: its class now (slab_index_for_size at compile time)
+    const known = k !== undefined && k >= 1 && k <= FA.maxSmall - hdr;
     const out: ExpressionRef[] = [
       // a termination request: the slot may hold the fast path (NULL)
       this.slowIf(this.ctrl(CTRL_TERMINATE)),
-      // 0, or more than a size class serves: the runtime module decides
-      this.slowIf(m.i64.ge_u(m.i64.sub(this.r1(), m.i64.const(1)), m.i64.const(FA.maxSmall - hdr))),
-      this.set(SZ, m.i32.add(m.i32.wrap(this.r1()), this.i32(hdr))),
-      ...this.sizeClass(),
+    ];
+    if (known) {
+      const c = sizeClassOf(k + hdr);
+      out.push(
+        this.set(SZ, this.i32(k + hdr)),
+        this.set(C, this.i32(c)),
+        this.set(CS, this.i32(classBytes(c))),
+      );
+    } else {
+      out.push(
+        // 0, or more than a size class serves: the runtime module decides
+        this.slowIf(
+          m.i64.ge_u(m.i64.sub(this.r1(), m.i64.const(1)), m.i64.const(FA.maxSmall - hdr)),
+        ),
+        this.set(SZ, m.i32.add(m.i32.wrap(this.r1()), this.i32(hdr))),
+        ...this.sizeClass(),
+      );
+    }
+    out.push(
       this.set(CE, m.i32.add(this.ctrl(CTRL_ALLOC_CACHE), m.i32.shl(get(C), this.i32(4)))),
       this.set(P, this.ld(FA.ceHead, get(CE))),
       this.slowIf(m.i32.eqz(get(P))),
@@ -319,7 +352,7 @@ class FastPathGen {
       ...this.charge(),
       // pop
       m.i32.store(FA.ceHead, 4, get(CE), this.ld(0, get(P))),
-    ];
+    );
     if (this.shared) {
       // the count is a soft bound (frame-alloc.ts): stop at 0
       out.push(
@@ -487,14 +520,21 @@ class FastPathGen {
           ? this.set(N, next())
           : m.block(null, [this.set(N, this.i32(1)), m.i32.store(0, 4, seqP(), this.i32(1))]),
       ),
-      // one store per field: later loads of a field then read what one store wrote
+      // two fields a store, aligned: a later load of one field reads within one store
       m.i64.store(0, 8, get(P), m.i64.const(0)),
-      m.i32.store(8, 4, get(P), get(N)),
-      m.i32.store(12, 4, get(P), this.i32(0)),
-      m.i32.store(16, 4, get(P), get(OWN)),
-      m.i32.store(20, 4, get(P), this.i32(0)),
-      m.i32.store(24, 4, get(P), m.i32.wrap(this.r1())),
-      m.i32.store(28, 4, get(P), this.i32(CORO_MAGIC)),
+      m.i64.store(8, 8, get(P), m.i64.extend_u(get(N))),
+      m.i64.store(16, 8, get(P), m.i64.extend_u(get(OWN))),
+      m.i64.store(
+        24,
+        8,
+        get(P),
+        this.constSize !== undefined
+          ? m.i64.const((BigInt(CORO_MAGIC) << 32n) | BigInt(this.constSize))
+          : m.i64.or(
+              m.i64.and(this.r1(), m.i64.const(0xffffffff)),
+              m.i64.const(BigInt(CORO_MAGIC) << 32n),
+            ),
+      ),
     );
     return out;
   }
@@ -505,19 +545,25 @@ class FastPathGen {
    * SPAN, IDX, SZ (slot bytes) and E (owner entry) of object P when P starts a slot of a small
    * span in the region (ST: the state block); anything else takes the slow path.
    */
-  private smallSlot(): ExpressionRef[] {
+  private smallSlot(trusted = false): ExpressionRef[] {
     const m = this.m;
     const get = (l: number): ExpressionRef => this.get(l);
-    return [
+    const out: ExpressionRef[] = [
       // in the region, in a small span (anything else: the runtime module counts or serves it)
       this.set(ST, this.ctrl(CTRL_ALLOC_STATE)),
       this.set(OFF, m.i32.sub(get(P), this.ld(FA.stHeapStart, get(ST)))),
-      this.slowIf(
-        m.i32.ge_u(
-          get(OFF),
-          m.i32.sub(this.ld(FA.stHeapEnd, get(ST)), this.ld(FA.stHeapStart, get(ST))),
+    ];
+    if (!trusted) {
+      out.push(
+        this.slowIf(
+          m.i32.ge_u(
+            get(OFF),
+            m.i32.sub(this.ld(FA.stHeapEnd, get(ST)), this.ld(FA.stHeapStart, get(ST))),
+          ),
         ),
-      ),
+      );
+    }
+    out.push(
       this.slowIf(
         m.i32.ne(
           m.i32.load8_u(
@@ -539,17 +585,24 @@ class FastPathGen {
       ),
       this.set(IDX, this.slotIndex()),
       this.set(SZ, this.ld(FA.spSize, get(SPAN))),
-      this.slowIf(
-        m.i32.or(
-          m.i32.ge_u(get(IDX), this.ld(FA.spNslots, get(SPAN))),
-          m.i32.ne(m.i32.mul(get(IDX), get(SZ)), get(OFF)),
+    );
+    if (!trusted) {
+      out.push(
+        this.slowIf(
+          m.i32.or(
+            m.i32.ge_u(get(IDX), this.ld(FA.spNslots, get(SPAN))),
+            m.i32.ne(m.i32.mul(get(IDX), get(SZ)), get(OFF)),
+          ),
         ),
-      ),
+      );
+    }
+    out.push(
       this.set(
         E,
         m.i32.add(get(SPAN), m.i32.add(this.i32(FA.spanHdr), m.i32.shl(get(IDX), this.i32(1)))),
       ),
-    ];
+    );
+    return out;
   }
 
   /**
@@ -621,17 +674,24 @@ class FastPathGen {
   private free(coro: boolean): ExpressionRef[] {
     const m = this.m;
     const get = (l: number): ExpressionRef => this.get(l);
-    const out: ExpressionRef[] = [
-      this.slowIf(
-        coro
-          ? m.i64.ge_u(
-              m.i64.sub(this.r1(), m.i64.const(CORO_HDR_SIZE)),
-              m.i64.const(0x1_0000_0000 - CORO_HDR_SIZE),
-            )
-          : m.i64.gt_u(this.r1(), m.i64.const(0xffffffff)),
-      ),
+    // a frame the verifier proved live: only whether it is small (a slot) is asked
+    const trusted = coro && this.provenLive;
+    const out: ExpressionRef[] = [];
+    if (!trusted) {
+      out.push(
+        this.slowIf(
+          coro
+            ? m.i64.ge_u(
+                m.i64.sub(this.r1(), m.i64.const(CORO_HDR_SIZE)),
+                m.i64.const(0x1_0000_0000 - CORO_HDR_SIZE),
+              )
+            : m.i64.gt_u(this.r1(), m.i64.const(0xffffffff)),
+        ),
+      );
+    }
+    out.push(
       this.set(P, m.i32.sub(m.i32.wrap(this.r1()), this.i32(coro ? CORO_HDR_SIZE : 0))),
-      ...this.smallSlot(),
+      ...this.smallSlot(trusted),
       this.set(
         CE,
         m.i32.add(
@@ -639,8 +699,8 @@ class FastPathGen {
           m.i32.shl(this.ld(FA.spClass, get(SPAN)), this.i32(4)),
         ),
       ),
-    ];
-    if (coro) {
+    );
+    if (coro && !trusted) {
       // a live frame: live entry, a slot bigger than the header, the magic (then cleared)
       out.push(
         this.slowIf(m.i32.eqz(m.i32.load16_u(0, 2, get(E)))),
@@ -756,4 +816,21 @@ class FastPathGen {
       this.ret(m.i64.const(0)),
     ];
   }
+}
+
+/**
+ * The size class of a request of 1..FRAME_ALLOC.maxSmall bytes, as the runtime module's
+ * `classOf` (runtime/wasm/frame-alloc.ts): 16, 32, 48, 64, then 3·2^(b-1) and 2^(b+1).
+ */
+export function sizeClassOf(size: number): number {
+  if (size <= 64) return (size - 1) >> 4;
+  const b = 31 - Math.clz32(size - 1);
+  return 4 + ((b - 6) << 1) + (size > 3 << (b - 1) ? 1 : 0);
+}
+
+/** Bytes of a slot of class `c` (frame-alloc.ts `classSize`). */
+export function classBytes(c: number): number {
+  if (c < 4) return (c + 1) << 4;
+  const b = 6 + ((c - 4) >> 1);
+  return (c & 1) !== 0 ? 2 << b : 3 << (b - 1);
 }

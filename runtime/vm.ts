@@ -1043,6 +1043,12 @@ export class Vm {
       ...(verified?.callxChecks !== undefined && verified.callxChecks.size > 0
         ? { callxChecks: verified.callxChecks }
         : {}),
+      ...(verified?.frameAllocSizes !== undefined && verified.frameAllocSizes.size > 0
+        ? { frameAllocSizes: verified.frameAllocSizes }
+        : {}),
+      ...(verified?.liveFrameFrees !== undefined && verified.liveFrameFrees.size > 0
+        ? { liveFrameFrees: verified.liveFrameFrees }
+        : {}),
       ...(verified?.objNewSizes !== undefined && verified.objNewSizes.size > 0
         ? { objNewSizes: verified.objNewSizes }
         : {}),

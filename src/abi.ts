@@ -488,6 +488,10 @@ export interface ProgLinks {
   readonly callxChecks?: ReadonlySet<number>;
   /** From the verifier: `bpf_obj_new_impl` calls, insn → object size passed in r1. */
   readonly objNewSizes?: ReadonlyMap<number, number>;
+  /** From the verifier: `bpf_coro_frame_alloc` calls, insn → their constant size. */
+  readonly frameAllocSizes?: ReadonlyMap<number, number>;
+  /** From the verifier: `bpf_coro_frame_free` calls that always get a live frame. */
+  readonly liveFrameFrees?: ReadonlySet<number>;
   /** From the verifier: `bpf_loop` calls the JIT inlines, insn → callback subprog. */
   readonly loopInlines?: ReadonlyMap<number, number>;
   /**

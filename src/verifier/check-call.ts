@@ -695,8 +695,14 @@ export function checkKfuncCall(
         checkCoroKfuncArg(env, idx, argno, reg, arg);
         objSize = objTypeSize(env, idx, argno, reg.scalar.varOff.value);
         return;
-      case 'frame_size':
       case 'frame':
+        checkCoroKfuncArg(env, idx, argno, reg, arg);
+        // a frame pointer (not a handle) is a live frame: alloc'd on this path or checked at
+        // the entry, and no frame-freeing call since (those turn frame pointers into handles)
+        if (sig.name === 'bpf_coro_frame_free')
+          env.frameFreeLive.set(idx, (env.frameFreeLive.get(idx) ?? true) && isCoroMem(reg));
+        return;
+      case 'frame_size':
       case 'map':
       case 'btf_id':
         checkCoroKfuncArg(env, idx, argno, reg, arg);
@@ -744,6 +750,12 @@ export function checkKfuncCall(
       setR0(st, REG_CORO_HANDLE);
       break;
     case 'frame': {
+      const size = Number(frameSize);
+      const seen = env.frameAllocSizes.get(idx);
+      if (env.frameAllocMixed.has(idx) || (seen !== undefined && seen !== size)) {
+        env.frameAllocMixed.add(idx);
+        env.frameAllocSizes.delete(idx);
+      } else env.frameAllocSizes.set(idx, size);
       const frameId = env.newId();
       setR0(
         st,
@@ -774,7 +786,13 @@ export function checkKfuncCall(
     case 'mem': {
       const acquire = ret.kind === 'obj' || ret.acquire;
       const id = acquire ? acquireReference(env, st, idx) : env.newId();
-      if (ret.kind === 'obj') env.objNewSizes.set(idx, objSize);
+      if (ret.kind === 'obj') {
+        // the backends pass the size in r1 (kernel fixup): one size per call insn
+        const seen = env.objNewSizes.get(idx);
+        if (seen !== undefined && seen !== objSize)
+          throw env.fail(idx, `bpf_obj_new of ${objSize} bytes here, of ${seen} on another path`);
+        env.objNewSizes.set(idx, objSize);
+      }
       setR0(
         st,
         regPtr('PTR_TO_MEM', {

@@ -89,6 +89,16 @@ export interface VerifiedProgram {
   readonly callxChecks?: ReadonlySet<number>;
   /** `bpf_obj_new_impl` calls: insn → object size; the backends pass it in r1 (kernel fixup). */
   readonly objNewSizes?: ReadonlyMap<number, number>;
+  /**
+   * `bpf_coro_frame_alloc` calls whose size argument is the same constant on every path: insn →
+   * size (the JIT works out the size class when it compiles).
+   */
+  readonly frameAllocSizes?: ReadonlyMap<number, number>;
+  /**
+   * `bpf_coro_frame_free` calls given a frame pointer (not a handle) on every path: a live
+   * frame, so the JIT's fast path skips the checks that tell a frame from anything else.
+   */
+  readonly liveFrameFrees?: ReadonlySet<number>;
   /** `bpf_throw` calls: the run unwinds to the entry with r0 = r1 (the cookie). */
   readonly throwInsns?: ReadonlySet<number>;
   /**

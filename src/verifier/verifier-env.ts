@@ -88,6 +88,12 @@ export class VerifierEnv {
   readonly funcFrameSize = new Map<number, number>();
   /** `bpf_obj_new_impl` calls: insn → object size (passed in r1 at run time). */
   readonly objNewSizes = new Map<number, number>();
+  /** `bpf_coro_frame_alloc` calls whose size is the same constant on every path. */
+  readonly frameAllocSizes = new Map<number, number>();
+  /** `bpf_coro_frame_alloc` calls that got different sizes on different paths. */
+  readonly frameAllocMixed = new Set<number>();
+  /** `bpf_coro_frame_free` calls: whether every path so far passed a frame pointer. */
+  readonly frameFreeLive = new Map<number, boolean>();
   /** `callx` insns whose target is a coroutine handle on some path (checked at run time). */
   readonly callxHandleInsns = new Set<number>();
   /** `callx` insn → the subprogs a function-token target named there. */

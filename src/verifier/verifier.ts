@@ -172,6 +172,8 @@ export function verifyProgram(prog: Program, opts: VerifyOptions = {}): Verified
     regionChecks: env.regionChecks(),
     coroEntries: check?.coroEntries ?? new Map(),
     objNewSizes: env.objNewSizes,
+    frameAllocSizes: env.frameAllocSizes,
+    liveFrameFrees: new Set([...env.frameFreeLive].filter(([, live]) => live).map(([i]) => i)),
     callxChecks: env.callxHandleInsns,
     throwInsns: env.throwInsns,
     loopInlines: new Map([...env.loopInline].filter(([, subprog]) => subprog >= 0)),

@@ -37,10 +37,11 @@ const MAPS: ReadonlyMap<number, LdMap> = new Map([
   [3, { map: { keySize: 0, valueSize: 4, maxEntries: 8, type: 22, id: 3 }, value: false, off: 0 }],
 ]);
 
-/** The program BTF's sized types: type 3 is a 24-byte struct, type 4 a 8192-byte one. */
+/** The program BTF's sized types: type 3 is a 24-byte struct, 4 a 8192-byte one, 5 48 bytes. */
 const BTF_SIZES = new Map([
   [3, 24],
   [4, 8192],
+  [5, 48],
 ]);
 
 function verify(asm: string, type: ProgType = 'perf_event', logLevel = 0): VerifiedProgram {
@@ -628,5 +629,60 @@ describe('frame slots (constant offsets of a frame, per path)', () => {
       mov %r0, 0
       exit`;
     expect(verdict(released)).toBe("R1 invalid mem access 'scalar'");
+  });
+});
+
+describe('what the verifier tells the JIT about allocations', () => {
+  it('records a frame size that is the same constant on every path, and not one that differs', () => {
+    const same = verify(`${ALLOC(48)}\n${FREE}`);
+    expect([...(same.frameAllocSizes ?? [])]).toEqual([[2, 48]]);
+    // r1 = 32 or 64 on two paths into the same call
+    const mixed = verify(`
+      call 7
+      mov %r1, 32
+      jeq %r0, 0, +1
+      mov %r1, 64
+      mov %r2, 0
+      call kfunc 0
+      mov %r6, %r0
+      jne %r6, 0, +2
+      mov %r1, 12
+      call kfunc 3
+      ${FREE}`);
+    expect(mixed.frameAllocSizes?.has(5)).toBe(false);
+  });
+
+  it('marks a bpf_coro_frame_free live when every path passes a frame pointer, not a handle', () => {
+    const live = verify(`${ALLOC(32)}\n${FREE}`);
+    expect([...(live.liveFrameFrees ?? [])]).toEqual([8]);
+    // the same free insn reached with a handle on another path (a cancelled frame)
+    const handle = verify(`${ALLOC(32)}
+      mov %r1, 0
+      call kfunc 4
+      mov %r1, %r6
+      jeq %r0, 0, +1
+      mov %r1, %r0
+      call kfunc 1
+      mov %r0, 0
+      exit`);
+    expect(handle.liveFrameFrees?.size ?? 0).toBe(0);
+  });
+
+  it('refuses a bpf_obj_new call that allocates different types on different paths', () => {
+    expect(
+      verdict(`
+      call 7
+      mov %r1, 3
+      jeq %r0, 0, +1
+      mov %r1, 5
+      mov %r2, 0
+      call kfunc 8
+      jeq %r0, 0, +3
+      mov %r1, %r0
+      mov %r2, 0
+      call kfunc 9
+      mov %r0, 0
+      exit`),
+    ).toMatch(/^bpf_obj_new of \d+ bytes here, of \d+ on another path$/);
   });
 });

@@ -11,6 +11,7 @@ import { assemble } from '../../../src/asm/assembler.js';
 import { createProgram } from '../../../src/program.js';
 import type { Engine } from '../../../runtime/loaded-program.js';
 import { TerminationError } from '../../../src/errors.js';
+import { FRAME_SIZE_CLASSES } from '../../../runtime/frame-alloc.js';
 import { Vm } from '../../../runtime/vm.js';
 import { createPrng } from '../../helpers/prng.js';
 
@@ -159,4 +160,66 @@ describe('inline allocation kfuncs under termination', () => {
       await vm.close();
     },
   );
+});
+
+describe('inline frame kfuncs in verified programs (constant size class, live-frame frees)', () => {
+  /** Allocates a frame of `size` bytes; frees it unless `keep`; r0 = 1 when it got one. */
+  const program = (size: number, keep: boolean) =>
+    createProgram(
+      assemble(`
+        mov %r6, %r1
+        mov %r1, ${size}
+        mov %r2, %r6
+        call kfunc 0
+        jeq %r0, 0, out
+        mov %r7, %r0
+        mov %r1, %r7
+        ${keep ? 'mov %r2, 0' : 'call kfunc 1'}
+        mov %r0, 1
+        exit
+      out:
+        mov %r0, 0
+        exit`),
+      { type: 'perf_event' },
+    );
+  const kfuncs = (keep: boolean) =>
+    new Map([
+      [3, { name: 'bpf_coro_frame_alloc', weak: false }],
+      ...(keep ? [] : [[7, { name: 'bpf_coro_frame_free', weak: false }] as const]),
+    ]);
+
+  it('serve every size from the class the runtime module picks, on both engines', async () => {
+    const sizes = [16, 17, 32, 33, 48, 64, 65, 96, 100, 1000, 2048, 4064, 4065, 10000];
+    const state = async (engine: Engine) => {
+      const vm = Vm.create();
+      const out: unknown[] = [];
+      const run = async (size: number, keep: boolean) => {
+        const loaded = await vm.load(program(size, keep), { kfuncs: kfuncs(keep) });
+        expect(loaded.verified?.frameAllocSizes?.get(3)).toBe(size);
+        if (!keep) expect(loaded.verified?.liveFrameFrees?.has(7)).toBe(true);
+        const p = engine === 'jit' ? loaded : await loaded.withEngine('interp');
+        out.push([size, keep, p.run(new Uint8Array(8))]);
+      };
+      // every class's cache gets a slot (the frees), then each size is served from a cache:
+      // the fast path with the class worked out at compile time
+      for (const size of sizes) await run(size, false);
+      for (const size of sizes) await run(size, true);
+      const r = {
+        out,
+        objs: vm.allocator.liveObjects().map((o) => o.size),
+        stats: vm.allocator.stats(),
+        coro: vm.coroutines.stats(),
+      };
+      await vm.close();
+      return r;
+    };
+    const jit = await state('jit');
+    expect(jit).toEqual(await state('interp'));
+    expect(jit.out.every((o) => (o as unknown[])[2] === 1n)).toBe(true);
+    // small frames: the smallest class that holds the header and the frame
+    const slot = (n: number) => FRAME_SIZE_CLASSES.find((c) => c >= n + CORO_HDR_SIZE);
+    expect(jit.objs.slice(0, 12)).toEqual(sizes.slice(0, 12).map(slot));
+    expect(jit.objs).toHaveLength(sizes.length);
+    expect(jit.coro).toMatchObject({ created: 2 * sizes.length, live: sizes.length });
+  });
 });

@@ -214,6 +214,6 @@ export function formatAlloc(r: AllocReport): string {
     '',
     formatTable(['path', 'ns/pair', 'target'], rows),
     '',
-    `alloc+free from BPF, verified programs: bpf_obj_new_impl ${fmtNs(r.objNewVerifiedNs)} ns ${verdict(r.objNewVerifiedNs <= ALLOC_TARGET_NS)}, coroutine frame ${fmtNs(r.coroFrameVerifiedNs)} ns ${verdict(r.coroFrameVerifiedNs <= ALLOC_TARGET_NS)} (target ≤ ${ALLOC_TARGET_NS} ns)`,
+    `alloc+free from BPF (target ≤ ${ALLOC_TARGET_NS} ns), verified programs (the default): bpf_obj_new_impl ${fmtNs(r.objNewVerifiedNs)} ns ${verdict(r.objNewVerifiedNs <= ALLOC_TARGET_NS)}, coroutine frame ${fmtNs(r.coroFrameVerifiedNs)} ns ${verdict(r.coroFrameVerifiedNs <= ALLOC_TARGET_NS)}; unverified: ${fmtNs(r.objNewNs)} ns ${verdict(r.objNewNs <= ALLOC_TARGET_NS)}, ${fmtNs(r.coroFrameNs)} ns ${verdict(r.coroFrameNs <= ALLOC_TARGET_NS)}`,
   ].join('\n');
 }

@@ -73,8 +73,6 @@ const BUNDLED_REJECTS: Readonly<Record<string, Readonly<Record<string, string>>>
   'uc_kvstore.v3.o': { kv_serve: tooLarge },
   'uc_stack.o': { on_sample: 'R1 type=coro_handle_or_null expected=ctx' },
   'uc_stack.v3.o': { on_sample: 'R1 type=coro_handle_or_null expected=ctx' },
-  'uc_transmit.o': { tx_worker: tooLarge },
-  'uc_transmit.v3.o': { tx_worker: tooLarge },
 };
 
 describe('the verifier on the bundled examples', () => {

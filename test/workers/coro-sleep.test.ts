@@ -9,6 +9,7 @@ import { assembleProgram } from '../../src/asm/assembler.js';
 import { CORO_F_SLEEPING, CORO_HDR } from '../../src/abi.js';
 import type { Program } from '../../src/program.js';
 import { Vm } from '../../runtime/vm.js';
+import { detachedFrameAsm, kfuncCalls } from '../helpers/coro-asm.js';
 
 const vms: Vm[] = [];
 afterEach(async () => {
@@ -17,50 +18,12 @@ afterEach(async () => {
 
 const KFUNCS = ['bpf_coro_frame_alloc', 'bpf_coro_detach', 'bpf_coro_sleep', 'bpf_coro_frame_free'];
 
-/**
- * Allocates a 32-byte frame whose resume function marks it done (+0 = 0) and whose destroy
- * function frees it, detaches it (the runtime reaps it once done) and puts it to sleep for
- * `ns`; r0 = bpf_coro_sleep's result.
- */
+/** A detached frame put to sleep for `ns`; r0 = bpf_coro_sleep's result. */
 function sleeper(ns: number): Program {
-  return assembleProgram(`
-    mov %r6, %r1
-    mov %r1, 32
-    mov %r2, %r6
-    call kfunc 0
-    jeq %r0, 0, out
-    mov %r7, %r0
-    lddw %r1, func resume
-    stxdw [%r7], %r1
-    lddw %r1, func destroy
-    stxdw [%r7+8], %r1
-    mov %r1, %r7
-    call kfunc 1
-    mov %r1, %r7
-    mov %r2, ${ns}
-    call kfunc 2
-    exit
-  out:
-    mov %r0, 99
-    exit
-  resume:
-    stdw [%r1], 0
-    mov %r0, 0
-    exit
-  destroy:
-    call kfunc 3
-    mov %r0, 0
-    exit`);
+  return assembleProgram(detachedFrameAsm(`mov %r1, %r7\nmov %r2, ${ns}\ncall kfunc 2`, 3));
 }
 
-function kfuncsOf(prog: Program): Map<number, { name: string; weak: boolean }> {
-  const out = new Map<number, { name: string; weak: boolean }>();
-  prog.insns.forEach((i, idx) => {
-    if (prog.ops[idx]?.kind === 'call' && i.src === 2)
-      out.set(idx, { name: KFUNCS[i.imm] as string, weak: false });
-  });
-  return out;
-}
+const kfuncsOf = (prog: Program) => kfuncCalls(prog, KFUNCS);
 
 describe('bpf_coro_sleep in a worker thread', () => {
   it('sleeps the frame on a host timer, which resumes it and the runtime reaps it', async () => {

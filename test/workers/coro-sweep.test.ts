@@ -12,6 +12,7 @@ import { CORO_F_DYING, CORO_HDR } from '../../src/abi.js';
 import type { Program } from '../../src/program.js';
 import type { LoadedProgram } from '../../runtime/loaded-program.js';
 import { Vm } from '../../runtime/vm.js';
+import { detachedFrameAsm, kfuncCalls } from '../helpers/coro-asm.js';
 
 const vms: Vm[] = [];
 afterEach(async () => {
@@ -27,14 +28,7 @@ const KFUNCS = [
   'bpf_coro_handle_frame',
 ];
 
-function kfuncsOf(prog: Program): Map<number, { name: string; weak: boolean }> {
-  const out = new Map<number, { name: string; weak: boolean }>();
-  prog.insns.forEach((i, idx) => {
-    if (prog.ops[idx]?.kind === 'call' && i.src === 2)
-      out.set(idx, { name: KFUNCS[i.imm] as string, weak: false });
-  });
-  return out;
-}
+const kfuncsOf = (prog: Program) => kfuncCalls(prog, KFUNCS);
 
 /** A Vm with `workers` workers, a handle queue, and its three programs. */
 async function setup(workers = 1): Promise<{
@@ -53,34 +47,9 @@ async function setup(workers = 1): Promise<{
     const prog = assembleProgram(asm);
     return vm.load(prog, { kfuncs: kfuncsOf(prog), type: 'mem' });
   };
-  const producer = await load(`
-    mov %r6, %r1
-    mov %r1, 32
-    mov %r2, %r6
-    call kfunc 0
-    jeq %r0, 0, out
-    mov %r7, %r0
-    lddw %r1, func resume
-    stxdw [%r7], %r1
-    lddw %r1, func destroy
-    stxdw [%r7+8], %r1
-    mov %r1, %r7
-    call kfunc 1
-    lddw %r1, map_fd ${q.id}
-    mov %r2, %r7
-    call kfunc 2
-    exit
-  out:
-    mov %r0, 99
-    exit
-  resume:
-    stdw [%r1], 0
-    mov %r0, 0
-    exit
-  destroy:
-    call kfunc 3
-    mov %r0, 0
-    exit`);
+  const producer = await load(
+    detachedFrameAsm(`lddw %r1, map_fd ${q.id}\nmov %r2, %r7\ncall kfunc 2`, 3),
+  );
   const consumer = await load(`
     lddw %r1, map_fd ${q.id}
     mov %r2, %r10

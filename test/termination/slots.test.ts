@@ -86,12 +86,8 @@ function block(vm: Vm, p: LoadedProgram, ids: readonly number[]): unknown[] {
 
 const IDS = [BPF_FUNC_map_lookup_elem, BPF_FUNC_ringbuf_reserve, BPF_FUNC_ringbuf_discard];
 
-async function setup(engine: 'jit' | 'interp'): Promise<{
-  vm: Vm;
-  p: LoadedProgram;
-  q: LoadedProgram;
-  during: unknown[][];
-}> {
+/** A Vm (closed after the test) with map 1, an array of one u64, and map 2, a ring buffer. */
+function vmWithMaps() {
   const vm = Vm.create();
   vms.push(vm);
   const a = vm.createMap({
@@ -108,6 +104,16 @@ async function setup(engine: 'jit' | 'interp'): Promise<{
     valueSize: 0,
     maxEntries: 4096,
   });
+  return { vm, a, rb };
+}
+
+async function setup(engine: 'jit' | 'interp'): Promise<{
+  vm: Vm;
+  p: LoadedProgram;
+  q: LoadedProgram;
+  during: unknown[][];
+}> {
+  const { vm, a, rb } = vmWithMaps();
   const during: unknown[][] = [];
   const progs: { p?: LoadedProgram; q?: LoadedProgram } = {};
   vm.registerKfunc({
@@ -299,22 +305,7 @@ describe('kfuncs and program-kill', () => {
 
 describe.each(['flag-check', 'patchable'] as const)("JIT helper calls '%s'", (helperCalls) => {
   async function load(): Promise<{ vm: Vm; p: LoadedProgram; stop: { on: boolean } }> {
-    const vm = Vm.create();
-    vms.push(vm);
-    const a = vm.createMap({
-      name: 'a',
-      type: BPF_MAP_TYPE_ARRAY,
-      keySize: 4,
-      valueSize: 8,
-      maxEntries: 1,
-    });
-    const rb = vm.createMap({
-      name: 'rb',
-      type: BPF_MAP_TYPE_RINGBUF,
-      keySize: 0,
-      valueSize: 0,
-      maxEntries: 4096,
-    });
+    const { vm, a, rb } = vmWithMaps();
     const stop = { on: true };
     vm.registerKfunc({
       name: 'test_stop',

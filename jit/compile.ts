@@ -24,6 +24,7 @@
  */
 
 import {
+  CORO_CHECK_RECORD,
   CORO_FRAME_CHECK_SLOT,
   CTRL_ERR_AUX,
   CTRL_ERR_CODE,
@@ -1012,7 +1013,7 @@ class FuncCompiler {
         : this.inRanges(m.i64.add(this.raw64(reg), m.i64.const(off)), size, ranges);
     const check =
       need !== undefined
-        ? [this.frameCheck(idx, () => this.raw64(reg), need, inRanges())]
+        ? [this.frameCheck(idx, () => this.raw64(reg), need, inRanges(), CORO_CHECK_RECORD)]
         : ranges !== undefined
           ? [m.if(m.i32.eqz(inRanges() as ExpressionRef), this.fail('mem', idx, this.raw64(reg)))]
           : [];
@@ -1049,19 +1050,29 @@ class FuncCompiler {
 
   /**
    * Fails the run with 'frame' unless the i64 `frame` is a live coroutine frame of at least
-   * `need` bytes: `coro_frame_check` in the call table (CORO_FRAME_CHECK_SLOT).
+   * `need` bytes: `coro_frame_check` in the call table (CORO_FRAME_CHECK_SLOT), asked with
+   * `need | needFlags` (CORO_CHECK_RECORD: a handle access, which a reserved ringbuf record
+   * of `need` bytes passes too; the inline fast path accepts frames only).
    */
   private frameCheck(
     idx: number,
     frame: () => ExpressionRef,
     need: number,
     alt?: ExpressionRef,
+    needFlags = 0,
   ): ExpressionRef {
     const m = this.m;
     const b = this.b;
     // a small live frame is accepted inline, anything else asks coro_frame_check
     const base = W32 + (this.opts.verified === undefined ? 0 : 10);
-    const check = { frame: frame(), need, checkSlot: CORO_FRAME_CHECK_SLOT, base, site: idx };
+    const check = {
+      frame: frame(),
+      need,
+      needFlags,
+      checkSlot: CORO_FRAME_CHECK_SLOT,
+      base,
+      site: idx,
+    };
     const live = m.if(
       m.i64.ge_u(frame(), m.i64.const(0x1_0000_0000)),
       m.i32.const(0),

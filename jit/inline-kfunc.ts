@@ -146,6 +146,8 @@ export function inlineFrameCheck(
   s: {
     readonly frame: ExpressionRef;
     readonly need: number;
+    /** Or'ed into `need` for the slow call (CORO_CHECK_RECORD for handle accesses). */
+    readonly needFlags?: number;
     readonly checkSlot: number;
     readonly base: number;
     readonly site: number;
@@ -164,7 +166,7 @@ export function inlineFrameCheck(
       m.call_indirect(
         'table',
         m.i32.const(s.checkSlot),
-        [m.i32.wrap(frame()), m.i32.const(s.need)],
+        [m.i32.wrap(frame()), m.i32.const((s.need | (s.needFlags ?? 0)) | 0)],
         b.createType([b.i32, b.i32]),
         b.i32,
       ),

@@ -157,6 +157,11 @@ export interface CoroutineHost {
    * now has completed. Undefined without workers (nothing runs beside the host thread).
    */
   readonly workersIdle?: () => Promise<void> | undefined;
+  /**
+   * Runs `run`, which enters BPF code on the host thread (a resume, a destroy, a drain): a trap
+   * of generated code leaves it as the typed error (ExecError) the run recorded.
+   */
+  enter<T>(run: () => T): T;
 }
 
 /** A sleeping frame. */
@@ -365,9 +370,12 @@ export class Coroutines {
   }
 
   private resumeFrame(frame: number, seq: number): boolean {
-    const ran = this.host.rt.coro_resume(frame, seq) === 1;
-    this.host.rt.coro_drain_deferred(CORO_DRAIN_LIMIT);
-    return ran;
+    const rt = this.host.rt;
+    return this.host.enter(() => {
+      const ran = rt.coro_resume(frame, seq) === 1;
+      rt.coro_drain_deferred(CORO_DRAIN_LIMIT);
+      return ran;
+    });
   }
 
   /**
@@ -427,9 +435,12 @@ export class Coroutines {
     const { frame, seq } = this.decode(handle);
     if (seq === undefined) return false;
     this.forget(frame);
-    const ran = this.host.rt.coro_destroy(frame, seq) === 1;
-    this.host.rt.coro_drain_deferred(CORO_DRAIN_LIMIT);
-    return ran;
+    const rt = this.host.rt;
+    return this.host.enter(() => {
+      const ran = rt.coro_destroy(frame, seq) === 1;
+      rt.coro_drain_deferred(CORO_DRAIN_LIMIT);
+      return ran;
+    });
   }
 
   /**
@@ -473,7 +484,7 @@ export class Coroutines {
     let n = 0;
     while (n < batch) {
       const step = Math.min(batch - n, deadline === undefined ? 1024 : 16);
-      const got = this.host.rt.coro_drain_queue(q.addr, step);
+      const got = this.host.enter(() => this.host.rt.coro_drain_queue(q.addr, step));
       n += got;
       if (got < step) break;
       if (deadline !== undefined && this.host.clock() >= deadline) break;

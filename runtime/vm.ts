@@ -107,6 +107,7 @@ import { WorkerPool } from './worker-pool.js';
 import { loadObjectInto, type LoadedObject, type ObjectOptions } from './object.js';
 import { LoadedProgram, type Engine } from './loaded-program.js';
 import { Termination, type TermKfunc, type TermProg } from './termination.js';
+import { trapToError } from './trap.js';
 import { resSpinLockKfuncs } from './helpers/spinlock.js';
 import { fastPathFn, helperFastPath, kfuncTermClass } from './fast-path.js';
 import {
@@ -429,6 +430,16 @@ export class Vm {
         clock: host.clock,
         scheduleTimer: opts.scheduleTimer,
         workersIdle: () => this.workers?.whenIdle(),
+        enter: (run) => {
+          try {
+            return run();
+          } catch (e) {
+            // generated code trapped (a failed run-time check in a resumed frame): a typed error
+            const err = trapToError(e, this.dataView(), this.worker.ctrl);
+            this.resetWorker();
+            throw err;
+          }
+        },
       },
       opts.coroutines,
     );

@@ -443,6 +443,12 @@ export const EXEC_CODE = {
  */
 export const CORO_FRAME_CHECK_SLOT = 0;
 /**
+ * Or'ed into `coro_frame_check`'s `need` for an access through a coroutine handle (not a
+ * function entry): the data of a reserved, not yet committed ring buffer record of at least
+ * that many bytes passes too (a record kept in a frame across a suspension, check-coro.ts).
+ */
+export const CORO_CHECK_RECORD = 0x8000_0000;
+/**
  * Call-table slot of the runtime module's `coro_entry_check(token: i32) -> i32`: 1 when `token`
  * names a function the verifier verified as a token entry (resume / destroy, `coroEntries`;
  * the entry map at CORO_CTL.entryMap, runtime/coro-entries.ts). The JIT reads the entry map

@@ -43,6 +43,7 @@ export const KFUNC_PROTOS: ReadonlyMap<string, KfuncSig> = new Map<string, Kfunc
         name: 'bpf_coro_defer',
         args: [{ kind: 'frame' }],
         ret: { kind: 'void' },
+        suspends: true,
         keepsFrameData: true,
       },
       /** `long bpf_coro_enqueue(void *queue_map, void *frame)`: 0 or -errno. */
@@ -50,6 +51,7 @@ export const KFUNC_PROTOS: ReadonlyMap<string, KfuncSig> = new Map<string, Kfunc
         name: 'bpf_coro_enqueue',
         args: [{ kind: 'map', mapType: BPF_MAP_TYPE_QUEUE, valueSize: 8 }, { kind: 'frame' }],
         ret: { kind: 'scalar' },
+        suspends: true,
         handsOffOnZero: true,
         mayFreeFrames: true,
       },
@@ -58,6 +60,7 @@ export const KFUNC_PROTOS: ReadonlyMap<string, KfuncSig> = new Map<string, Kfunc
         name: 'bpf_coro_yield',
         args: [{ kind: 'frame' }],
         ret: { kind: 'scalar' },
+        suspends: true,
         handsOffOnZero: true,
         mayFreeFrames: true,
       },
@@ -66,6 +69,7 @@ export const KFUNC_PROTOS: ReadonlyMap<string, KfuncSig> = new Map<string, Kfunc
         name: 'bpf_coro_sleep',
         args: [{ kind: 'frame' }, { kind: 'scalar' }],
         ret: { kind: 'scalar' },
+        suspends: true,
         handsOffOnZero: true,
         mayFreeFrames: true,
       },
@@ -135,7 +139,7 @@ export const KFUNC_PROTOS: ReadonlyMap<string, KfuncSig> = new Map<string, Kfunc
       /** `void bpf_task_release(struct task_struct *p)` (KF_RELEASE). */
       {
         name: 'bpf_task_release',
-        args: [{ kind: 'release' }],
+        args: [{ kind: 'release', handleOk: true }],
         ret: { kind: 'void' },
         keepsFrameData: true,
       },

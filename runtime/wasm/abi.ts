@@ -101,6 +101,9 @@ export const CTRL_CORO_SLEEP: u32 = 0xe0;
 export const CTRL_DEFER_RING: u32 = 0x74;
 export const DEFER_RING_OFF: u32 = 0x18000;
 export const DEFER_RING_CAP: u32 = 2048;
+// coro_frame_check's `need`: an access through a handle, which a reserved ring buffer record
+// of at least `need` bytes also passes (src/abi.ts CORO_CHECK_RECORD)
+export const CORO_CHECK_RECORD: u32 = 0x80000000;
 export const CORO_CTL_OFF: u32 = 0x40;
 export const CORO_CTL_READY_QUEUE: u32 = 0x00;
 export const CORO_CTL_CANCEL_QUEUE: u32 = 0x04;

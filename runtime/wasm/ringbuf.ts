@@ -89,7 +89,19 @@ function headerOf(map: usize, p: usize): usize {
   if (((hdr - data) & 7) != 0) return 0;
   const len = load<u32>(hdr);
   if ((len & RINGBUF_BUSY) == 0 || load<u32>(hdr, 4) != <u32>(hdr - data)) return 0;
+  // a header the program wrote into its own record's data must not reach past the data area
+  const bytes = <usize>(len & ~(RINGBUF_BUSY | RINGBUF_DISCARD));
+  if (bytes > size || hdr - data + RINGBUF_HDR + bytes > size) return 0;
   return hdr;
+}
+
+/**
+ * Whether `p` is the data of a busy (reserved, not yet committed) record of `map` with at
+ * least `need` bytes: what an access through a coroutine handle may also reach.
+ */
+export function ringbufRecordLive(map: usize, p: usize, need: u32): bool {
+  const hdr = headerOf(map, p);
+  return hdr != 0 && (load<u32>(hdr) & ~(RINGBUF_BUSY | RINGBUF_DISCARD)) >= need;
 }
 
 /** bpf_ringbuf_submit / discard: commits (or drops) a reserved record. */

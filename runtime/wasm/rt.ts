@@ -17,7 +17,7 @@ import {
   BPF_MAP_TYPE_PROG_ARRAY, BPF_MAP_TYPE_QUEUE, BPF_MAP_TYPE_STACK, EINVAL, EOPNOTSUPP, MAP_DATA,
   MAP_ELEM_SIZE, MAP_KEY_SIZE, MAP_MAX_ENTRIES, MAP_N_CPUS, MAP_TYPE, MAP_VALUE_SIZE,
   BPF_MAP_TYPE_RINGBUF, MAP_DESC_SIZE, MAP_LOCK, CORO_CTL_COMPLETED, CORO_CTL_CREATED,
-  CORO_CTL_DESTROYED,
+  CORO_CTL_DESTROYED, CORO_CHECK_RECORD,
 } from './abi';
 import { arrayLookup, arrayNextKey, arrayUpdate, fdArrayDelete } from './arraymap';
 import { bloomInit, bloomPeek, bloomPush } from './bloom-filter';
@@ -27,13 +27,13 @@ import { mapInMapLookup, mapInMapSlot, mapInMapUpdate } from './map-in-map';
 import { progArrayGet, progArrayUpdate } from './prog-array';
 import { qsFront, qsGet, qsInit, qsPush } from './queue-stack';
 import { err, mapOk, ptrOk } from './util';
-import { coroFrameAlloc, coroFrameFree, frameAlloc, frameFree, runningOwner } from './frame-alloc';
+import { coro_frame_check as frameCheck, coroFrameAlloc, coroFrameFree, frameAlloc, frameFree, runningOwner } from './frame-alloc';
 import { coroCount } from './coro';
-import { RINGBUF_HDR, RINGBUF_POS_BYTES, ringOfRecord, ringbufCommit, ringbufOutput, ringbufQuery, ringbufReserve } from './ringbuf';
+import { RINGBUF_HDR, RINGBUF_POS_BYTES, ringOfRecord, ringbufCommit, ringbufOutput, ringbufQuery, ringbufRecordLive, ringbufReserve } from './ringbuf';
 
 export {
   alloc_attach, alloc_counter, alloc_flush, alloc_init, alloc_next_live, alloc_set_region, alloc_obj_owner, alloc_obj_size,
-  alloc_owner_live, alloc_set_cap, alloc_top, coro_frame_check, host_frame_alloc, host_frame_free,
+  alloc_owner_live, alloc_set_cap, alloc_top, host_frame_alloc, host_frame_free,
 } from './frame-alloc';
 
 /** Operations forwarded to the host for map families without a Wasm implementation. */
@@ -365,6 +365,21 @@ function recordRing(p: u64): usize {
   if (!ptrOk(p, 1) || !ptrOk(p - RINGBUF_HDR, RINGBUF_HDR)) return 0;
   const ring = ringOfRecord(<usize>p, MAP_DESC_SIZE);
   return ring != 0 && isRingbuf(<u64>ring) ? ring : 0;
+}
+
+/**
+ * The call table's CORO_FRAME_CHECK_SLOT (src/abi.ts): 1 when `frame` is a live coroutine
+ * frame of at least `need` bytes. With CORO_CHECK_RECORD in `need` (an access through a
+ * coroutine handle), the data of a reserved ring buffer record of at least that many bytes
+ * passes too: a resume function reaches the record it kept in its frame that way on the paths
+ * the verifier could not type (src/verifier/check-coro.ts). Never traps, for any u32.
+ */
+export function coro_frame_check(frame: u32, need: u32): u32 {
+  if ((need & CORO_CHECK_RECORD) == 0) return frameCheck(frame, need);
+  const bytes = need & ~CORO_CHECK_RECORD;
+  if (frameCheck(frame, bytes) != 0) return 1;
+  const ring = recordRing(<u64>frame);
+  return ring != 0 && ringbufRecordLive(ring, <usize>frame, bytes) ? 1 : 0;
 }
 
 /** BPF_FUNC_ringbuf_output (130). */

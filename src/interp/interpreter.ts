@@ -23,7 +23,7 @@
  *   offset or one past the packet ends the program with r0 = 0.
  */
 
-import { FUNC_TOKEN_BASE, type ProgLinks } from '../abi.js';
+import { CORO_CHECK_RECORD, FUNC_TOKEN_BASE, type ProgLinks } from '../abi.js';
 import { BPF_FUNC_tail_call } from '../helper-protos.js';
 
 import {
@@ -413,7 +413,7 @@ class Run {
     if (need !== undefined) {
       // through a coroutine handle: a live frame of `need` bytes (the verifier proved
       // [off, off + size) lies within need), as the JIT checks
-      this.frameCheck(base, need, pc);
+      this.frameCheck(base, need, pc, CORO_CHECK_RECORD);
       if (a + size <= this.u8.length) return a;
     } else if (ranges !== undefined) {
       const at = hex(BigInt.asUintN(64, base + BigInt(off)));
@@ -429,10 +429,14 @@ class Run {
     throw new ExecError(pc, 'mem', `invalid ${what} of ${size} bytes at ${hex(at)}`);
   }
 
-  /** `coro_frame_check(frame, need)`, or ExecError 'frame' (the JIT's check, same insn). */
-  frameCheck(frame: bigint, need: number, pc: number): void {
+  /**
+   * `coro_frame_check(frame, need | flags)`, or ExecError 'frame' (the JIT's check, same insn;
+   * `flags` CORO_CHECK_RECORD for an access through a handle).
+   */
+  frameCheck(frame: bigint, need: number, pc: number, flags = 0): void {
     const check = this.env.coroFrameCheck;
-    if (frame <= 0xffffffffn && check !== undefined && check(Number(frame), need)) return;
+    if (frame <= 0xffffffffn && check !== undefined && check(Number(frame), (need | flags) >>> 0))
+      return;
     throw new ExecError(
       pc,
       'frame',

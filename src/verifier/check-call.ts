@@ -64,6 +64,7 @@ import {
   forgetFrameSlots,
   isCoroMem,
   REG_CORO_HANDLE,
+  suspendFrame,
 } from './check-coro.js';
 import { copyState } from './states.js';
 
@@ -354,6 +355,9 @@ function checkFuncArg(
       return;
     }
     case 'ARG_PTR_TO_RINGBUF_MEM': {
+      // a record kept in a frame and reloaded as a handle (check-coro.ts): the helper checks
+      // at run time that it is a reserved record (-EINVAL otherwise)
+      if (isHandle(reg)) return;
       const ok = reg.type === 'PTR_TO_MEM' && reg.memRingbuf && !reg.maybeNull;
       if (!ok) throw env.fail(idx, `R${argno} type=${regTypeStr(reg)} expected=ringbuf_mem`);
       if (reg.refObjId === 0) {
@@ -441,6 +445,11 @@ function nonZero(): Scalar {
   r.umin = 1n;
   regBoundsSync(r);
   return r;
+}
+
+/** Whether `reg` is a `coro_handle` (check-coro.ts): a word loaded from a frame or a handle. */
+function isHandle(reg: RegState): boolean {
+  return reg.type === 'SCALAR_VALUE' && reg.coroHandle;
 }
 
 /** `release_reference`: drops reference `id` and invalidates every register holding it. */
@@ -669,6 +678,7 @@ export function checkKfuncCall(
         });
         return;
       case 'release':
+        if (arg.handleOk === true && isHandle(reg)) return;
         if (reg.refObjId === 0 || reg.maybeNull) {
           throw env.fail(idx, `R${argno} must be referenced or trusted`);
         }
@@ -717,6 +727,11 @@ export function checkKfuncCall(
   // r0 != 0 of a kfunc that hands off a frame only on 0: nothing happened to any frame
   const kept =
     sig.mayFreeFrames === true && sig.handsOffOnZero === true ? copyState(st) : undefined;
+  if (sig.suspends === true) {
+    const k = sig.args.findIndex((a) => a.kind === 'frame');
+    const frame = st.frames[st.curframe]?.regs[k + 1];
+    if (k >= 0 && frame !== undefined) suspendFrame(env, st, idx, frame);
+  }
   if (sig.mayFreeFrames === true) demoteFrames(st);
   else if (sig.keepsFrameData !== true) {
     // It may write any frame (a scalar may be a frame address) and keep the frames it gets.

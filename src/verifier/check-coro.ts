@@ -13,7 +13,22 @@
  *   through them is bounds-checked as for `mem`. Frames are program-private memory: any
  *   pointer but a stack pointer may be stored into them (function tokens, other frames, ringbuf
  *   records, task references, ctx). Storing a referenced pointer does not release it: the
- *   path must still release it (or it is an `Unreleased reference`).
+ *   path must still release it, or suspend the frame with it (below), or it is an
+ *   `Unreleased reference`.
+ * - **The destroy path** (`suspendFrame`, issue 7 item 6): at a suspension (`KfuncSig.suspends`:
+ *   `bpf_coro_defer`; `_yield`, `_sleep`, `_enqueue` on their r0 == 0 path) of a frame with an
+ *   identity on the path, the references whose pointers sit in its 8-byte slots (ringbuf
+ *   records and task references, which outlive the run) move into the frame: they leave the
+ *   path (registers and spills that held them are invalidated, slots become scalars), and
+ *   the functions of the tokens in its +0 (resume) and +8 (destroy) slots are verified as
+ *   token entries with r1 = that frame, its slots as the path left them (scalars such as the
+ *   suspend index, function tokens, those references), and those references held. Each must
+ *   release them before it returns, or suspend again with them in its frame (verified the same
+ *   way; each distinct state once, at most SUSPENDED_STATES_MAX). So a coroutine destroyed at
+ *   a suspension releases what it acquired before it (coro_destroy's on_sample: a ringbuf
+ *   record and a task reference, discarded and released by `.destroy`, submitted and released
+ *   by `.resume`). Without a frame identity, or without function tokens at +0 and +8, nothing
+ *   moves and the path still holds the references.
  * - **Entry points**: every function whose token escapes into a frame, or sits in global data
  *   (`R_BPF_64_ABS64` in `.rodata`), is verified as an entry of its own: with r1 = `coro_mem`
  *   of N bytes, N the smallest frame size over every frame whose +0 or +8 the token is stored
@@ -84,7 +99,10 @@
  *
  * - Each access through a handle: `coro_frame_check(handle, off + size)` before it
  *   (`VerifiedProgram.frameChecks`); a failure ends the run with an ExecError ('frame'). NULL
- *   and any address below a frame header fail it. When the insn also loads through read-only
+ *   and any address below a frame header fail it. The start of a reserved ringbuf record of
+ *   `off + size` bytes passes it too (CORO_CHECK_RECORD: a record kept in a frame across a
+ *   suspension, reloaded where the verifier does not know the frame's contents); the access
+ *   then lies in the record, and a function entry's check does not take records. When the insn also loads through read-only
  *   global data on another path (coro_symmetric's `std::noop_coroutine()` frame in `.rodata`
  *   or a continuation handle), the check also passes when `[addr, addr + size)` lies inside one
  *   of those map values (`VerifiedProgram.regionChecks`): only loads get such entries, so the
@@ -110,25 +128,23 @@
  *
  * - That the entry a `callx` through a handle reaches is the one the frame was made for: any
  *   verified entry may be called with any frame; its own r1 check (above) keeps it in bounds.
- * - That references stored in a frame at a suspension are released by the destroy function
- *   (issue 7 item 6's "destroy path" stretch, not done): frame contents are tracked only on
- *   the path (per-path slots, above; prerequisite (1) below), so a
- *   program that keeps a reference across a suspension is rejected (`Unreleased reference`)
- *   instead (coro_destroy's on_sample). Doing it needs (1) per-path frame slots (8-byte
- *   stores at constant offsets of a frame with an identity kept across its NULL check; any
- *   other write, `callx` or frame-freeing call drops them), (2) at each suspension kfunc,
- *   moving the references found in the frame's slots out of the path (invalidating every
- *   register and spill that holds them, as a release does) and exploring the destroy and
- *   resume functions (tokens at +8 / +0 on the path) with r1 = that frame, those references
- *   held and loads of their slots giving them back while they are held, the suspend-index
- *   byte as stored, recursively at their own suspensions, and (3) the blocker: the same
- *   functions are also reached by `callx` with any frame (coro_destroy's on_cancel calls
- *   the destroy token of whatever frame `bpf_coro_take_cancelled` returns, and a program may
- *   build a frame of the same size around that token), so their generic exploration must stay
- *   sound, which needs release kfuncs and helpers (`bpf_task_release`, `bpf_ringbuf_discard`
- *   / `_submit`) that take a handle and validate it at run time (a live task reference, a
- *   reserved and not yet committed record). A seeded-only verification of the destroy
- *   function would trust frame contents that nothing protects, so (2) is not done without (3).
+ * - That the frame still holds what the destroy path was verified with when its resume or
+ *   destroy function runs. The seeded exploration (the destroy path, above) proves that a frame
+ *   left as the path left it releases what it holds; the same functions are also verified
+ *   with any frame (contents unknown), because `callx` and the runtime may enter them with
+ *   any frame (coro_destroy's on_cancel destroys whatever `bpf_coro_take_cancelled` returns,
+ *   and a program may build a frame around a token). There a kept reference is a handle:
+ *   `bpf_ringbuf_submit` / `_discard` and `bpf_task_release` take handles (the helpers check
+ *   at run time for a reserved record, -EINVAL otherwise; the task kfunc ignores a pointer
+ *   holding no reference), and an access through the handle passes the run-time check when it
+ *   lies in a reserved record (CORO_CHECK_RECORD). So a frame changed after the suspension
+ *   (a store through a handle, code after the suspension kfunc on the same run) stays memory
+ *   safe but may leak what it held or release a record another path reserved (that path's
+ *   own release then fails with -EINVAL). `bpf_obj_drop_impl` does not take handles (a
+ *   stale one would free a live object), so an object from `bpf_obj_new_impl` kept across a
+ *   suspension is rejected where the function is verified with any frame. References kept in
+ *   a frame suspended without a suspension kfunc (a `co_await` of a child task, a lazy
+ *   start) stay on the path: `Unreleased reference`.
  * - That a load from read-only global data at an offset the verifier cannot bound succeeds:
  *   the run fails ('mem') past the map value; if the same insn also loads through the start of
  *   a frame on another path, that path fails the run too (not produced by clang).
@@ -153,11 +169,12 @@
 import { callxReg, type Insn } from '../isa/insn.js';
 import type { MapInfo, RegState } from './reg-state.js';
 import { regNotInit, regScalar, regTypeStr, regUnknownScalar, regWith } from './reg-state.js';
-import type { CoroSlot, VerifierState } from './states.js';
+import type { CoroSlot, RefState, VerifierState } from './states.js';
 import { tnumIsConst } from './tnum.js';
 import type { KfuncArg } from './verifier.js';
 import type { VerifierEnv } from './verifier-env.js';
 import { readReg } from './check-alu.js';
+import { releaseReference } from './check-call.js';
 import { mapAllRegs } from './check-jmp.js';
 import {
   regBoundsSync,
@@ -516,4 +533,98 @@ export function checkCoroKfuncArg(
         throw env.fail(idx, `Possibly NULL pointer passed to trusted arg${argno - 1}`);
       return;
   }
+}
+
+/**
+ * A frame suspended with references in its slots (`VerifierEnv.suspendedFrames`): its resume
+ * and destroy functions are verified from what the path left in it.
+ */
+export interface SuspendedFrame {
+  /** The suspending kfunc call. */
+  readonly insn: number;
+  /** Subprogs of the tokens at +0 (resume) and +8 (destroy). */
+  readonly resume: number;
+  readonly destroy: number;
+  /** Bytes of the frame. */
+  readonly size: number;
+  /** The slots the functions find: scalars, function tokens and the references moved in. */
+  readonly slots: readonly CoroSlot[];
+  /** The references the frame holds from the suspension on. */
+  readonly refs: readonly RefState[];
+  /** Identifies the suspended state (dedupe): slot shapes, with references by position. */
+  readonly key: string;
+}
+
+/** Whether a reference to what `reg` points to may be kept in a frame across a suspension. */
+function keepsAcrossRuns(reg: RegState): boolean {
+  // ringbuf records stay reserved and task references stay valid until they are released;
+  // other referenced objects (sockets) live only for the run
+  return (reg.type === 'PTR_TO_MEM' && reg.memRingbuf) || reg.type === 'PTR_TO_BTF_ID';
+}
+
+/** A description of slot value `reg` independent of ids (references by their position). */
+function slotShape(reg: RegState, refs: readonly RefState[]): string {
+  if (reg.type === 'PTR_TO_FUNC') return `func#${reg.subprog}`;
+  if (reg.type === 'SCALAR_VALUE') {
+    const v = reg.scalar;
+    const h = reg.coroHandle ? 'h' : '';
+    return `${h}${v.umin},${v.umax},${v.smin},${v.smax},${v.varOff.value},${v.varOff.mask}`;
+  }
+  const k = refs.findIndex((r) => r.id === reg.refObjId);
+  return `${regTypeStr(reg)}:${reg.memSize}:${reg.btfName ?? ''}:ref${k}`;
+}
+
+/**
+ * A suspension (issue 7 item 6): `frame` (the kfunc's frame argument) is handed to code that
+ * runs its resume or its destroy function later (`KfuncSig.suspends`). The references of the
+ * path whose pointers sit in the frame's 8-byte slots move into the frame: they leave the path
+ * (every register and spill holding them is invalidated, as by a release) and the frame's
+ * resume (+0) and destroy (+8) functions are queued to be verified with r1 = this frame,
+ * holding them, and finding in its slots the scalars (the suspend index), function tokens and
+ * references the path stored (DoCheck.verifySuspended); so each must release them, or suspend
+ * again with them in the frame, or the program is rejected. Nothing moves when the frame has
+ * no identity on the path or its +0 / +8 slots are not function tokens: the references stay
+ * on the path (`Unreleased reference` at its exit).
+ */
+export function suspendFrame(
+  env: VerifierEnv,
+  st: VerifierState,
+  idx: number,
+  frame: RegState,
+): void {
+  if (!isFrameStart(frame) || frame.frameId === 0) return;
+  const fid = frame.frameId;
+  const slots = st.coroSlots.filter((x) => x.frameId === fid);
+  const inSlots = new Set(
+    slots.filter((x) => x.size === 8 && x.reg.refObjId !== 0 && keepsAcrossRuns(x.reg)),
+  );
+  const ids = new Set([...inSlots].map((x) => x.reg.refObjId));
+  const refs = st.refs.filter((r) => r.type === 'REF_TYPE_PTR' && ids.has(r.id));
+  if (refs.length === 0) return;
+  const token = (off: number): number | undefined => {
+    const t = slots.find((x) => x.off === off && x.size === 8)?.reg;
+    return t?.type === 'PTR_TO_FUNC' ? t.subprog : undefined;
+  };
+  const resume = token(0);
+  const destroy = token(8);
+  if (resume === undefined || destroy === undefined) return;
+  const kept = slots.filter(
+    (x) =>
+      x.reg.type === 'SCALAR_VALUE' ||
+      x.reg.type === 'PTR_TO_FUNC' ||
+      (x.size === 8 && ids.has(x.reg.refObjId) && keepsAcrossRuns(x.reg)),
+  );
+  const key =
+    `${frame.memSize}|` +
+    kept
+      .map((x) => `${x.off}:${x.size}=${slotShape(x.reg, refs)}`)
+      .sort()
+      .join(';');
+  env.suspendFrame({ insn: idx, resume, destroy, size: frame.memSize, slots: kept, refs, key });
+  env.verbose(
+    `frame suspended at insn ${idx} keeps reference${refs.length > 1 ? 's' : ''} ${refs
+      .map((r) => `id=${r.id}`)
+      .join(' ')}: its resume (func#${resume}) and destroy (func#${destroy}) must release ${refs.length > 1 ? 'them' : 'it'}`,
+  );
+  for (const r of refs) releaseReference(env, st, idx, r.id);
 }

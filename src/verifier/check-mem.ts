@@ -152,7 +152,8 @@ function regionFits(reg: RegState, off: number, size: number, memSize: number): 
 /**
  * The base kind of an access through pointer `reg` (`VerifierEnv.noteAccessBase`): loads from
  * read-only map values are checked at run time when unbounded, accepted by the frame check
- * otherwise.
+ * otherwise. The start of a ringbuf record passes the frame check of a handle access (a
+ * reserved record, CORO_CHECK_RECORD) as a frame start does.
  */
 function accessBaseKind(
   reg: RegState,
@@ -160,10 +161,22 @@ function accessBaseKind(
   size: number,
   t: AccessType,
 ): 'handle' | 'frame' | 'rdonly' | 'pointer' {
-  if (isFrameStart(reg)) return 'frame';
+  if (isFrameStart(reg) || isRecordStart(reg)) return 'frame';
   const map = reg.map;
   if (reg.type !== 'PTR_TO_MAP_VALUE' || t !== 'read' || map?.rdonlyProg !== true) return 'pointer';
   return regionFits(reg, off + reg.off, size, map.valueSize) ? 'rdonly' : 'handle';
+}
+
+/** Whether `reg` points to the start of a reserved ringbuf record (`ringbuf_mem`, offset 0). */
+function isRecordStart(reg: RegState): boolean {
+  return (
+    reg.type === 'PTR_TO_MEM' &&
+    reg.memRingbuf &&
+    !reg.maybeNull &&
+    reg.off === 0 &&
+    tnumIsConst(reg.scalar.varOff) &&
+    reg.scalar.varOff.value === 0n
+  );
 }
 
 /** Whether `reg` points into a `mem` program's input (R1 at entry and what derives from it). */

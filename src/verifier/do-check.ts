@@ -67,7 +67,7 @@ import { checkMemAccess, loadedScalar } from './check-mem.js';
 import { checkCondJmp, mapAllRegs } from './check-jmp.js';
 import { checkHelperCall, checkKfuncCall, type CallbackRequest } from './check-call.js';
 import { joinStates } from './state-join.js';
-import { checkCallx, forgetAllSlots, isCoroMem } from './check-coro.js';
+import { checkCallx, forgetAllSlots, isCoroMem, type SuspendedFrame } from './check-coro.js';
 import { stackStr, type StackSlot } from './stack.js';
 import { STATES_PER_INSN, type VerifierEnv } from './verifier-env.js';
 import { checkResLockChecked } from './res-lock.js';
@@ -180,17 +180,21 @@ class Exploration {
    */
   private readonly cbFrame: number;
   private readonly retRange: readonly [bigint, bigint] | undefined;
+  /** A suspended frame's resume / destroy: the insn of the suspension (for messages). */
+  private readonly suspendedAt: number | undefined;
 
   constructor(
     check: DoCheck,
     explored: ExploredStates,
     cbFrame: number,
     retRange: readonly [bigint, bigint] | undefined,
+    suspendedAt?: number,
   ) {
     this.check = check;
     this.explored = explored;
     this.cbFrame = cbFrame;
     this.retRange = retRange;
+    this.suspendedAt = suspendedAt;
   }
 
   run(entry: VerifierState, startIdx: number): void {
@@ -525,7 +529,11 @@ class Exploration {
     if (st.activeLocks > 0) throw env.fail(idx, 'bpf_spin_unlock is missing');
     const ref = st.refs.find((r) => r.type === 'REF_TYPE_PTR');
     if (ref !== undefined) {
-      throw env.fail(idx, `Unreleased reference id=${ref.id} alloc_insn=${ref.insnIdx}`);
+      const kept =
+        this.suspendedAt === undefined
+          ? ''
+          : ` (kept in the frame suspended at insn ${this.suspendedAt})`;
+      throw env.fail(idx, `Unreleased reference id=${ref.id} alloc_insn=${ref.insnIdx}${kept}`);
     }
     // A resume / destroy function's r0 reaches no one: callx gives its caller an unknown scalar.
     if (coroEntryExit) return undefined;
@@ -567,6 +575,8 @@ export class DoCheck {
   /** Functions verified as token entry points → the frame size their r1 had (0: a scalar). */
   readonly coroEntries = new Map<number, number>();
   private readonly asyncSeen = new Set<string>();
+  /** `VerifierEnv.suspendedFrames` verified so far. */
+  private suspendedDone = 0;
 
   readonly env: VerifierEnv;
 
@@ -615,7 +625,14 @@ export class DoCheck {
       const todo = [...env.escapedFuncs]
         .sort((a, b) => a - b)
         .find((k) => this.coroEntries.get(k) !== (env.funcFrameSize.get(k) ?? 0));
-      if (todo === undefined) return;
+      if (todo === undefined) {
+        const susp = env.suspendedFrames[this.suspendedDone];
+        if (susp === undefined) return;
+        this.suspendedDone++;
+        this.verifySuspended(susp, susp.destroy, 'destroy');
+        this.verifySuspended(susp, susp.resume, 'resume');
+        continue;
+      }
       const size = env.funcFrameSize.get(todo) ?? 0;
       this.coroEntries.set(todo, size);
       const st = this.entryState();
@@ -636,6 +653,38 @@ export class DoCheck {
         undefined,
       ).run(st, this.subprogStart(todo));
     }
+  }
+
+  /**
+   * The destroy path (issue 7 item 6, check-coro.ts `suspendFrame`): verifies function
+   * `subprog` (the suspended frame's resume or destroy) as a token entry with r1 = that frame,
+   * its recorded slots (the suspend index, function tokens, the references moved in) and those
+   * references held, so that it must release them before it returns, or suspend again with
+   * them in the frame (verified the same way, once per distinct state).
+   */
+  private verifySuspended(susp: SuspendedFrame, subprog: number, what: string): void {
+    const env = this.env;
+    const st = this.entryState();
+    const f = initFuncState(0, -1, subprog);
+    const frameId = env.newId();
+    f.regs[1] = regPtr('PTR_TO_MEM', { memCoro: true, memSize: susp.size, frameId });
+    st.frames[0] = f;
+    st.coroSlots = susp.slots.map((x) => ({ ...x, frameId }));
+    st.refs.push(...susp.refs);
+    const name = env.prog.subprogs[subprog]?.name ?? '';
+    const fn = name === `func#${subprog}` || name === '' ? '' : `${name} `;
+    env.log.verbose(
+      `${what} ${fn}(func#${subprog}) of the frame suspended at insn ${susp.insn}, holding ${susp.refs
+        .map((r) => `id=${r.id}`)
+        .join(' ')}: ${regStr(1, f.regs[1] as RegState)}\n`,
+    );
+    new Exploration(
+      this,
+      new ExploredStates({ maxStatesPerInsn: STATES_PER_INSN }),
+      CORO_ENTRY,
+      undefined,
+      susp.insn,
+    ).run(st, this.subprogStart(subprog));
   }
 
   /** The state at insn 0: R1 = ctx (or the input buffer for `mem`), R10 = fp. */

@@ -22,6 +22,7 @@ import type { ErrnoCode, VerifierError } from '../errors.js';
 import type { Program, ProgType } from '../program.js';
 import { PACKET_CAPACITY } from '../abi.js';
 import type { CfgInfo } from './cfg.js';
+import type { SuspendedFrame } from './check-coro.js';
 import { VerifierLog } from './log.js';
 import { ExploredStates, MAX_BPF_REG, type VerifierState } from './states.js';
 import type { RegState } from './reg-state.js';
@@ -35,6 +36,8 @@ import type { KfuncSig, LdMap, VerifyOptions } from './verifier.js';
 
 /** States kept per insn for pruning (`BPF_COMPLEXITY_LIMIT_STATES`). */
 export const STATES_PER_INSN = 64;
+/** Most distinct frame states suspended holding references one program may have. */
+export const SUSPENDED_STATES_MAX = 64;
 
 /** What a rejection carries before it becomes a `VerifierError`. */
 export class VerifierReject extends Error {
@@ -98,6 +101,12 @@ export class VerifierEnv {
   readonly callxHandleInsns = new Set<number>();
   /** `callx` insn → the subprogs a function-token target named there. */
   readonly callxFuncTargets = new Map<number, Set<number>>();
+  /**
+   * Frames suspended holding references (check-coro.ts `suspendFrame`), in order; each distinct
+   * state once (`SuspendedFrame.key` per subprog pair).
+   */
+  readonly suspendedFrames: SuspendedFrame[] = [];
+  private readonly suspendedKeys = new Set<string>();
   /** `bpf_throw` calls (noreturn kfuncs). */
   readonly throwInsns = new Set<number>();
   /**
@@ -166,6 +175,21 @@ export class VerifierEnv {
     if (prev === undefined || size < prev) this.funcFrameSize.set(subprog, size);
   }
 
+  /** Queues the resume and destroy functions of a suspended frame (once per state). */
+  suspendFrame(f: SuspendedFrame): void {
+    const key = `${f.resume}/${f.destroy}|${f.key}`;
+    if (this.suspendedKeys.has(key)) return;
+    if (this.suspendedKeys.size >= SUSPENDED_STATES_MAX) {
+      throw this.fail(
+        f.insn,
+        `more than ${SUSPENDED_STATES_MAX} distinct frame states suspended holding references`,
+        'E2BIG',
+      );
+    }
+    this.suspendedKeys.add(key);
+    this.suspendedFrames.push(f);
+  }
+
   /** The access at `idx` goes through a handle that must be a frame of `bytes` bytes. */
   needFrameCheck(idx: number, bytes: number): void {
     const prev = this.frameChecks.get(idx) ?? 0;
@@ -201,8 +225,9 @@ export class VerifierEnv {
    * Notes the kind of base register of the memory access at `idx`: a handle or a read-only
    * map value at an unbounded offset (both checked at run time), a frame, a read-only map
    * value at a proven offset (`rdonly`), or another pointer the verifier proved. The run-time
-   * check is per insn and accepts only a live frame or a read-only map value the insn loads
-   * from (`regionChecks`), so one insn may not see a run-time checked base and another pointer.
+   * check is per insn and accepts only a live frame, a reserved ringbuf record (at its start) or
+   * a read-only map value the insn loads from (`regionChecks`), so one insn may not see a
+   * run-time checked base and another pointer.
    */
   noteAccessBase(
     idx: number,

@@ -61,6 +61,13 @@ export interface KfuncSig {
    * call forgets every recorded slot, and the frames passed to it are no longer tracked.
    */
   readonly keepsFrameData?: boolean;
+  /**
+   * The frame argument is suspended: code outside this path runs its resume or destroy
+   * function later (`bpf_coro_defer`; `_yield`, `_sleep`, `_enqueue` when they return 0). The
+   * references the path keeps in the frame's slots move into the frame, and its resume and
+   * destroy functions are verified holding them (check-coro.ts `suspendFrame`).
+   */
+  readonly suspends?: boolean;
 }
 
 /** One kfunc argument. */
@@ -68,7 +75,13 @@ export type KfuncArg =
   | { readonly kind: 'scalar' }
   | { readonly kind: 'any' }
   | { readonly kind: 'mem'; readonly size: number }
-  | { readonly kind: 'release' }
+  /**
+   * `handleOk`: the runtime validates the pointer (bpf_task_release ignores one that holds no
+   * reference), so a `coro_handle` (a reference a frame kept across a suspension, reloaded
+   * where the verifier does not know the frame's contents, check-coro.ts) is accepted too; it
+   * releases nothing the path holds.
+   */
+  | { readonly kind: 'release'; readonly handleOk?: boolean }
   /**
    * A `struct bpf_res_spin_lock` in a map value (constant offset): `res_spin_lock` takes it
    * and its result must be checked (res-lock.ts); `res_spin_unlock` releases it.

@@ -53,6 +53,9 @@ function manualTimers(): {
 const VERIFIED: ReadonlySet<string> = new Set([
   SHARED('coro_perf_event'),
   SHARED('coro_loop'),
+  SHARED('coro_destroy'),
+  OURS('coro_destroy'),
+  '../../examples/coro/build/coro_destroy.v3.o',
   SHARED('coro_many_suspends'),
   '../fixtures/elf/coro/coro_many_suspends.v3.o',
   SHARED('coro_symmetric'),

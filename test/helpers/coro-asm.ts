@@ -55,3 +55,76 @@ export function detachedFrameAsm(handOff: string, free: number): string {
     mov %r0, 0
     exit`;
 }
+
+/** The parts of `keptRecordAsm` a test may replace. */
+export interface KeptRecordParts {
+  /** The suspension, with r1 = the frame (default `call kfunc 2`, bpf_coro_defer). */
+  readonly suspend?: string;
+  /** After the suspension, before `r0 = 0; exit`. */
+  readonly after?: string;
+  /** Stores the resume (+0) and destroy (+8) tokens into the frame in r6. */
+  readonly tokens?: string;
+  /** The resume function's release of the record in r1 (default bpf_ringbuf_submit). */
+  readonly resume?: string;
+  /** The destroy function's release of the record in r1 (default bpf_ringbuf_discard). */
+  readonly destroy?: string;
+}
+
+/**
+ * A coroutine that keeps a ringbuf record in its frame across a suspension (the verifier's
+ * destroy path, src/verifier/check-coro.ts suspendFrame). `call kfunc N`: 0 frame_alloc,
+ * 1 frame_free, 2 defer; `map_fd 1` a ringbuf. It allocates a 32-byte frame in r6 (r0 = 99
+ * without one), stores its tokens, reserves an 8-byte record (insn 17; r7 and frame +16),
+ * stores suspend index 1 at +24 and suspends (insn 23). The resume function writes 7 into the
+ * record through the reloaded word and submits it; the destroy function discards it when the
+ * index is 1; both free the frame.
+ */
+export function keptRecordAsm(p: KeptRecordParts = {}): string {
+  return `mov %r1, 32
+    mov %r2, 0
+    call kfunc 0
+    mov %r6, %r0
+    jne %r6, 0, +2
+    mov %r0, 99
+    exit
+    ${p.tokens ?? 'lddw %r1, func resume\nstxdw [%r6], %r1\nlddw %r1, func destroy\nstxdw [%r6+8], %r1'}
+    lddw %r1, map_fd 1
+    mov %r2, 8
+    mov %r3, 0
+    call 131
+    jeq %r0, 0, none
+    mov %r7, %r0
+    stxdw [%r6+16], %r0
+    stb [%r6+24], 1
+    mov %r1, %r6
+    ${p.suspend ?? 'call kfunc 2'}
+    ${p.after ?? ''}
+    mov %r0, 0
+    exit
+  none:
+    mov %r1, %r6
+    call kfunc 1
+    mov %r0, 0
+    exit
+  resume:
+    mov %r6, %r1
+    ldxdw %r1, [%r6+16]
+    stdw [%r1], 7
+    ${p.resume ?? 'mov %r2, 0\ncall 132'}
+    mov %r1, %r6
+    call kfunc 1
+    mov %r0, 0
+    exit
+  destroy:
+    mov %r6, %r1
+    ldxb %r2, [%r6+24]
+    jne %r2, 1, dfree
+    ldxdw %r1, [%r6+16]
+    jeq %r1, 0, dfree
+    ${p.destroy ?? 'mov %r2, 0\ncall 133'}
+  dfree:
+    mov %r1, %r6
+    call kfunc 1
+    mov %r0, 0
+    exit`;
+}

@@ -11,6 +11,7 @@ import { KFUNC_PROTOS } from '../../src/kfunc-protos.js';
 import { createProgram, type ProgType } from '../../src/program.js';
 import type { VerifiedProgram } from '../../src/verifier/verified-program.js';
 import { verifyProgram, type KfuncSig, type LdMap } from '../../src/verifier/verifier.js';
+import { keptRecordAsm } from '../helpers/coro-asm.js';
 
 /** `call kfunc N` calls KFUNCS[N]. */
 const KFUNCS = [
@@ -371,6 +372,81 @@ describe('functions entered through their tokens (resume / destroy)', () => {
           jeq %r0, 0, +0`),
       ),
     ).toMatch(/^Unreleased reference id=\d+ alloc_insn=\d+$/);
+  });
+});
+
+describe('references kept in a frame across a suspension (the destroy path)', () => {
+  const kept = keptRecordAsm;
+  const unreleased = /^Unreleased reference id=\d+ alloc_insn=17 \(kept in the frame suspended at insn 23\)$/;
+
+  it('move into the frame: its resume and destroy functions must release them', () => {
+    expect(verdict(kept())).toBe('accept');
+    expect(verdict(kept({ destroy: 'mov %r2, 0' }))).toMatch(unreleased);
+    expect(verdict(kept({ resume: 'mov %r2, 0' }))).toMatch(unreleased);
+  });
+
+  it('are explored with the frame as the path left it (the suspend index byte)', () => {
+    // destroy releases only at suspend index 1: the index stored before the suspension
+    expect(verdict(kept().replace('stb [%r6+24], 1', 'stb [%r6+24], 2'))).toMatch(unreleased);
+  });
+
+  it('are named in the log with the suspension and what the frame holds', () => {
+    const log = verify(kept(), 'perf_event', 2).log ?? '';
+    expect(log).toMatch(
+      /frame suspended at insn 23 keeps reference id=\d+: its resume \(func#1\) and destroy \(func#2\) must release it/,
+    );
+    expect(log).toMatch(/destroy \(func#2\) of the frame suspended at insn 23, holding id=\d+/);
+  });
+
+  it('leave the path: a register that held one is invalid after the suspension', () => {
+    expect(verdict(kept({ after: 'stdw [%r7], 1' }))).toBe('R7 !read_ok');
+    expect(verdict(kept({ after: 'ldxdw %r1, [%r6+16]\nstdw [%r1], 1' }))).toMatch(
+      /^R1 invalid mem access/,
+    );
+  });
+
+  it('stay on the path without a resume and a destroy token in the frame', () => {
+    const noDestroy =
+      'lddw %r1, func resume\nstxdw [%r6], %r1\nlddw %r1, func destroy\nstxdw [%r6+8], %r1\nstdw [%r6+8], 0';
+    expect(verdict(kept({ tokens: noDestroy }))).toMatch(/^Unreleased reference id=\d+ alloc_insn=18$/);
+    expect(verdict(kept({ suspend: 'mov %r1, 0' }))).toMatch(
+      /^Unreleased reference id=\d+ alloc_insn=17$/,
+    );
+  });
+
+  it('move only when bpf_coro_sleep scheduled the frame (r0 == 0)', () => {
+    const sleep = 'mov %r2, 1000\ncall kfunc 10\njeq %r0, 0, +6';
+    // r0 != 0: nothing was scheduled, the path still holds the record and must let it go
+    const release = 'mov %r1, %r7\nmov %r2, 0\ncall 133\nmov %r1, %r6\ncall kfunc 1';
+    expect(verdict(kept({ suspend: sleep, after: release }))).toBe('accept');
+    expect(verdict(kept({ suspend: sleep, after: 'mov %r0, 0\nmov %r0, 0\nmov %r0, 0\nmov %r0, 0\nmov %r0, 0' }))).toMatch(
+      /^Unreleased reference id=\d+ alloc_insn=17$/,
+    );
+  });
+
+  it('may be released through a handle where the frame is not known (checked at run time)', () => {
+    // a function entered with any frame: the record word is a handle, which the helper checks
+    const any = `${ALLOC(32)}
+      lddw %r1, func destroy
+      stxdw [%r6+8], %r1
+      ${FREE}
+    destroy:
+      mov %r6, %r1
+      ldxdw %r1, [%r6+16]
+      stdw [%r1+8], 1
+      mov %r2, 0
+      call 133
+      ldxdw %r1, [%r6+24]
+      call kfunc 6
+      mov %r0, 0
+      exit`;
+    const v = verify(any);
+    // the store through the word is checked at run time (a frame or a reserved record)
+    expect(v.frameChecks?.get(16)).toBe(16);
+    // bpf_obj_drop_impl does not take handles: the allocator would free any live object
+    expect(verdict(any.replace('call kfunc 6', 'mov %r2, 0\ncall kfunc 9'))).toBe(
+      'R1 must be referenced or trusted',
+    );
   });
 });
 

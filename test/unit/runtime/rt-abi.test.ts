@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   CORO_CTL,
+  CORO_CHECK_RECORD,
   CORO_HDR_SIZE,
   CORO_MAGIC,
   CTRL_ALLOC,
@@ -102,6 +103,7 @@ describe('runtime module ABI', () => {
       CTRL_ALLOC_CACHE,
       CORO_HDR_SIZE,
       CORO_MAGIC,
+      CORO_CHECK_RECORD,
     };
     for (const [name, value] of Object.entries(fields))
       expect([name, consts.get(name)]).toEqual([name, value]);

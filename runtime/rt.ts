@@ -42,6 +42,8 @@ export interface RtExports {
   readonly bpf_coro_yield: (...args: bigint[]) => bigint;
   readonly bpf_coro_sleep_queued: (...args: bigint[]) => bigint;
   readonly bpf_coro_detach: (...args: bigint[]) => bigint;
+  readonly bpf_task_acquire: (...args: bigint[]) => bigint;
+  readonly bpf_task_release: (...args: bigint[]) => bigint;
   readonly bpf_coro_await: (...args: bigint[]) => bigint;
   readonly bpf_coro_done: (...args: bigint[]) => bigint;
   readonly bpf_coro_take_cancelled: (...args: bigint[]) => bigint;

@@ -97,7 +97,7 @@ import { CoroEntryMap } from './coro-entries.js';
 import type { VerifiedProgram } from '../src/verifier/verified-program.js';
 import { instantiateRt, type RtExports } from './rt.js';
 import { WORKER_KFUNC_EXPORTS, Coroutines, type CoroutineOptions } from './coroutines.js';
-import { TASK_STRUCT_SIZE, TaskRefs } from './helpers/task-ref.js';
+import { TaskRefs } from './helpers/task-ref.js';
 import { taskStackHelper } from './helpers/stack.js';
 import type { TaskInfo } from './helpers/task.js';
 import { xorshift32 } from './helpers/random.js';
@@ -371,11 +371,13 @@ export class Vm {
       layout: this.worker,
     });
     for (const h of runtimeModuleHelpers(this.rt)) this.helpers.register(h);
-    this.taskRefs = new TaskRefs(
-      () => this.heap.alloc(TASK_STRUCT_SIZE),
-      (addr, t) => writeTaskStruct(this, addr, t),
-      this.services.task,
-    );
+    this.taskRefs = new TaskRefs({
+      rt: this.rt,
+      dataView: () => this.dataView(),
+      alloc: (bytes) => this.heap.alloc(bytes),
+      write: (addr, t) => writeTaskStruct(this, addr, t),
+      task: this.services.task,
+    });
     for (const h of this.taskRefs.helpers()) this.helpers.register(h);
     this.helpers.register(
       taskStackHelper(this, this.services.stacks, (t) => t !== 0n && t === this.taskRefs.address),
@@ -398,8 +400,13 @@ export class Vm {
       n,
       this.worker.ctrl,
     );
-    // the runtime module's kfuncs (frame allocator, coroutines): every worker runs its own
-    for (const k of [...frameAllocKfuncs(this.rt), ...Coroutines.rtKfuncs(this.rt)]) {
+    // the runtime module's kfuncs (frame allocator, coroutines, task references): every
+    // worker runs its own
+    for (const k of [
+      ...frameAllocKfuncs(this.rt),
+      ...Coroutines.rtKfuncs(this.rt),
+      ...this.taskRefs.kfuncs(),
+    ]) {
       this.registerKfunc(k);
       this.builtinKfuncs.set(k.name, k);
     }
@@ -447,7 +454,8 @@ export class Vm {
       this.registerKfunc(k);
       this.hostCoroKfuncs.set(k.name, k);
     }
-    for (const k of this.taskRefs.kfuncs()) this.registerKfunc(k);
+    // a fixed task: its task_struct now, for the workers' bpf_get_current_task_btf
+    if (n > 0 && cfg.task !== undefined) this.taskRefs.current();
     // after the kfuncs: the workers fill the same slots
     this.workers = n === 0 ? undefined : this.startWorkers(n, cfg, opts);
     // nothing runs yet, so these change nothing: V8 compiles them now rather than inside the

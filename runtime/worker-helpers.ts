@@ -6,8 +6,8 @@
  * worker index), the CPU id (the worker index), pointer-only helpers (probe_read*, strings,
  * csum_diff, snprintf, the XDP adjust helpers), bpf_spin_lock/unlock (Atomics on the shared
  * lock word, owner = worker index + 1; the lock held and the lock breaks are recorded in the
- * worker's control slot, where the pool reads them) and the task helpers when the task is fixed
- * data.
+ * worker's control slot, where the pool reads them) and the task helpers, with
+ * bpf_get_current_task_btf, when the task is fixed data.
  * The map and ringbuf helpers are Wasm functions of the worker's runtime-module instance
  * (runtime/maps/helpers.ts) and are added by the worker.
  *
@@ -27,6 +27,7 @@ import { randomHelpers, xorshift32 } from './helpers/random.js';
 import { spinLockHelpers, type SpinLockStats } from './helpers/spinlock.js';
 import { stringHelpers } from './helpers/strings.js';
 import { taskHelpers, type TaskInfo } from './helpers/task.js';
+import { workerTaskHelper } from './helpers/task-ref.js';
 import { timeHelpers } from './helpers/time.js';
 import { xdpHelpers, type XdpHost } from './helpers/xdp.js';
 
@@ -61,6 +62,6 @@ export function workerHelpers(host: XdpHost, cpu: number, cfg: WorkerHelperConfi
     ...spinLockHelpers(host, lockStats),
     // snprintf writes into BPF memory only; trace_printk needs the host's trace log
     ...printkHelpers(host, new TraceLog()).filter((h) => h.id !== BPF_FUNC_trace_printk),
-    ...(task === undefined ? [] : taskHelpers(host, () => task)),
+    ...(task === undefined ? [] : [...taskHelpers(host, () => task), workerTaskHelper(() => host.dataView())]),
   ].sort((a, b) => a.id - b.id);
 }

@@ -65,6 +65,14 @@ export const CORO_CTL = {
    * request completes (runtime/coroutines.ts). 0 in a Vm without workers.
    */
   sleepQueue: 0x54,
+  /**
+   * Task references (runtime/wasm/task-ref.ts): u32 address of the Vm's task_struct (0 until
+   * made), u32 references held (bpf_task_acquire, not yet released), u32 releases of a pointer
+   * that held none. Vm-wide, so a reference may be released on another thread.
+   */
+  taskStruct: 0x58,
+  taskHeld: 0x5c,
+  taskBadReleases: 0x60,
 } as const;
 /** Bytes of one worker's control slot. */
 export const CTRL_SLOT_SIZE = 0x100;

@@ -119,6 +119,9 @@ export const CORO_CTL_COMPLETED: u32 = 0x40;
 export const CORO_CTL_DESTROYED: u32 = 0x48;
 export const CORO_CTL_ENTRY_MAP: u32 = 0x50;
 export const CORO_CTL_SLEEP_QUEUE: u32 = 0x54;
+export const CORO_CTL_TASK_STRUCT: u32 = 0x58;
+export const CORO_CTL_TASK_HELD: u32 = 0x5c;
+export const CORO_CTL_TASK_BAD_RELEASES: u32 = 0x60;
 export const CORO_HDR_SIZE: u32 = 32;
 // header fields as offsets from the frame (two's complement: frame + field wraps backwards)
 export const CORO_HDR_DEADLINE: usize = <usize>-32;

@@ -418,6 +418,7 @@ export function bpf_tail_call(ctx: u64, map: u64, index: u64, r4: u64, r5: u64):
 }
 
 // Coroutine kfuncs and the deferred-frame drain (runtime/wasm/coro.ts).
+export { bpf_task_acquire, bpf_task_release } from './task-ref';
 export {
   bpf_coro_defer, bpf_coro_enqueue, bpf_coro_yield, bpf_coro_sleep_queued, bpf_coro_detach,
   bpf_coro_await, bpf_coro_done,

@@ -5,6 +5,8 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   CORO_CTL,
+  CORO_CTL_OFF,
+  CTRL_HEADER_SIZE,
   CORO_CHECK_RECORD,
   CORO_HDR_SIZE,
   CORO_MAGIC,
@@ -79,6 +81,18 @@ describe('runtime module ABI', () => {
     };
     for (const [name, value] of Object.entries(fields))
       expect([name, consts.get(name)]).toEqual([name, value]);
+  });
+
+  it('matches src/abi.ts for the Vm-wide coroutine and task words (CORO_CTL)', () => {
+    const snake = (k: string): string => `CORO_CTL_${k.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+    const found = Object.entries(CORO_CTL).filter(([k]) => consts.has(snake(k)));
+    for (const [k, v] of found) expect([k, consts.get(snake(k))]).toEqual([k, v]);
+    expect(found.map(([k]) => k)).toEqual(
+      expect.arrayContaining(['sleepQueue', 'taskStruct', 'taskHeld', 'taskBadReleases']),
+    );
+    const offsets = Object.values(CORO_CTL);
+    expect(new Set(offsets).size).toBe(offsets.length);
+    for (const off of offsets) expect(CORO_CTL_OFF + off + 4).toBeLessThanOrEqual(CTRL_HEADER_SIZE);
   });
 
   it('has every map descriptor field inside the descriptor, without overlaps', () => {

@@ -78,6 +78,7 @@ export const KFUNC_PROTOS: ReadonlyMap<string, KfuncSig> = new Map<string, Kfunc
         name: 'bpf_coro_detach',
         args: [{ kind: 'frame' }],
         ret: { kind: 'void' },
+        suspends: true,
         mayFreeFrames: true,
       },
       /** `void bpf_coro_await(void *child, void *parent)`: the parent owns the child. */

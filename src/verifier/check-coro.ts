@@ -16,7 +16,9 @@
  *   path must still release it, or suspend the frame with it (below), or it is an
  *   `Unreleased reference`.
  * - **The destroy path** (`suspendFrame`, issue 7 item 6): at a suspension (`KfuncSig.suspends`:
- *   `bpf_coro_defer`; `_yield`, `_sleep`, `_enqueue` on their r0 == 0 path) of a frame with an
+ *   `bpf_coro_defer`, `_detach`; `_yield`, `_sleep`, `_enqueue` on their r0 == 0 path: code
+ *   outside the path resumes or destroys the frame, the sweep at its deadline if nothing else
+ *   does) of a frame with an
  *   identity on the path, the references whose pointers sit in its 8-byte slots (ringbuf
  *   records and task references, which outlive the run) move into the frame: they leave the
  *   path (registers and spills that held them are invalidated, slots become scalars), and
@@ -143,8 +145,10 @@
  *   own release then fails with -EINVAL). `bpf_obj_drop_impl` does not take handles (a
  *   stale one would free a live object), so an object from `bpf_obj_new_impl` kept across a
  *   suspension is rejected where the function is verified with any frame. References kept in
- *   a frame suspended without a suspension kfunc (a `co_await` of a child task, a lazy
- *   start) stay on the path: `Unreleased reference`.
+ *   a frame suspended without a suspension kfunc stay on the path until one (the caller's
+ *   `Task::detach`) moves them. A reference held across a `co_await` of a child task is
+ *   still rejected with include/bpf_coro.h: the child's frame allocation calls `bpf_throw`
+ *   when it fails, which may not run while a reference is held.
  * - That a load from read-only global data at an offset the verifier cannot bound succeeds:
  *   the run fails ('mem') past the map value; if the same insn also loads through the start of
  *   a frame on another path, that path fails the run too (not produced by clang).

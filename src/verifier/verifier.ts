@@ -63,7 +63,8 @@ export interface KfuncSig {
   readonly keepsFrameData?: boolean;
   /**
    * The frame argument is suspended: code outside this path runs its resume or destroy
-   * function later (`bpf_coro_defer`; `_yield`, `_sleep`, `_enqueue` when they return 0). The
+   * function later (`bpf_coro_defer`, `_detach`; `_yield`, `_sleep`, `_enqueue` when they
+   * return 0). The
    * references the path keeps in the frame's slots move into the frame, and its resume and
    * destroy functions are verified holding them (check-coro.ts `suspendFrame`).
    */

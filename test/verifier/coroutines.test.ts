@@ -26,6 +26,7 @@ const KFUNCS = [
   'bpf_obj_new_impl', // 8
   'bpf_obj_drop_impl', // 9
   'bpf_coro_sleep', // 10
+  'bpf_coro_detach', // 11
 ] as const;
 
 /** `lddw %rX, map_fd 1` is a ringbuf, `map_fd 2` a queue of u64, `map_fd 3` a queue of u32. */
@@ -412,6 +413,11 @@ describe('references kept in a frame across a suspension (the destroy path)', ()
     expect(verdict(kept({ suspend: 'mov %r1, 0' }))).toMatch(
       /^Unreleased reference id=\d+ alloc_insn=17$/,
     );
+  });
+
+  it('move at bpf_coro_detach too: the runtime resumes or destroys what it owns', () => {
+    expect(verdict(kept({ suspend: 'call kfunc 11' }))).toBe('accept');
+    expect(verdict(kept({ suspend: 'call kfunc 11', destroy: 'mov %r2, 0' }))).toMatch(unreleased);
   });
 
   it('move only when bpf_coro_sleep scheduled the frame (r0 == 0)', () => {

@@ -40,15 +40,16 @@ const infiniteLoop = (insn: number): string => `infinite loop detected at insn $
 const tooLarge = 'BPF program is too large. Processed 1000001 insn';
 
 /**
- * The programs of the bundled coroutine examples the verifier still rejects, by object:
- * loops whose counter lives in a frame (frame contents are not tracked, so the loop looks
- * unbounded), references kept in a frame across a suspension (check-coro.ts, "What is not
- * proven"), a frame on the BPF stack (CoroElide), and words loaded from frames or maps used as
- * pointers. Every other program verifies.
+ * The programs of the bundled coroutine examples the verifier rejects, by object, each for a
+ * reason the kernel's verifier would share: a loop it cannot bound within 1M insns, a callee
+ * that may rewrite a loop counter, a pointer stored into a map. Every other program verifies.
  */
 const BUNDLED_REJECTS: Readonly<Record<string, Readonly<Record<string, string>>>> = {
   'coro_bench.o': {
-    // the counter at +0x2c is tracked (frame slots) but bounded by an unknown u32 from .data
+    // roundtrip_yield: the counter at +0x2c is tracked (frame slots) but bounded by a u32 from
+    // .data, and when every yield fails (a full ready queue) the loop runs that often in one
+    // activation; alloc_free: 100000 iterations of its loop exceed 1M insns; halves_callback
+    // stores a function pointer into .bss (a map value)
     roundtrip_yield: tooLarge,
     halves_callback: 'R1 leaks addr into map',
     alloc_free: tooLarge,
@@ -58,11 +59,13 @@ const BUNDLED_REJECTS: Readonly<Record<string, Readonly<Record<string, string>>>
     halves_callback: 'R1 leaks addr into map',
     alloc_free: tooLarge,
   },
-  // on_tick itself now verifies (its counter is a frame slot); the resume clone poll_loop.resume,
-  // verified as a token entry, loses its frame at its first callx (every frame becomes a handle)
-  // and loops on bpf_coro_sleep's non-zero result with an untracked counter
+  // on_tick itself verifies (its counter is a frame slot); the resume clone poll_loop.resume
+  // destroys the child with callx through a handle, and the callee may write the parent frame
+  // (the child holds its address as continuation), so the counter is unknown afterwards and the
+  // loop on bpf_coro_sleep's non-zero result cannot be bounded: "infinite loop detected"
   'coro_loop.o': { on_tick: infiniteLoop(129) },
   'coro_loop.v3.o': { on_tick: infiniteLoop(137) },
+  // up to 4096 iterations of three operations in one activation (FCFS mode)
   'uc_kvstore.o': { kv_serve: tooLarge },
   'uc_kvstore.v3.o': { kv_serve: tooLarge },
   'uc_transmit.o': { tx_worker: tooLarge },

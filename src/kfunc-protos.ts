@@ -140,7 +140,7 @@ export const KFUNC_PROTOS: ReadonlyMap<string, KfuncSig> = new Map<string, Kfunc
       /** `void bpf_task_release(struct task_struct *p)` (KF_RELEASE). */
       {
         name: 'bpf_task_release',
-        args: [{ kind: 'release', handleOk: true }],
+        args: [{ kind: 'release', handleOk: true, btfName: 'task_struct' }],
         ret: { kind: 'void' },
         keepsFrameData: true,
       },
@@ -158,7 +158,7 @@ export const KFUNC_PROTOS: ReadonlyMap<string, KfuncSig> = new Map<string, Kfunc
       /** `void bpf_obj_drop_impl(void *p, void *meta)` (KF_RELEASE). */
       {
         name: 'bpf_obj_drop_impl',
-        args: [{ kind: 'release' }, { kind: 'any' }],
+        args: [{ kind: 'release', obj: true }, { kind: 'any' }],
         ret: { kind: 'void' },
         keepsFrameData: true,
       },

@@ -54,6 +54,7 @@ import { readReg } from './check-alu.js';
 import { checkHelperMemAccess } from './check-mem.js';
 import { mapAllRegs } from './check-jmp.js';
 import type { VerifierEnv } from './verifier-env.js';
+import type { KfuncArg } from './verifier.js';
 import { resLockCall, resUnlockCall } from './res-lock.js';
 import {
   checkCoroKfuncArg,
@@ -447,6 +448,35 @@ function nonZero(): Scalar {
   return r;
 }
 
+/**
+ * The type a KF_RELEASE argument must have: a `PTR_TO_BTF_ID` of `arg.btfName`, or an object
+ * of `bpf_obj_new_impl` (the kfunc that acquired the reference returns `obj`), at offset 0.
+ */
+function checkReleaseType(
+  env: VerifierEnv,
+  st: VerifierState,
+  idx: number,
+  argno: number,
+  reg: RegState,
+  arg: Extract<KfuncArg, { kind: 'release' }>,
+): void {
+  const type = reg.type === 'PTR_TO_BTF_ID' ? `ptr_${reg.btfName}` : regTypeStr(reg);
+  if (arg.btfName !== undefined && (reg.type !== 'PTR_TO_BTF_ID' || reg.btfName !== arg.btfName))
+    throw env.fail(idx, `R${argno} type=${type} expected=ptr_${arg.btfName}`);
+  if (arg.obj === true) {
+    const at = st.refs.find((r) => r.id === reg.refObjId)?.insnIdx;
+    const made = at === undefined ? undefined : env.kfuncAt(at);
+    if (reg.type !== 'PTR_TO_MEM' || made?.ret.kind !== 'obj')
+      throw env.fail(idx, `R${argno} type=${type} expected=an object of bpf_obj_new`);
+  }
+  if (reg.off !== 0 || !tnumIsConst(reg.scalar.varOff) || reg.scalar.varOff.value !== 0n) {
+    throw env.fail(
+      idx,
+      `R${argno} must have zero offset when passed to release func or trusted arg to kfunc`,
+    );
+  }
+}
+
 /** Whether `reg` is a `coro_handle` (check-coro.ts): a word loaded from a frame or a handle. */
 function isHandle(reg: RegState): boolean {
   return reg.type === 'SCALAR_VALUE' && reg.coroHandle;
@@ -682,6 +712,7 @@ export function checkKfuncCall(
         if (reg.refObjId === 0 || reg.maybeNull) {
           throw env.fail(idx, `R${argno} must be referenced or trusted`);
         }
+        checkReleaseType(env, st, idx, argno, reg, arg);
         releaseReference(env, st, idx, reg.refObjId);
         return;
       case 'res_spin_lock':

@@ -82,7 +82,14 @@ export type KfuncArg =
    * where the verifier does not know the frame's contents, check-coro.ts) is accepted too; it
    * releases nothing the path holds.
    */
-  | { readonly kind: 'release'; readonly handleOk?: boolean }
+  | {
+      readonly kind: 'release';
+      readonly handleOk?: boolean;
+      /** The reference must be a `PTR_TO_BTF_ID` of this struct (KF_RELEASE's BTF type). */
+      readonly btfName?: string;
+      /** The reference must be an object a kfunc returning `obj` made (`bpf_obj_new_impl`). */
+      readonly obj?: boolean;
+    }
   /**
    * A `struct bpf_res_spin_lock` in a map value (constant offset): `res_spin_lock` takes it
    * and its result must be checked (res-lock.ts); `res_spin_unlock` releases it.

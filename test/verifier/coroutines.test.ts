@@ -535,6 +535,39 @@ describe('task references', () => {
       /^Unreleased reference/,
     );
   });
+
+  it('are released only by bpf_task_release, which releases nothing else', () => {
+    // a ringbuf record is not a task: KF_RELEASE checks the argument's type
+    const record = `lddw %r1, map_fd 1
+      mov %r2, 8
+      mov %r3, 0
+      call 131
+      jeq %r0, 0, +3
+      mov %r1, %r0
+      ${'$'}{release}
+      mov %r0, 0
+      exit`;
+    const discard = 'mov %r2, 0\ncall 133';
+    expect(verdict(record.replace('${release}', discard).replace('jeq %r0, 0, +3', 'jeq %r0, 0, +4'))).toBe(
+      'accept',
+    );
+    expect(verdict(record.replace('${release}', 'call kfunc 6'))).toBe(
+      'R1 type=ringbuf_mem expected=ptr_task_struct',
+    );
+    // nor is a task an object of bpf_obj_new
+    const task = `call 158
+      mov %r1, %r0
+      call kfunc 5
+      jeq %r0, 0, +3
+      mov %r1, %r0
+      ${'$'}{release}
+      mov %r0, 0
+      exit`;
+    expect(verdict(task.replace('${release}', 'call kfunc 6'))).toBe('accept');
+    expect(
+      verdict(task.replace('${release}', 'mov %r2, 0\ncall kfunc 9').replace('+3', '+4')),
+    ).toBe('R1 type=ptr_task_struct expected=an object of bpf_obj_new');
+  });
 });
 
 describe('bpf_obj_new_impl', () => {

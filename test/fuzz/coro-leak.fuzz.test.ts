@@ -2,7 +2,7 @@
  * The destroy path, fuzzed (src/verifier/check-coro.ts suspendFrame): generated coroutines
  * take ringbuf records and task references, keep them in frame slots, suspend (defer, detach or
  * yield) and release them (or not, or from the wrong slot, or at the wrong suspend index) in
- * their resume and destroy functions. Every program the verifier accepts is run on the JIT and
+ * their resume and destroy functions; a resume function may suspend again instead. Every program the verifier accepts is run on the JIT and
  * each frame it leaves is then resumed or destroyed: afterwards no task reference may be held,
  * no record may stay reserved and nothing may have failed. A mix of accepted and rejected
  * programs shows the generator reaches both sides.
@@ -65,6 +65,10 @@ function generate(rand: (n: number) => number): Gen {
   const index = rand(6) === 0 ? 2 : 1;
   const suspend = (['defer', 'detach', 'yield'] as const)[rand(3)];
   const destroyToken = rand(10) !== 0;
+  // the resume function suspends again (index 2, deferred) instead of releasing
+  const again = rand(4) === 0;
+  // the destroy function releases at suspend index 1 only, or at any index
+  const anyIndex = rand(2) === 0;
   const held = (upto: number): string =>
     kinds
       .slice(0, upto)
@@ -133,18 +137,26 @@ function generate(rand: (n: number) => number): Gen {
       ${tail}
     resume:
       mov %r6, %r1
-      ${releases('rs', true)}
-      stdw [%r6], 0
-      mov %r1, %r6
-      call kfunc 1
-      mov %r0, 0
-      exit
+      ${
+        again
+          ? `stb [%r6+48], 2
+            mov %r1, %r6
+            call kfunc 2
+            mov %r0, 0
+            exit`
+          : `${releases('rs', true)}
+            stdw [%r6], 0
+            mov %r1, %r6
+            call kfunc 1
+            mov %r0, 0
+            exit`
+      }
     destroy:
       mov %r6, %r1
       ldxdw %r1, [%r6]
       jeq %r1, 0, dfree
       ldxb %r2, [%r6+48]
-      jne %r2, 1, dfree
+      ${anyIndex ? '' : 'jne %r2, 1, dfree'}
       ${releases('ds', false)}
     dfree:
       mov %r1, %r6
@@ -207,6 +219,8 @@ async function fuzzVm(
           if (g.drive[0] === 'resume') vm.coroutines.resume(f);
           else vm.coroutines.destroy(f);
         }
+        // what suspended again: resumed once more, then whatever is left destroyed
+        for (const f of vm.coroutines.liveFrames()) vm.coroutines.resume(f);
         for (const f of vm.coroutines.liveFrames()) vm.coroutines.destroy(f);
         vm.coroutines.run();
       } catch (e) {

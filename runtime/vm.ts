@@ -108,6 +108,7 @@ import { loadObjectInto, type LoadedObject, type ObjectOptions } from './object.
 import { LoadedProgram, type Engine } from './loaded-program.js';
 import { Termination, type TermKfunc, type TermProg } from './termination.js';
 import { trapToError } from './trap.js';
+import { interpTokenFunction } from './interp-token.js';
 import { resSpinLockKfuncs } from './helpers/spinlock.js';
 import { fastPathFn, helperFastPath, kfuncTermClass } from './fast-path.js';
 import {
@@ -761,6 +762,19 @@ export class Vm {
         funcTokenBase: links.funcTokenBase,
         subprogs: prog.subprogs.length,
         unwindable: this.termProg(prog, links, linked.verified).unwindable,
+      });
+    }
+    if (engine === 'interp') {
+      // the runtime module and JIT code reach the functions through their tokens' slots
+      prog.subprogs.forEach((_, k) => {
+        const token = links.funcTokenBase + k;
+        if (this.table.get(token) !== null) return;
+        this.table.set(
+          token,
+          interpTokenFunction((args) =>
+            this.services.callBpf(BigInt(token), args, { engine: 'interp' }),
+          ),
+        );
       });
     }
     return new LoadedProgram(this, {

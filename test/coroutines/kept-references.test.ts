@@ -49,11 +49,8 @@ describe.each(['jit', 'interp'] as const)('a record kept in a frame (%s)', (engi
     expect(records()).toEqual([7n]);
     expect(vm.coroutines.stats()).toMatchObject({ created: 1, live: 0 });
   });
-});
 
-// The host resumes and destroys frames through the call table, where only JIT code sits
-describe('a record kept in a frame, resumed or destroyed by the host', () => {
-  const engine = 'jit';
+  // the host resumes and destroys frames through the functions' tokens (call-table slots)
 
   it('is discarded when the suspended frame is destroyed', async () => {
     const { vm, p, records } = await setup(engine, READY);

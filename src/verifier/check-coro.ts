@@ -149,6 +149,10 @@
  *   `Task::detach`) moves them. A reference held across a `co_await` of a child task is
  *   still rejected with include/bpf_coro.h: the child's frame allocation calls `bpf_throw`
  *   when it fails, which may not run while a reference is held.
+ * - That a suspended frame is ever resumed or destroyed: that is the runtime's part (defer
+ *   resumes at the end of the run, queues are drained, timers fire, and the sweep destroys a
+ *   frame left untouched past its deadline). A detached frame nobody resumes, in a Vm with
+ *   `coroutines.ttlNs: 0`, keeps what it holds until the Vm closes.
  * - That a load from read-only global data at an offset the verifier cannot bound succeeds:
  *   the run fails ('mem') past the map value; if the same insn also loads through the start of
  *   a frame on another path, that path fails the run too (not produced by clang).

@@ -132,7 +132,45 @@ export interface DrainOptions {
   readonly batch?: number;
   /** Stop starting new resumes after this much time (ns). */
   readonly budgetNs?: number;
+  /**
+   * Drain on this worker thread of a Vm with workers (`drain` then returns a Promise): the
+   * coroutines continue there, whichever worker suspended them.
+   */
+  readonly worker?: number;
 }
+
+/** The drainer a worker runs (`drainOn`): bpf_coro_drain in steps of 16 within a budget. */
+const DRAINER_ASM = `
+    mov %r6, %r1
+    ldxdw %r9, [%r6+16]
+    jne %r9, 0, budgeted
+    ldxdw %r1, [%r6]
+    ldxdw %r2, [%r6+8]
+    call kfunc 0
+    exit
+  budgeted:
+    call 5
+    add %r9, %r0
+    ldxdw %r7, [%r6+8]
+    mov %r8, 0
+  next:
+    mov %r2, %r7
+    jle %r2, 16, +1
+    mov %r2, 16
+    stxdw [%r10-8], %r2
+    ldxdw %r1, [%r6]
+    call kfunc 0
+    add %r8, %r0
+    sub %r7, %r0
+    ldxdw %r2, [%r10-8]
+    jlt %r0, %r2, done
+    jeq %r7, 0, done
+    call 5
+    jge %r0, %r9, done
+    ja next
+  done:
+    mov %r0, %r8
+    exit`;
 
 /** What the Vm gives the scheduler. */
 export interface CoroutineHost {
@@ -471,11 +509,16 @@ export class Coroutines {
 
   /**
    * Pops handles from `queue` and resumes each on the host thread (with what they defer), up
-   * to `batch` handles or until `budgetNs` has passed; returns how many were popped.
+   * to `batch` handles or until `budgetNs` has passed; returns how many were popped. With
+   * `worker`, on that worker thread instead (`drainOn`), and the result is a Promise.
    * @example
    * vm.coroutines.drain(obj.map('tx_queue'), { batch: 32, budgetNs: 50_000 });
+   * await vm.coroutines.drain(obj.map('tx_queue'), { batch: 32, worker: 1 });
    */
-  drain(queue: BpfMap | string = this.ready, opts: DrainOptions = {}): number {
+  drain(queue?: BpfMap | string, opts?: DrainOptions & { readonly worker?: undefined }): number;
+  drain(queue: BpfMap | string, opts: DrainOptions & { readonly worker: number }): Promise<number>;
+  drain(queue: BpfMap | string = this.ready, opts: DrainOptions = {}): number | Promise<number> {
+    if (opts.worker !== undefined) return this.drainOn(opts.worker, queue, opts);
     const q = typeof queue === 'string' ? this.queue(queue) : queue;
     checkHandleQueue(q);
     const batch = opts.batch ?? Infinity;
@@ -494,33 +537,42 @@ export class Coroutines {
 
   /**
    * Like `drain`, on worker thread `worker` of a Vm with workers (a small mem program that calls
-   * the `bpf_coro_drain` kfunc there): the coroutines continue on that worker, whichever worker
-   * suspended them. Resolves with the number of handles popped.
+   * the `bpf_coro_drain` kfunc there, in steps of 16 while `budgetNs` lasts, by the worker's
+   * clock): the coroutines continue on that worker, whichever worker suspended them. Resolves
+   * with the number of handles popped.
    * @example
    * await vm.coroutines.drainOn(1, vm.coroutines.ready, { batch: 64 });
    */
   async drainOn(
     worker: number,
     queue: BpfMap | string = this.ready,
-    opts: { batch?: number } = {},
+    opts: Pick<DrainOptions, 'batch' | 'budgetNs'> = {},
   ): Promise<number> {
     const q = typeof queue === 'string' ? this.queue(queue) : queue;
     checkHandleQueue(q);
     const batch = opts.batch ?? 0xffffffff;
     if (!Number.isInteger(batch) || batch < 1)
       throw new UsageError(`batch must be a positive integer, not ${batch}`);
-    this.drainer ??= this.host.loadInternal(
-      createProgram(
-        assemble('mov %r6, %r1\nldxdw %r1, [%r6]\nldxdw %r2, [%r6+8]\ncall kfunc 0\nexit'),
-        { name: 'coro_drain', type: 'mem' },
-      ),
-      new Map([[3, { name: 'bpf_coro_drain', weak: false }]]),
-    );
+    const budget = opts.budgetNs ?? 0;
+    if (!Number.isInteger(budget) || budget < 0)
+      throw new UsageError(`budgetNs must be a non-negative integer, not ${budget}`);
+    if (this.drainer === undefined) {
+      const prog = createProgram(assemble(DRAINER_ASM), { name: 'coro_drain', type: 'mem' });
+      const calls = prog.insns.flatMap((i, idx) =>
+        i.code === 0x85 && i.src === 2 ? [idx] : [],
+      );
+      this.drainer = this.host.loadInternal(
+        prog,
+        new Map(calls.map((idx) => [idx, { name: 'bpf_coro_drain', weak: false }])),
+      );
+    }
     const drainer = await this.drainer;
-    const args = new Uint8Array(16);
+    const args = new Uint8Array(24);
     const v = new DataView(args.buffer);
     v.setBigUint64(0, BigInt(q.addr), true);
     v.setBigUint64(8, BigInt(Math.min(batch, 0xffffffff)), true);
+    // budget 0 means none; a budget of 0 ns asked for still pops one step
+    v.setBigUint64(16, BigInt(opts.budgetNs === undefined ? 0 : Math.max(budget, 1)), true);
     return Number(await drainer.runOn(worker, args));
   }
 
@@ -529,7 +581,7 @@ export class Coroutines {
    * resumed coroutines defer or yield). Sleeping coroutines continue on their timers; await
    * `settle()` to wait for them too. Returns the handles popped.
    */
-  run(opts: DrainOptions = {}): number {
+  run(opts: Omit<DrainOptions, 'worker'> = {}): number {
     return this.drain(this.ready, opts);
   }
 

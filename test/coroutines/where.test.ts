@@ -53,4 +53,26 @@ describe('coro_where', () => {
       await vm.close();
     }
   });
+
+  it('drains on a worker with drain({ worker }), a batch and a CPU budget', async () => {
+    const vm = Vm.create({ workers: 2, coroutines: { sweepIntervalMs: 0 } });
+    try {
+      const obj = await vm.loadObject(OBJECT);
+      const prog = obj.program('start_hop');
+      for (let k = 0; k < 40; k++) await prog.runOn(0, new Uint8Array(64));
+      const q = obj.map('work_q');
+      expect(await vm.coroutines.drain(q, { worker: 1, batch: 5 })).toBe(5);
+      // a budget that is over at once: one step of 16 (bpf_coro_drain's batch) is popped
+      expect(await vm.coroutines.drain(q, { worker: 1, budgetNs: 1 })).toBe(16);
+      // a budget of a second: the rest, in steps
+      expect(await vm.coroutines.drain(q, { worker: 1, budgetNs: 1e9 })).toBe(19);
+      expect(moves(obj)).toEqual(new Map([['0->1', 40n]]));
+      expect(vm.coroutines.stats()).toMatchObject({ created: 40, completed: 40, live: 0 });
+      await expect(vm.coroutines.drain(q, { worker: 1, budgetNs: -1 })).rejects.toThrow(
+        /budgetNs must be a non-negative integer/,
+      );
+    } finally {
+      await vm.close();
+    }
+  });
 });

@@ -148,7 +148,8 @@
  *   a frame suspended without a suspension kfunc stay on the path until one (the caller's
  *   `Task::detach`) moves them. A reference held across a `co_await` of a child task is
  *   still rejected with include/bpf_coro.h: the child's frame allocation calls `bpf_throw`
- *   when it fails, which may not run while a reference is held.
+ *   when it fails, and the parent's destroy function destroys the child with `callx`; neither
+ *   may run while a reference is held (a callee may `bpf_throw`, which releases nothing).
  * - That a suspended frame is ever resumed or destroyed: that is the runtime's part (defer
  *   resumes at the end of the run, queues are drained, timers fire, and the sweep destroys a
  *   frame left untouched past its deadline). A detached frame nobody resumes, in a Vm with

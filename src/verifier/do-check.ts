@@ -14,9 +14,16 @@
  * contained in that ancestor with another may_goto depth is pruned (the runtime budget bounds
  * the loop), as in the kernel.
  *
- * Precision (documented simpler rule, instead of the kernel's backtracking): every scalar is
- * precise, i.e. compared by its ranges, and registers dead at an insn (liveness.ts) are not
- * compared. Stack slots are always compared.
+ * Precision (kernel `mark_chain_precision`, precision.ts): scalars start imprecise; an explored
+ * state's imprecise scalars (registers and spilled scalars) match any scalar when it prunes
+ * (NOT_EXACT). Where the verifier relies on a scalar's value (pointer offsets, helper sizes
+ * and constant arguments, decided branches, checked return values, zero stores, values stored
+ * in coroutine frames), the scalar is marked precise in the checkpoints of the path it flows
+ * from, by backtracking through each state's insn history. A prune hit copies the explored
+ * state's marks onto the pruned path (`propagate_precision`); a may_goto state pruned against
+ * its in-progress ancestor marks its whole path precise. Only completed explored states prune,
+ * so their marks are final. Registers dead at an insn (liveness.ts) are not compared; values
+ * recorded in coroutine frame slots are always compared by value.
  *
  * Callbacks: bpf_loop and bpf_for_each_map_elem callbacks are verified where they are called,
  * in a frame above the caller's, to a fixpoint (state-join.ts); timer callbacks are verified
@@ -67,6 +74,12 @@ import { checkMemAccess, loadedScalar } from './check-mem.js';
 import { checkCondJmp, mapAllRegs } from './check-jmp.js';
 import { checkHelperCall, checkKfuncCall, type CallbackRequest } from './check-call.js';
 import { joinStates } from './state-join.js';
+import {
+  markAllScalarsPrecise,
+  markChainPrecision,
+  propagatePrecision,
+  pushHistory,
+} from './precision.js';
 import { checkCallx, forgetAllSlots, isCoroMem } from './check-coro.js';
 import { stackStr, type StackSlot } from './stack.js';
 import { STATES_PER_INSN, type VerifierEnv } from './verifier-env.js';
@@ -230,13 +243,21 @@ class Exploration {
     if (anc !== undefined && anc.curframe === st.curframe) {
       const within = statesEqual(anc, st, { exact: 'RANGE_WITHIN', liveRegs });
       if (within) {
-        if (op?.kind === 'may_goto' && anc.mayGotoDepth !== st.mayGotoDepth) return true;
+        if (op?.kind === 'may_goto' && anc.mayGotoDepth !== st.mayGotoDepth) {
+          // anc's precision marks are not final yet: keep every scalar of this path precise.
+          markAllScalarsPrecise(env, st);
+          return true;
+        }
         if (op?.kind !== 'may_goto') {
           throw env.fail(idx, `infinite loop detected at insn ${idx}`);
         }
       }
     }
-    if (this.explored.find(idx, st, { liveRegs, exact: 'PRECISE' }) !== undefined) return true;
+    const old = this.explored.find(idx, st, { liveRegs, exact: 'NOT_EXACT' });
+    if (old !== undefined) {
+      propagatePrecision(env, old, st, idx, liveRegs);
+      return true;
+    }
     // Like the kernel, keep a new checkpoint only every few jumps (or where one is forced):
     // fewer copies and comparisons, the same pruning for everything but tight loops.
     const force = env.cfg.forceCheckpoint[idx] === true;
@@ -249,7 +270,12 @@ class Exploration {
     cp.branches = 1;
     cp.insnIdx = idx;
     cp.parent = st.parent;
-    if (this.explored.add(idx, cp)) st.parent = cp;
+    if (this.explored.add(idx, cp)) {
+      st.parent = cp;
+      // A new segment of history starts here; cp keeps the one that led to it.
+      st.hist = undefined;
+      st.histLen = 0;
+    }
     return false;
   }
 
@@ -298,6 +324,7 @@ class Exploration {
         log.insn(idx, insns);
       }
       env.recordFacts(idx, st);
+      pushHistory(st, idx);
       if (isJmpKind(op.kind)) env.jmpsProcessed++;
       prevIdx = idx;
       const before = level2 ? snapshot(st) : undefined;
@@ -352,6 +379,7 @@ class Exploration {
         readReg(env, st, idx, insn.dst);
         checkMemAccess(env, st, idx, insn.dst, insn.off, op.size, 'write', {
           value: { reg: value },
+          valueRegno: insn.src,
         });
         return idx + 1;
       }
@@ -506,7 +534,7 @@ class Exploration {
     const coroEntryExit = this.cbFrame === CORO_ENTRY && st.curframe === 0;
     if (r0.type === 'NOT_INIT' && !coroEntryExit) throw env.fail(idx, 'R0 !read_ok');
     if (st.curframe === this.cbFrame) {
-      this.checkRetRange(idx, r0, 'callback return', this.retRange);
+      this.checkRetRange(st, idx, r0, 'callback return', this.retRange);
       this.exits.push(st);
       return undefined;
     }
@@ -532,6 +560,7 @@ class Exploration {
     if (regIsPointer(r0) && !env.allowPtrLeaks)
       throw env.fail(idx, 'R0 leaks addr as return value');
     this.checkRetRange(
+      st,
       idx,
       r0,
       this.cbFrame === -2 ? 'async callback' : 'program exit',
@@ -542,6 +571,7 @@ class Exploration {
 
   /** `check_return_code`: R0 within `range`. */
   private checkRetRange(
+    st: VerifierState,
     idx: number,
     r0: RegState,
     what: string,
@@ -558,6 +588,7 @@ class Exploration {
         `At ${what} the register R0 has ${scalarDesc(r0)} should have been in [${lo}, ${hi}]`,
       );
     }
+    markChainPrecision(env, st, { regs: [0] });
   }
 }
 
@@ -720,6 +751,8 @@ export class DoCheck {
     const explored = new ExploredStates({ maxStatesPerInsn: STATES_PER_INSN });
     let entry = copyState(st);
     entry.parent = undefined;
+    entry.hist = undefined;
+    entry.histLen = 0;
     // The callback may run any number of times: it starts without recorded frame slots.
     entry.coroSlots = [];
     for (let round = 0; ; round++) {
@@ -739,7 +772,12 @@ export class DoCheck {
       cbState.frames.push(callee);
       cbState.curframe++;
       const ex = new Exploration(this, explored, cbState.curframe, req.retRange);
-      ex.run(cbState, this.subprogStart(req.subprog));
+      env.callbackCallers.push(st);
+      try {
+        ex.run(cbState, this.subprogStart(req.subprog));
+      } finally {
+        env.callbackCallers.pop();
+      }
       let joined: VerifierState = entry;
       for (const exit of ex.exits) {
         exit.frames.pop();
@@ -756,6 +794,8 @@ export class DoCheck {
       }
       entry = joinStates(entry, joined, round >= 1) ?? joined;
       entry.parent = undefined;
+      entry.hist = undefined;
+      entry.histLen = 0;
     }
     // The caller continues with the fixpoint: stack effects of any number of runs.
     const f = st.frames[st.curframe];

@@ -16,6 +16,7 @@
  */
 
 import { tnumIn } from './tnum.js';
+import type { HistNode } from './precision.js';
 import type { Scalar } from './bounds.js';
 import {
   markRegKnownZero,
@@ -126,6 +127,15 @@ export interface VerifierState {
   parent: VerifierState | undefined;
   /** Recorded coroutine frame slots (check-coro.ts); the array is owned by this state. */
   coroSlots: CoroSlot[];
+  /**
+   * The insns executed since the parent checkpoint, newest first (kernel `jmp_history`,
+   * precision.ts); shared with copies, never mutated but for the stack slot of the newest.
+   */
+  hist?: HistNode | undefined;
+  /** Insns in `hist`. */
+  histLen?: number;
+  /** Every scalar of this state and its parents is precise (precision.ts); not copied. */
+  allPrecise?: boolean;
 }
 
 /** A fresh frame: all registers NOT_INIT, R10 = fp of the frame (kernel `init_func_state`). */
@@ -183,6 +193,7 @@ export function copyState(s: VerifierState): VerifierState {
     frames: s.frames.map(copyFuncState),
     refs: s.refs.slice(),
     coroSlots: s.coroSlots.slice(),
+    allPrecise: false,
   };
 }
 
@@ -240,7 +251,8 @@ export type ExactLevel = 'NOT_EXACT' | 'EXACT' | 'RANGE_WITHIN' | 'PRECISE';
 
 /**
  * Levels that prune as the kernel's NOT_EXACT: `PRECISE` is NOT_EXACT with every scalar
- * treated as precise (bpfwasm's rule in place of precision backtracking, do-check.ts).
+ * treated as precise (used for the values recorded in coroutine frame slots, which precision
+ * backtracking does not follow).
  */
 const loose = (e: ExactLevel): boolean => e === 'NOT_EXACT' || e === 'PRECISE';
 
@@ -539,7 +551,9 @@ export function statesEqual(
     const live = i === old.curframe ? (opts.liveRegs ?? 0x7ff) : 0x7ff;
     if (!funcStatesEqual(o, c, idmap, opts, live)) return false;
   }
-  return coroSlotsSafe(old, cur, idmap, opts.exact ?? 'NOT_EXACT');
+  // Frame slot values are compared by value: backtracking does not follow them (precision.ts).
+  const exact = opts.exact ?? 'NOT_EXACT';
+  return coroSlotsSafe(old, cur, idmap, exact === 'NOT_EXACT' ? 'PRECISE' : exact);
 }
 
 /**

@@ -105,6 +105,11 @@ export class VerifierEnv {
    * with flags 0 (the kernel's `update_loop_inline_state`); -1 once a path disagreed.
    */
   readonly loopInline = new Map<number, number>();
+  /**
+   * The caller states of the sync callbacks being explored, outermost first: what a callback's
+   * precision backtracking cannot resolve at its entry marks their paths (precision.ts).
+   */
+  readonly callbackCallers: VerifierState[] = [];
   /** Exploring an async (timer) callback, subprog `asyncSubprog`. */
   inAsyncCallback = false;
   asyncSubprog = 0;

@@ -71,8 +71,6 @@ const BUNDLED_REJECTS: Readonly<Record<string, Readonly<Record<string, string>>>
   'coro_loop.v3.o': { on_tick: infiniteLoop(137) },
   'uc_kvstore.o': { kv_serve: tooLarge },
   'uc_kvstore.v3.o': { kv_serve: tooLarge },
-  'uc_transmit.o': { tx_worker: tooLarge },
-  'uc_transmit.v3.o': { tx_worker: tooLarge },
 };
 
 describe('the verifier on the bundled examples', () => {

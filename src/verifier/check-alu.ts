@@ -278,7 +278,7 @@ export function checkAluOp(
     }
     // The scalar operand becomes part of the pointer: its value matters (precision.ts).
     if (!(dstPtr && srcPtr) && op.source === 'reg') {
-      markChainPrecision(env, st, { regs: [dstPtr ? insn.src : d] });
+      markChainPrecision(env, st, dstPtr ? insn.src : d);
     }
     let res: RegState;
     if (dstPtr && srcPtr) res = ptrMinusPtr(env, idx, d, dst, src, aluOp);

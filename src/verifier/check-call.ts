@@ -218,15 +218,15 @@ function checkMemSize(
     // ARG_PTR_TO_MEM | PTR_MAYBE_NULL: NULL is allowed only with size 0.
     if (s.umax !== 0n)
       checkHelperMemAccess(env, st, idx, memRegno, Number(s.umax), { ...access, zeroOk });
-    markChainPrecision(env, st, { regs: [sizeRegno] });
+    markChainPrecision(env, st, sizeRegno);
     return;
   }
   if (mem !== undefined && mem.type === 'SCALAR_VALUE' && zeroOk && s.umax === 0n) {
-    markChainPrecision(env, st, { regs: [sizeRegno] });
+    markChainPrecision(env, st, sizeRegno);
     return;
   }
   checkHelperMemAccess(env, st, idx, memRegno, Number(s.umax), { ...access, zeroOk });
-  markChainPrecision(env, st, { regs: [sizeRegno] });
+  markChainPrecision(env, st, sizeRegno);
 }
 
 /** Checks the helper's argument `argno` (1-based register) against its type. */
@@ -264,7 +264,7 @@ function checkFuncArg(
       if (meta.map === undefined) throw env.fail(idx, 'invalid map_ptr to access map->key');
       const size = base === 'ARG_PTR_TO_MAP_KEY' ? meta.map.keySize : meta.map.valueSize;
       if (mayBeNull && reg.type === 'SCALAR_VALUE' && constOf(reg.scalar) === 0n) {
-        markChainPrecision(env, st, { regs: [argno] });
+        markChainPrecision(env, st, argno);
         return;
       }
       expect(
@@ -287,7 +287,7 @@ function checkFuncArg(
       // The memory is checked with its size argument, next (check_mem_size_reg); here only
       // that it is not an unchecked _or_null pointer.
       if (mayBeNull && reg.type === 'SCALAR_VALUE' && constOf(reg.scalar) === 0n) {
-        markChainPrecision(env, st, { regs: [argno] });
+        markChainPrecision(env, st, argno);
         return;
       }
       if (reg.maybeNull && reg.type !== 'SCALAR_VALUE') {
@@ -315,7 +315,7 @@ function checkFuncArg(
       if (reg.type !== 'SCALAR_VALUE') expect(false, 'scalar');
       const c = constOf(reg.scalar);
       if (c === undefined) throw env.fail(idx, `R${argno} is not a known constant'`);
-      markChainPrecision(env, st, { regs: [argno] });
+      markChainPrecision(env, st, argno);
       meta.allocSize = Number(c);
       return;
     }
@@ -348,7 +348,7 @@ function checkFuncArg(
         reg.type === 'SCALAR_VALUE' &&
         constOf(reg.scalar) === 0n
       ) {
-        markChainPrecision(env, st, { regs: [argno] });
+        markChainPrecision(env, st, argno);
         return;
       }
       expect(reg.type === 'PTR_TO_STACK', 'fp');
@@ -547,7 +547,7 @@ export function checkHelperCall(
   if (meta.funcSubprog !== undefined) {
     if (id === BPF_FUNC_loop) {
       // The callback's index is bounded by nr_loops; flags 0 decides inlining.
-      markChainPrecision(env, st, { regs: [1, 4] });
+      markChainPrecision(env, st, 1, 4);
       const nr = regs[1] as RegState;
       noteLoopInline(env, idx, meta.funcSubprog, regs[4] as RegState);
       // The index is below nr_loops, which the helper caps at BPF_MAX_LOOPS (1 << 23).
@@ -709,7 +709,7 @@ export function checkKfuncCall(
       }
       case 'obj_type':
         checkCoroKfuncArg(env, idx, argno, reg, arg);
-        markChainPrecision(env, st, { regs: [argno] });
+        markChainPrecision(env, st, argno);
         objSize = objTypeSize(env, idx, argno, reg.scalar.varOff.value);
         return;
       case 'frame':
@@ -724,7 +724,7 @@ export function checkKfuncCall(
       case 'btf_id':
         checkCoroKfuncArg(env, idx, argno, reg, arg);
         // A constant size, or a handle proven non-NULL: the value matters.
-        if (reg.type === 'SCALAR_VALUE') markChainPrecision(env, st, { regs: [argno] });
+        if (reg.type === 'SCALAR_VALUE') markChainPrecision(env, st, argno);
         return;
     }
   });

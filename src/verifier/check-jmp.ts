@@ -203,7 +203,7 @@ export function checkCondJmp(
       throw env.fail(idx, `R${dstPtr ? insn.dst : insn.src} pointer comparison prohibited`);
     // A scalar register compared with a pointer: a known NULL decides the null check.
     if (useSrcReg && dstPtr !== srcPtr && regIsNull(dstPtr ? src : dst)) {
-      markChainPrecision(env, st, { regs: [dstPtr ? insn.src : insn.dst] });
+      markChainPrecision(env, st, dstPtr ? insn.src : insn.dst);
     }
     return pointerJmp(st, cond, dst, src);
   }
@@ -213,7 +213,7 @@ export function checkCondJmp(
   if (out.taken === 1 || out.taken === 0) {
     // The verifier follows one side only, decided by the values: they must be precise
     // (check_cond_jmp_op when is_branch_taken decides).
-    markChainPrecision(env, st, { regs: useSrcReg ? [insn.dst, insn.src] : [insn.dst] });
+    markChainPrecision(env, st, insn.dst, useSrcReg ? insn.src : -1);
   }
   if (out.taken === 1) {
     resLockBranch(dst, cond, zero, st, undefined);

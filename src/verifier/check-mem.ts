@@ -388,7 +388,7 @@ function checkStackAccess(
       ) {
         // The bytes became STACK_ZERO: the stored zero matters (backtracking does not follow
         // STACK_ZERO).
-        markChainPrecision(env, st, { regs: [opts.valueRegno] });
+        markChainPrecision(env, st, opts.valueRegno);
       }
       return undefined;
     }
@@ -543,7 +543,7 @@ export function checkMemAccess(
         // Loads give recorded frame slots back, which backtracking does not follow: the stored
         // scalar is precise from here back (frame slots are compared by value).
         if (opts.valueRegno !== undefined && v?.type === 'SCALAR_VALUE') {
-          markChainPrecision(env, st, { regs: [opts.valueRegno] });
+          markChainPrecision(env, st, opts.valueRegno);
         }
         frameStore(st, reg, off, size, v);
         return undefined;

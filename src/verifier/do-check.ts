@@ -19,11 +19,12 @@
  * (NOT_EXACT). Where the verifier relies on a scalar's value (pointer offsets, helper sizes
  * and constant arguments, decided branches, checked return values, zero stores, values stored
  * in coroutine frames), the scalar is marked precise in the checkpoints of the path it flows
- * from, by backtracking through each state's insn history. A prune hit copies the explored
- * state's marks onto the pruned path (`propagate_precision`); a may_goto state pruned against
- * its in-progress ancestor marks its whole path precise. Only completed explored states prune,
- * so their marks are final. Registers dead at an insn (liveness.ts) are not compared; values
- * recorded in coroutine frame slots are always compared by value.
+ * from, by backtracking through the jump history each state keeps since its last checkpoint
+ * (where an insn's explored list is full, the checkpoint is kept for that alone). A prune hit
+ * copies the explored state's marks onto the pruned path (`propagate_precision`); a may_goto
+ * state pruned against its in-progress ancestor marks its whole path precise. Only completed
+ * explored states prune, so their marks are final. Registers dead at an insn (liveness.ts) are
+ * not compared; values recorded in coroutine frame slots are always compared by value.
  *
  * Callbacks: bpf_loop and bpf_for_each_map_elem callbacks are verified where they are called,
  * in a frame above the caller's, to a fixpoint (state-join.ts); timer callbacks are verified
@@ -78,7 +79,7 @@ import {
   markAllScalarsPrecise,
   markChainPrecision,
   propagatePrecision,
-  pushHistory,
+  pushJmpHistory,
 } from './precision.js';
 import { checkCallx, forgetAllSlots, isCoroMem } from './check-coro.js';
 import { stackStr, type StackSlot } from './stack.js';
@@ -207,6 +208,12 @@ class Exploration {
   }
 
   run(entry: VerifierState, startIdx: number): void {
+    // The entry starts the path's history.
+    entry.histParent = undefined;
+    entry.firstInsnIdx = startIdx;
+    entry.lastInsnIdx = -1;
+    entry.jmpHistory = undefined;
+    entry.jmpHistoryCnt = 0;
     this.stack.push({ st: entry, idx: startIdx, prevIdx: -1, logPos: this.check.env.log.pos() });
     let first = true;
     for (;;) {
@@ -217,7 +224,7 @@ class Exploration {
       if (!first && (env.log.level & BPF_LOG_LEVEL) !== 0) {
         env.log.verbose(`from ${w.prevIdx} to ${w.idx}:${verifierStateStr(w.st)}\n`);
       }
-      this.walk(w.st, w.idx, first);
+      this.walk(w.st, w.idx, w.prevIdx, first);
       first = false;
     }
   }
@@ -270,12 +277,14 @@ class Exploration {
     cp.branches = 1;
     cp.insnIdx = idx;
     cp.parent = st.parent;
-    if (this.explored.add(idx, cp)) {
-      st.parent = cp;
-      // A new segment of history starts here; cp keeps the one that led to it.
-      st.hist = undefined;
-      st.histLen = 0;
-    }
+    if (this.explored.add(idx, cp)) st.parent = cp;
+    // A new segment of history starts here; cp keeps the one that led to it. When every
+    // state kept at idx is still being explored (a long loop), cp is kept for precision
+    // backtracking only: it bounds the history walked per mark, and its marks end the walks.
+    st.histParent = cp;
+    st.firstInsnIdx = idx;
+    st.jmpHistory = undefined;
+    st.jmpHistoryCnt = 0;
     return false;
   }
 
@@ -284,12 +293,16 @@ class Exploration {
     updateBranchCounts(st.parent);
   }
 
-  /** Walks one path from `idx` until it exits or is pruned. */
-  private walk(st: VerifierState, start: number, printEntry: boolean): void {
+  /**
+   * Walks one path from `start` (reached from insn `from`, -1 for none) until it exits or is
+   * pruned.
+   */
+  private walk(st: VerifierState, start: number, from: number, printEntry: boolean): void {
     const env = this.check.env;
     const { insns, ops, cfg, log } = env;
     let idx = start;
     let prevIdx = -1;
+    let lastIdx = from;
     for (;;) {
       if (++env.insnProcessed > (env.opts.insnLimit ?? BPF_COMPLEXITY_LIMIT_INSNS)) {
         throw env.fail(
@@ -303,6 +316,8 @@ class Exploration {
       if (insn === undefined || op === undefined) {
         throw env.fail(idx, `invalid insn idx ${idx} insn_cnt ${insns.length}`, 'EINVAL');
       }
+      st.insnIdx = idx;
+      st.lastInsnIdx = lastIdx;
       if (cfg.prunePoint[idx] === true || cfg.forceCheckpoint[idx] === true) {
         if (this.isStateVisited(st, idx)) {
           if ((log.level & BPF_LOG_LEVEL) !== 0) {
@@ -324,9 +339,10 @@ class Exploration {
         log.insn(idx, insns);
       }
       env.recordFacts(idx, st);
-      pushHistory(st, idx);
+      pushJmpHistory(env, st, idx, lastIdx);
       if (isJmpKind(op.kind)) env.jmpsProcessed++;
       prevIdx = idx;
+      lastIdx = idx;
       const before = level2 ? snapshot(st) : undefined;
       const next = this.step(st, idx, insn);
       if (next === undefined) {
@@ -588,7 +604,7 @@ class Exploration {
         `At ${what} the register R0 has ${scalarDesc(r0)} should have been in [${lo}, ${hi}]`,
       );
     }
-    markChainPrecision(env, st, { regs: [0] });
+    markChainPrecision(env, st, 0);
   }
 }
 
@@ -751,8 +767,6 @@ export class DoCheck {
     const explored = new ExploredStates({ maxStatesPerInsn: STATES_PER_INSN });
     let entry = copyState(st);
     entry.parent = undefined;
-    entry.hist = undefined;
-    entry.histLen = 0;
     // The callback may run any number of times: it starts without recorded frame slots.
     entry.coroSlots = [];
     for (let round = 0; ; round++) {
@@ -794,8 +808,6 @@ export class DoCheck {
       }
       entry = joinStates(entry, joined, round >= 1) ?? joined;
       entry.parent = undefined;
-      entry.hist = undefined;
-      entry.histLen = 0;
     }
     // The caller continues with the fixpoint: stack effects of any number of runs.
     const f = st.frames[st.curframe];

@@ -1,18 +1,28 @@
 /**
  * Scalar precision tracking (kernel `mark_chain_precision`, `__mark_chain_precision`,
- * `backtrack_insn`, `mark_precise_scalar_ids`, `mark_all_scalars_precise`,
- * `propagate_precision` and the per-state instruction history `push_jmp_history`, verifier.c).
+ * `backtrack_insn`, `get_prev_insn_idx`, `mark_precise_scalar_ids`, `mark_all_scalars_precise`,
+ * `propagate_precision` and the per-state jump history `push_jmp_history`, verifier.c).
  *
  * Scalars start imprecise: an imprecise scalar of an explored state matches any scalar when
  * states are compared for pruning (states.ts `regsafe`). When the verifier relies on a
  * scalar's value for safety (a pointer offset, a helper size, a decided branch, a checked
  * return value, ...), the scalar is marked precise in every checkpoint of the current path
- * from which it flows: the instructions of the path are walked backwards (each state keeps
- * the instructions it executed since its parent checkpoint, with the stack slot of spills
- * and fills), following the registers and stack slots the value came from, and marking them
- * precise in the parent states (the explored states themselves, which later prune with
- * those marks). The current state itself is not marked (its future checkpoints get marks
- * from their own future).
+ * from which it flows: the instructions of the path are walked backwards, following the
+ * registers and stack slots the value came from, and marking them precise in the parent
+ * states (the explored states themselves, which later prune with those marks). The current
+ * state itself is not marked (its future checkpoints get marks from their own future).
+ *
+ * The path is cut into segments, one per checkpoint (`histParent`): a state keeps only the
+ * insns since its last checkpoint, as the kernel does: the first and the last insn of the
+ * segment (`firstInsnIdx`, `lastInsnIdx`) and a jump history of the insns reached other than
+ * by falling through (with the insn they came from) and of the spills and fills (with their
+ * stack slot); the insns between two entries are walked by index. A walk stops as soon as
+ * nothing is left to follow, which is at the latest in a checkpoint where everything asked
+ * for is precise already: a precise mark is only set by a walk that went on to the sources of
+ * the value, so what is precise in a checkpoint has its sources marked further up. Where the
+ * explored-state list of an insn is full of states still being explored (long loops), the
+ * checkpoint is kept for this purpose only (do-check.ts): it bounds the segments walked
+ * inside a loop to an iteration or so, and its marks stop the next iteration's walk.
  *
  * Differences from the kernel, all conservative (more marks):
  * - Registers linked by a scalar id are all marked whenever one is, at every state boundary
@@ -37,59 +47,106 @@ import { isSpilledReg, type StackSlot } from './stack.js';
 import type { VerifierState } from './states.js';
 import type { VerifierEnv } from './verifier-env.js';
 
-/** One executed instruction of a state's history (kernel `struct bpf_jmp_history_entry`). */
-export interface HistNode {
+/**
+ * One entry of a state's jump history (kernel `struct bpf_jmp_history_entry`): insn `idx`
+ * reached from `prevIdx` other than by falling through, or a spill or fill at `idx`. Entries
+ * are shared by the copies of a state and never change.
+ */
+export interface JmpHistoryEntry {
   readonly idx: number;
-  readonly prev: HistNode | undefined;
-  /** Frame of the stack slot a spill or fill at this insn used, -1 for none. */
-  stackFrame: number;
+  /** The insn executed before `idx` on the path (-1 at the entry of an exploration). */
+  readonly prevIdx: number;
+  /** Frame of the stack slot a spill or fill at `idx` used, -1 for none. */
+  readonly stackFrame: number;
   /** The slot (`spi`) of that spill or fill. */
-  stackSpi: number;
+  readonly stackSpi: number;
+  /** The entry before this one in the segment. */
+  readonly prev: JmpHistoryEntry | undefined;
 }
 
-/** Appends insn `idx` to the history of `st` (called before the insn executes). */
-export function pushHistory(st: VerifierState, idx: number): void {
-  st.hist = { idx, prev: st.hist, stackFrame: -1, stackSpi: 0 };
-  st.histLen = (st.histLen ?? 0) + 1;
+/** The insn before `idx` when falling through to it (the first slot of an lddw). */
+function linearPrev(env: VerifierEnv, idx: number): number {
+  return idx >= 2 && env.ops[idx - 1] === undefined ? idx - 2 : idx - 1;
 }
 
 /**
- * Longest history walked: a path that found no room for a checkpoint for this long (every
- * kept state at its prune points still in progress) marks its parents all precise instead of
- * walking it again and again.
+ * Records how insn `idx` of `st` was reached, before it runs (kernel `push_jmp_history` at a
+ * jmp point): nothing when it follows `prevIdx` by falling through.
  */
-const MAX_HISTORY = 16384;
+export function pushJmpHistory(
+  env: VerifierEnv,
+  st: VerifierState,
+  idx: number,
+  prevIdx: number,
+): void {
+  if (prevIdx >= 0 && linearPrev(env, idx) === prevIdx) return;
+  st.jmpHistory = { idx, prevIdx, stackFrame: -1, stackSpi: 0, prev: st.jmpHistory };
+  st.jmpHistoryCnt++;
+}
 
-/** Records that the current insn of `st` spilled to or filled from slot `spi` of `frame`. */
+/**
+ * Records that the insn being executed by `st` (`insnIdx`) spilled to or filled from slot
+ * `spi` of `frame` (kernel `INSN_F_STACK_ACCESS`).
+ */
 export function noteStackAccess(st: VerifierState, frame: number, spi: number): void {
-  const h = st.hist;
-  if (h === undefined) return;
-  h.stackFrame = frame;
-  h.stackSpi = spi;
+  const top = st.jmpHistory;
+  // An entry for this insn is the newest one: reaching the insn again needs a jump, which
+  // would have a newer entry.
+  if (top !== undefined && top.idx === st.insnIdx) {
+    st.jmpHistory = { ...top, stackFrame: frame, stackSpi: spi };
+    return;
+  }
+  st.jmpHistory = {
+    idx: st.insnIdx,
+    prevIdx: st.lastInsnIdx,
+    stackFrame: frame,
+    stackSpi: spi,
+    prev: top,
+  };
+  st.jmpHistoryCnt++;
 }
 
 const MAX_FRAMES = 8;
+/** Stack slots per frame (512 bytes). */
+const MAX_SLOTS = 64;
 const ARG_REGS = 0b111110; // R1-R5
+const REG_FP = 10;
 
-/** The registers and stack slots still to be followed (kernel `struct backtrack_state`). */
+/** The lowest set bit of `mask` as a number (0-31). */
+function lowBit(mask: number): number {
+  return 31 - Math.clz32(mask & -mask);
+}
+
+/**
+ * The registers and stack slots still to be followed (kernel `struct backtrack_state`): a
+ * register bit mask per frame and a slot bit mask per frame (slots 0-31 at `2 * frame`,
+ * 32-63 at `2 * frame + 1`).
+ */
 class Backtrack {
-  frame: number;
+  frame = 0;
   readonly regs: number[] = new Array<number>(MAX_FRAMES).fill(0);
-  readonly slots: bigint[] = new Array<bigint>(MAX_FRAMES).fill(0n);
+  readonly slots: number[] = new Array<number>(MAX_FRAMES * 2).fill(0);
 
-  constructor(frame: number) {
+  /** Nothing to follow, in frame `frame`. */
+  reset(frame: number): this {
     this.frame = frame;
+    this.regs.fill(0);
+    this.slots.fill(0);
+    return this;
   }
 
   empty(): boolean {
     for (let f = 0; f <= this.frame; f++) {
-      if ((this.regs[f] ?? 0) !== 0 || (this.slots[f] ?? 0n) !== 0n) return false;
+      if (this.regs[f] !== 0 || this.slots[2 * f] !== 0 || this.slots[2 * f + 1] !== 0) {
+        return false;
+      }
     }
     return true;
   }
 
-  hasReg(r: number, f = this.frame): boolean {
-    return ((this.regs[f] ?? 0) & (1 << r)) !== 0;
+  /** The registers of frame `f`. */
+  regMask(f = this.frame): number {
+    return this.regs[f] ?? 0;
   }
 
   setReg(r: number, f = this.frame): void {
@@ -100,90 +157,110 @@ class Backtrack {
     this.regs[f] = (this.regs[f] ?? 0) & ~(1 << r);
   }
 
+  /** Whether frame `f` has stack slots to follow. */
+  hasSlots(f: number): boolean {
+    return this.slots[2 * f] !== 0 || this.slots[2 * f + 1] !== 0;
+  }
+
   hasSlot(f: number, spi: number): boolean {
-    return ((this.slots[f] ?? 0n) & (1n << BigInt(spi))) !== 0n;
+    return ((this.slots[2 * f + (spi >> 5)] ?? 0) & (1 << (spi & 31))) !== 0;
   }
 
   setSlot(f: number, spi: number): void {
-    this.slots[f] = (this.slots[f] ?? 0n) | (1n << BigInt(spi));
+    const w = 2 * f + (spi >> 5);
+    this.slots[w] = (this.slots[w] ?? 0) | (1 << (spi & 31));
   }
 
   clearSlot(f: number, spi: number): void {
-    this.slots[f] = (this.slots[f] ?? 0n) & ~(1n << BigInt(spi));
+    const w = 2 * f + (spi >> 5);
+    this.slots[w] = (this.slots[w] ?? 0) & ~(1 << (spi & 31));
   }
 
   anySlot(): boolean {
-    return this.slots.some((s) => s !== 0n);
+    for (let w = 0; w < 2 * (this.frame + 1); w++) if (this.slots[w] !== 0) return true;
+    return false;
   }
 }
+
+/** The one `Backtrack` of the walks, which never nest (kernel `env->bt`). */
+const scratch = new Backtrack();
 
 /** Backtracking cannot follow this insn: mark everything (`-ENOTSUPP`). */
 const UNSUPPORTED = false;
 
 /**
- * Steps `bt` back over the insn of `node` (kernel `backtrack_insn`): what was needed after it
- * becomes what is needed before it. `subseq` is the insn executed right after it on the path.
- * Returns false when it cannot follow the insn.
+ * Steps `bt` back over insn `idx` (kernel `backtrack_insn`): what was needed after it becomes
+ * what is needed before it. `hist` is its jump history entry, if any; `subseq` the insn
+ * executed right after it on the path. Returns false when it cannot follow the insn.
  */
-function backtrackInsn(env: VerifierEnv, node: HistNode, subseq: number, bt: Backtrack): boolean {
-  const idx = node.idx;
+function backtrackInsn(
+  env: VerifierEnv,
+  idx: number,
+  hist: JmpHistoryEntry | undefined,
+  subseq: number,
+  bt: Backtrack,
+): boolean {
   const insn = env.insns[idx];
   const op = env.ops[idx];
   if (insn === undefined || op === undefined) return UNSUPPORTED;
-  const dreg = insn.dst;
-  const sreg = insn.src;
+  const fr = bt.frame;
+  const regs = bt.regs[fr] ?? 0;
+  const dst = 1 << insn.dst;
+  const src = insn.src === REG_FP ? 0 : 1 << insn.src;
   switch (op.kind) {
     case 'alu':
-      if (!bt.hasReg(dreg)) return true;
-      if (op.op === 'neg') return true;
+      // dst = dst op src or dst = src: src flows into dst; with an imm, only dst's own value.
+      if ((regs & dst) === 0 || op.op === 'neg') return true;
       if (op.op === 'mov') {
-        bt.clearReg(dreg);
-        if (op.source === 'reg' && sreg !== 10) bt.setReg(sreg);
-        return true;
+        bt.regs[fr] = op.source === 'reg' ? (regs & ~dst) | src : regs & ~dst;
+      } else if (op.source === 'reg') {
+        bt.regs[fr] = regs | src;
       }
-      if (op.source === 'reg' && sreg !== 10) bt.setReg(sreg);
       return true;
     case 'movsx':
-      if (!bt.hasReg(dreg)) return true;
-      bt.clearReg(dreg);
-      if (sreg !== 10) bt.setReg(sreg);
+      if ((regs & dst) !== 0) bt.regs[fr] = (regs & ~dst) | src;
       return true;
     case 'end':
       return true;
     case 'lddw':
-      bt.clearReg(dreg);
+      bt.regs[fr] = regs & ~dst;
       return true;
     case 'ldabs':
     case 'ldind':
-      return !bt.hasReg(0);
+      return (regs & 1) === 0;
     case 'ldx':
     case 'ldxsx':
-      if (!bt.hasReg(dreg)) return true;
-      bt.clearReg(dreg);
+      if ((regs & dst) === 0) return true;
+      bt.regs[fr] = regs & ~dst;
       // A fill restores the spilled register: follow its slot. Any other load is a fresh
       // value whose precision is this state's own.
-      if (node.stackFrame >= 0) bt.setSlot(node.stackFrame, node.stackSpi);
+      if (hist !== undefined && hist.stackFrame >= 0) bt.setSlot(hist.stackFrame, hist.stackSpi);
       return true;
     case 'st':
     case 'stx':
       // A tracked register used as the base of a store: pointer subtraction gave it.
-      if (bt.hasReg(dreg)) return UNSUPPORTED;
-      if (node.stackFrame < 0 || !bt.hasSlot(node.stackFrame, node.stackSpi)) return true;
-      bt.clearSlot(node.stackFrame, node.stackSpi);
-      if (op.kind === 'stx') bt.setReg(sreg);
+      if ((regs & dst) !== 0) return UNSUPPORTED;
+      if (hist === undefined || hist.stackFrame < 0) return true;
+      if (!bt.hasSlot(hist.stackFrame, hist.stackSpi)) return true;
+      bt.clearSlot(hist.stackFrame, hist.stackSpi);
+      if (op.kind === 'stx') bt.regs[fr] = regs | (1 << insn.src);
       return true;
     case 'atomic': {
-      if (bt.hasReg(dreg)) return UNSUPPORTED;
-      const fetched = op.op === 'cmpxchg' ? 0 : op.fetch || op.op === 'xchg' ? sreg : -1;
-      if (fetched >= 0 && bt.hasReg(fetched)) return UNSUPPORTED;
-      if (node.stackFrame >= 0 && bt.hasSlot(node.stackFrame, node.stackSpi)) return UNSUPPORTED;
+      if ((regs & dst) !== 0) return UNSUPPORTED;
+      const fetched = op.op === 'cmpxchg' ? 0 : op.fetch || op.op === 'xchg' ? insn.src : -1;
+      if (fetched >= 0 && (regs & (1 << fetched)) !== 0) return UNSUPPORTED;
+      if (
+        hist !== undefined &&
+        hist.stackFrame >= 0 &&
+        bt.hasSlot(hist.stackFrame, hist.stackSpi)
+      ) {
+        return UNSUPPORTED;
+      }
       return true;
     }
     case 'jmp':
-      if (op.source === 'reg' && (bt.hasReg(dreg) || bt.hasReg(sreg))) {
-        bt.setReg(dreg);
-        bt.setReg(sreg);
-      }
+      // A comparison of two registers refined both: each one's value depends on the other.
+      if (op.source === 'reg' && (regs & (dst | src)) !== 0) bt.regs[fr] = regs | dst | src;
       return true;
     case 'ja':
     case 'ja32':
@@ -192,42 +269,40 @@ function backtrackInsn(env: VerifierEnv, node: HistNode, subseq: number, bt: Bac
       return true;
     case 'exit': {
       // Backwards from the caller into the callee that returned.
-      if (((bt.regs[bt.frame] ?? 0) & ARG_REGS) !== 0) return UNSUPPORTED;
-      const r0 = bt.hasReg(0);
-      bt.clearReg(0);
-      if (bt.frame + 1 >= MAX_FRAMES) return UNSUPPORTED;
-      bt.frame++;
-      bt.regs[bt.frame] = r0 ? 1 : 0;
-      bt.slots[bt.frame] = 0n;
+      if ((regs & ARG_REGS) !== 0 || fr + 1 >= MAX_FRAMES) return UNSUPPORTED;
+      bt.regs[fr] = regs & ~1;
+      bt.frame = fr + 1;
+      bt.regs[fr + 1] = regs & 1;
+      bt.slots[2 * fr + 2] = 0;
+      bt.slots[2 * fr + 3] = 0;
       return true;
     }
     case 'call':
     case 'callx': {
       const local =
-        (op.kind === 'call' && sreg === BPF_PSEUDO_CALL) ||
+        (op.kind === 'call' && insn.src === BPF_PSEUDO_CALL) ||
         (op.kind === 'callx' && subseq !== idx + 1);
       if (local) {
         // Backwards from the callee's first insn to its caller: only R1-R5 pass.
-        if (subseq === idx + 1 || bt.frame === 0) return UNSUPPORTED;
-        const regs = bt.regs[bt.frame] ?? 0;
-        if ((regs & ~ARG_REGS) !== 0 || (bt.slots[bt.frame] ?? 0n) !== 0n) return UNSUPPORTED;
-        bt.regs[bt.frame] = 0;
-        bt.frame--;
-        bt.regs[bt.frame] = (bt.regs[bt.frame] ?? 0) | regs;
+        if (subseq === idx + 1 || fr === 0) return UNSUPPORTED;
+        if ((regs & ~ARG_REGS) !== 0 || bt.hasSlots(fr)) return UNSUPPORTED;
+        bt.regs[fr] = 0;
+        bt.frame = fr - 1;
+        bt.regs[fr - 1] = (bt.regs[fr - 1] ?? 0) | regs;
         return true;
       }
       // A helper or kfunc: R0 is its result, R1-R5 are clobbered. A callback may have written
       // the caller's stack (explored on its own, not in this history): give up on slots.
       if (
         op.kind === 'call' &&
-        sreg !== BPF_PSEUDO_KFUNC_CALL &&
+        insn.src !== BPF_PSEUDO_KFUNC_CALL &&
         (insn.imm === BPF_FUNC_loop || insn.imm === BPF_FUNC_for_each_map_elem) &&
         bt.anySlot()
       ) {
         return UNSUPPORTED;
       }
-      bt.clearReg(0);
-      return ((bt.regs[bt.frame] ?? 0) & ARG_REGS) === 0;
+      bt.regs[fr] = regs & ~1;
+      return (regs & ARG_REGS) === 0;
     }
   }
 }
@@ -244,63 +319,70 @@ function isSpilledScalar(slot: StackSlot | undefined): slot is StackSlot {
   return slot !== undefined && isSpilledReg(slot) && slot.spilledPtr.type === 'SCALAR_VALUE';
 }
 
+/** The scalar id of the register or spilled register `slot`, 0 for none. */
+function slotScalarId(slot: StackSlot | undefined): number {
+  return isSpilledScalar(slot) ? slot.spilledPtr.id : 0;
+}
+
 /**
  * Adds to `bt` every scalar register and spilled scalar of `st` sharing a scalar id with one
  * already in `bt` (kernel `mark_precise_scalar_ids`): a bounds check on one refined them all.
  */
 function addLinkedScalars(st: VerifierState, bt: Backtrack): void {
-  const ids = new Set<number>();
+  let ids: number[] | undefined;
   const top = Math.min(bt.frame, st.curframe);
   for (let fr = 0; fr <= top; fr++) {
     const f = st.frames[fr];
     if (f === undefined) continue;
-    for (let r = 0; r < 10; r++) {
-      const reg = f.regs[r];
-      if (bt.hasReg(r, fr) && reg?.type === 'SCALAR_VALUE' && reg.id !== 0) ids.add(reg.id);
+    for (let m = bt.regMask(fr); m !== 0; m &= m - 1) {
+      const reg = f.regs[lowBit(m)];
+      if (reg !== undefined && reg.id !== 0 && reg.type === 'SCALAR_VALUE')
+        (ids ??= []).push(reg.id);
     }
-    for (let spi = 0; spi < f.stack.length; spi++) {
-      const s = f.stack[spi];
-      if (bt.hasSlot(fr, spi) && isSpilledScalar(s) && s.spilledPtr.id !== 0) {
-        ids.add(s.spilledPtr.id);
+    for (let w = 0; w < 2; w++) {
+      for (let m = bt.slots[2 * fr + w] ?? 0; m !== 0; m &= m - 1) {
+        const id = slotScalarId(f.stack[32 * w + lowBit(m)]);
+        if (id !== 0) (ids ??= []).push(id);
       }
     }
   }
-  if (ids.size === 0) return;
+  if (ids === undefined) return;
   for (let fr = 0; fr <= top; fr++) {
     const f = st.frames[fr];
     if (f === undefined) continue;
-    for (let r = 0; r < 10; r++) {
+    for (let r = 0; r < REG_FP; r++) {
       const reg = f.regs[r];
-      if (reg?.type === 'SCALAR_VALUE' && ids.has(reg.id)) bt.setReg(r, fr);
+      if (reg?.type === 'SCALAR_VALUE' && reg.id !== 0 && ids.includes(reg.id)) bt.setReg(r, fr);
     }
-    for (let spi = 0; spi < f.stack.length; spi++) {
-      const s = f.stack[spi];
-      if (isSpilledScalar(s) && ids.has(s.spilledPtr.id)) bt.setSlot(fr, spi);
+    const n = Math.min(f.stack.length, MAX_SLOTS);
+    for (let spi = 0; spi < n; spi++) {
+      const id = slotScalarId(f.stack[spi]);
+      if (id !== 0 && ids.includes(id)) bt.setSlot(fr, spi);
     }
   }
 }
 
 /**
- * Marks the registers and slots of `bt` precise in the checkpoint `st` (dropping those that
- * are not scalars or already precise: their sources are marked already).
+ * Marks the registers and slots of `bt` precise in the checkpoint `st`, dropping from `bt`
+ * those that are not scalars or were precise already (their sources are marked already).
  */
 function markState(st: VerifierState, bt: Backtrack): void {
   for (let fr = 0; fr <= bt.frame; fr++) {
     const f = st.frames[fr];
     if (f === undefined) continue;
-    for (let r = 0; r < 11; r++) {
-      if (!bt.hasReg(r, fr)) continue;
+    for (let m = bt.regMask(fr); m !== 0; m &= m - 1) {
+      const r = lowBit(m);
       const reg = f.regs[r];
       if (reg === undefined || reg.type !== 'SCALAR_VALUE' || reg.precise) bt.clearReg(r, fr);
       else f.regs[r] = preciseReg(reg);
     }
-    const mask = bt.slots[fr] ?? 0n;
-    if (mask === 0n) continue;
-    for (let spi = 0; spi < 64; spi++) {
-      if ((mask & (1n << BigInt(spi))) === 0n) continue;
-      const s = f.stack[spi];
-      if (!isSpilledScalar(s) || s.spilledPtr.precise) bt.clearSlot(fr, spi);
-      else f.stack[spi] = preciseSlot(s);
+    for (let w = 0; w < 2; w++) {
+      for (let m = bt.slots[2 * fr + w] ?? 0; m !== 0; m &= m - 1) {
+        const spi = 32 * w + lowBit(m);
+        const slot = f.stack[spi];
+        if (!isSpilledScalar(slot) || slot.spilledPtr.precise) bt.clearSlot(fr, spi);
+        else f.stack[spi] = preciseSlot(slot);
+      }
     }
   }
 }
@@ -308,7 +390,7 @@ function markState(st: VerifierState, bt: Backtrack): void {
 /** Marks every scalar of the checkpoints above `st` precise (kernel `mark_all_scalars_precise`). */
 function markAllInChain(st: VerifierState): void {
   // A state marked so before has its parents marked too (parents never change).
-  for (let s = st.parent; s !== undefined && s.allPrecise !== true; s = s.parent) {
+  for (let s = st.histParent; s !== undefined && s.allPrecise !== true; s = s.histParent) {
     s.allPrecise = true;
     for (const f of s.frames) {
       for (let r = 0; r < f.regs.length; r++) {
@@ -336,75 +418,93 @@ export function markAllScalarsPrecise(env: VerifierEnv, st: VerifierState): void
   }
 }
 
-/** What to mark: registers of the current frame and slots of any frame. */
-export interface PrecisionRequest {
-  readonly regs?: readonly number[];
-  /** Registers of other frames: [frame, regno]. */
-  readonly frameRegs?: readonly (readonly [number, number])[];
-  readonly slots?: readonly (readonly [number, number])[];
-}
-
 /**
- * Marks what `req` names precise in the checkpoints of `st`'s path it flows from (kernel
- * `__mark_chain_precision`). `atInsn`: the history of `st` ends with the insn being executed
- * (its registers are those before it, so it is skipped); otherwise the history ends before
- * `nextIdx`, the insn about to run (a prune hit).
+ * Walks the path of `st` backwards from insn `idx` (skipped: its inputs are what `bt` holds)
+ * with `hist` the jump history from there on, marking what `bt` follows precise in every
+ * checkpoint it flows from (kernel `__mark_chain_precision`).
  */
-export function markChainPrecision(
+function backtrackChain(
   env: VerifierEnv,
   st: VerifierState,
-  req: PrecisionRequest,
-  atInsn = true,
-  nextIdx = -1,
+  bt: Backtrack,
+  idx: number,
+  hist: JmpHistoryEntry | undefined,
 ): void {
-  const bt = new Backtrack(st.curframe);
-  for (const r of req.regs ?? []) {
-    const reg = st.frames[st.curframe]?.regs[r];
-    if (reg?.type === 'SCALAR_VALUE') bt.setReg(r);
-  }
-  for (const [fr, r] of req.frameRegs ?? []) {
-    if (st.frames[fr]?.regs[r]?.type === 'SCALAR_VALUE') bt.setReg(r, fr);
-  }
-  for (const [fr, spi] of req.slots ?? []) {
-    if (fr <= st.curframe) bt.setSlot(fr, spi);
-  }
-  if (bt.empty()) return;
-  if ((st.histLen ?? 0) > MAX_HISTORY) {
-    markAllScalarsPrecise(env, st);
-    return;
-  }
   addLinkedScalars(st, bt);
-  let node = st.hist;
-  let subseq = nextIdx;
-  if (atInsn && node !== undefined) {
-    subseq = node.idx;
-    node = node.prev;
-  }
   let s = st;
+  let i = idx;
+  let subseq = -1;
+  let skip = true;
   for (;;) {
-    for (; node !== undefined; node = node.prev) {
-      if (!backtrackInsn(env, node, subseq, bt)) {
+    // The insns of the segment of s, from i back to its first (kernel `get_prev_insn_idx`).
+    while (i >= 0) {
+      const e = hist !== undefined && hist.idx === i ? hist : undefined;
+      if (skip) {
+        skip = false;
+      } else {
+        if (!backtrackInsn(env, i, e, subseq, bt)) {
+          markAllScalarsPrecise(env, st);
+          return;
+        }
+        if (bt.empty()) return;
+      }
+      if (
+        i === s.firstInsnIdx &&
+        (hist === undefined || (e !== undefined && e.prev === undefined))
+      ) {
+        break;
+      }
+      subseq = i;
+      if (e !== undefined) {
+        i = e.prevIdx;
+        hist = e.prev;
+      } else {
+        i = linearPrev(env, i);
+      }
+      if (i < 0) {
+        // The start of the segment was not found: the history does not describe the path.
         markAllScalarsPrecise(env, st);
         return;
       }
-      if (bt.empty()) return;
-      subseq = node.idx;
     }
-    const parent = s.parent;
+    const parent = s.histParent;
     if (parent === undefined) break;
     if (parent.curframe !== bt.frame) {
       markAllScalarsPrecise(env, st);
       return;
     }
+    subseq = s.firstInsnIdx;
     s = parent;
     addLinkedScalars(s, bt);
     markState(s, bt);
     if (bt.empty()) return;
-    node = s.hist;
+    i = s.lastInsnIdx;
+    hist = s.jmpHistory;
   }
   // The entry of the exploration. The program's inputs need nothing more; a callback's come
   // from the paths that called it, which this history does not reach.
   if (env.callbackCallers.length > 0) markAllScalarsPrecise(env, st);
+}
+
+/**
+ * Marks register `regno` (and `regno2`, unless -1) of the current frame of `st`, inputs of
+ * the insn `st` is executing, precise in the checkpoints of its path they flow from (kernel
+ * `mark_chain_precision`). Registers that do not hold scalars are skipped.
+ */
+export function markChainPrecision(
+  env: VerifierEnv,
+  st: VerifierState,
+  regno: number,
+  regno2 = -1,
+): void {
+  const regs = st.frames[st.curframe]?.regs;
+  if (regs === undefined) return;
+  let mask = regs[regno]?.type === 'SCALAR_VALUE' ? 1 << regno : 0;
+  if (regno2 >= 0 && regs[regno2]?.type === 'SCALAR_VALUE') mask |= 1 << regno2;
+  if (mask === 0) return;
+  const bt = scratch.reset(st.curframe);
+  bt.regs[st.curframe] = mask;
+  backtrackChain(env, st, bt, st.insnIdx, st.jmpHistory);
 }
 
 /**
@@ -419,21 +519,34 @@ export function propagatePrecision(
   idx: number,
   liveRegs: number,
 ): void {
-  const frameRegs: [number, number][] = [];
-  const slots: [number, number][] = [];
-  for (let fr = 0; fr <= old.curframe; fr++) {
+  const bt = scratch.reset(cur.curframe);
+  for (let fr = 0; fr <= old.curframe && fr <= cur.curframe; fr++) {
     const f = old.frames[fr];
-    if (f === undefined) continue;
-    for (let r = 0; r < 10; r++) {
-      if (fr === old.curframe && (liveRegs & (1 << r)) === 0) continue;
+    const c = cur.frames[fr];
+    if (f === undefined || c === undefined) continue;
+    const live = fr === old.curframe ? liveRegs : 0x3ff;
+    for (let r = 0; r < REG_FP; r++) {
+      if ((live & (1 << r)) === 0) continue;
       const reg = f.regs[r];
-      if (reg?.type === 'SCALAR_VALUE' && reg.precise) frameRegs.push([fr, r]);
+      if (
+        reg?.precise === true &&
+        reg.type === 'SCALAR_VALUE' &&
+        c.regs[r]?.type === 'SCALAR_VALUE'
+      ) {
+        bt.setReg(r, fr);
+      }
     }
-    for (let spi = 0; spi < f.stack.length; spi++) {
-      const s = f.stack[spi];
-      if (isSpilledScalar(s) && s.spilledPtr.precise) slots.push([fr, spi]);
+    const n = Math.min(f.stack.length, MAX_SLOTS);
+    for (let spi = 0; spi < n; spi++) {
+      const slot = f.stack[spi];
+      if (isSpilledScalar(slot) && slot.spilledPtr.precise) bt.setSlot(fr, spi);
     }
   }
-  if (frameRegs.length === 0 && slots.length === 0) return;
-  markChainPrecision(env, cur, { frameRegs, slots }, false, idx);
+  if (bt.empty()) return;
+  // The walk starts at idx, which the pruned path reached from its last insn.
+  let hist = cur.jmpHistory;
+  if (cur.lastInsnIdx < 0 || linearPrev(env, idx) !== cur.lastInsnIdx) {
+    hist = { idx, prevIdx: cur.lastInsnIdx, stackFrame: -1, stackSpi: 0, prev: hist };
+  }
+  backtrackChain(env, cur, bt, idx, hist);
 }

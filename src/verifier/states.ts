@@ -16,7 +16,7 @@
  */
 
 import { tnumIn } from './tnum.js';
-import type { HistNode } from './precision.js';
+import type { JmpHistoryEntry } from './precision.js';
 import type { Scalar } from './bounds.js';
 import {
   markRegKnownZero,
@@ -128,14 +128,24 @@ export interface VerifierState {
   /** Recorded coroutine frame slots (check-coro.ts); the array is owned by this state. */
   coroSlots: CoroSlot[];
   /**
-   * The insns executed since the parent checkpoint, newest first (kernel `jmp_history`,
-   * precision.ts); shared with copies, never mutated but for the stack slot of the newest.
+   * The checkpoint this state's history segment starts at (kernel `parent` for precision
+   * backtracking, precision.ts): the last explored state of the path, or a checkpoint kept
+   * for backtracking only where the explored list of its insn was full.
    */
-  hist?: HistNode | undefined;
-  /** Insns in `hist`. */
-  histLen?: number;
+  histParent: VerifierState | undefined;
+  /** First insn of the history segment (kernel `first_insn_idx`). */
+  firstInsnIdx: number;
+  /** The insn executed before `insnIdx` (kernel `last_insn_idx`); -1 at an entry. */
+  lastInsnIdx: number;
+  /**
+   * The segment's jumps, spills and fills, newest first (kernel `jmp_history`, precision.ts);
+   * shared with copies, never mutated.
+   */
+  jmpHistory: JmpHistoryEntry | undefined;
+  /** Entries in `jmpHistory` (kernel `jmp_history_cnt`). */
+  jmpHistoryCnt: number;
   /** Every scalar of this state and its parents is precise (precision.ts); not copied. */
-  allPrecise?: boolean;
+  allPrecise: boolean;
 }
 
 /** A fresh frame: all registers NOT_INIT, R10 = fp of the frame (kernel `init_func_state`). */
@@ -178,6 +188,12 @@ export function initVerifierState(): VerifierState {
     insnIdx: 0,
     parent: undefined,
     coroSlots: [],
+    histParent: undefined,
+    firstInsnIdx: 0,
+    lastInsnIdx: -1,
+    jmpHistory: undefined,
+    jmpHistoryCnt: 0,
+    allPrecise: false,
   };
 }
 

@@ -44,6 +44,7 @@ import { BPF_PSEUDO_CALL, BPF_PSEUDO_KFUNC_CALL } from '../isa/opcodes.js';
 import { BPF_FUNC_for_each_map_elem, BPF_FUNC_loop } from '../helper-protos.js';
 import { regWith, type RegState } from './reg-state.js';
 import { isSpilledReg, type StackSlot } from './stack.js';
+import type { Program } from '../program.js';
 import type { VerifierState } from './states.js';
 import type { VerifierEnv } from './verifier-env.js';
 
@@ -130,12 +131,17 @@ class Backtrack {
   /** Nothing to follow, in frame `frame`. */
   reset(frame: number): this {
     this.frame = frame;
-    this.regs.fill(0);
-    this.slots.fill(0);
+    // Frames above are set when a walk enters them (exit).
+    for (let f = 0; f <= frame; f++) {
+      this.regs[f] = 0;
+      this.slots[2 * f] = 0;
+      this.slots[2 * f + 1] = 0;
+    }
     return this;
   }
 
   empty(): boolean {
+    if (this.frame === 0) return this.regs[0] === 0 && this.slots[0] === 0 && this.slots[1] === 0;
     for (let f = 0; f <= this.frame; f++) {
       if (this.regs[f] !== 0 || this.slots[2 * f] !== 0 || this.slots[2 * f + 1] !== 0) {
         return false;
@@ -187,6 +193,53 @@ const scratch = new Backtrack();
 
 /** Backtracking cannot follow this insn: mark everything (`-ENOTSUPP`). */
 const UNSUPPORTED = false;
+
+/**
+ * Per insn, the registers whose tracking makes `backtrackInsn` do anything there: the
+ * registers it writes or compares with a register; -1 where it always must run (stores,
+ * calls, exits: stack slots and frames). The walk skips the other insns by index.
+ */
+export function computeBacktrackRegs(prog: Program): Int32Array {
+  const masks = new Int32Array(prog.insns.length);
+  prog.insns.forEach((insn, idx) => {
+    const op = prog.ops[idx];
+    if (op === undefined) return;
+    const dst = 1 << insn.dst;
+    switch (op.kind) {
+      case 'alu':
+        masks[idx] = op.op !== 'neg' && (op.op === 'mov' || op.source === 'reg') ? dst : 0;
+        return;
+      case 'movsx':
+      case 'lddw':
+      case 'ldx':
+      case 'ldxsx':
+        masks[idx] = dst;
+        return;
+      case 'ldabs':
+      case 'ldind':
+        masks[idx] = 1;
+        return;
+      case 'jmp':
+        masks[idx] = op.source === 'reg' ? dst | (1 << insn.src) : 0;
+        return;
+      case 'end':
+      case 'ja':
+      case 'ja32':
+      case 'may_goto':
+      case 'gotox':
+        return;
+      case 'st':
+      case 'stx':
+      case 'atomic':
+      case 'exit':
+      case 'call':
+      case 'callx':
+        masks[idx] = -1;
+        return;
+    }
+  });
+  return masks;
+}
 
 /**
  * Steps `bt` back over insn `idx` (kernel `backtrack_insn`): what was needed after it becomes
@@ -363,10 +416,12 @@ function addLinkedScalars(st: VerifierState, bt: Backtrack): void {
 }
 
 /**
- * Marks the registers and slots of `bt` precise in the checkpoint `st`, dropping from `bt`
- * those that are not scalars or were precise already (their sources are marked already).
+ * Marks the registers and slots of `bt` precise in the checkpoint `st`, with the scalars
+ * linked to them (`addLinkedScalars`), dropping from `bt` those that are not scalars or were
+ * precise already (their sources are marked already).
  */
 function markState(st: VerifierState, bt: Backtrack): void {
+  addLinkedScalars(st, bt);
   for (let fr = 0; fr <= bt.frame; fr++) {
     const f = st.frames[fr];
     if (f === undefined) continue;
@@ -430,6 +485,8 @@ function backtrackChain(
   idx: number,
   hist: JmpHistoryEntry | undefined,
 ): void {
+  const masks = env.backtrackRegs;
+  const ops = env.ops;
   addLinkedScalars(st, bt);
   let s = st;
   let i = idx;
@@ -439,9 +496,10 @@ function backtrackChain(
     // The insns of the segment of s, from i back to its first (kernel `get_prev_insn_idx`).
     while (i >= 0) {
       const e = hist !== undefined && hist.idx === i ? hist : undefined;
+      const uses = masks[i] ?? -1;
       if (skip) {
         skip = false;
-      } else {
+      } else if (uses < 0 || (uses & (bt.regs[bt.frame] ?? 0)) !== 0) {
         if (!backtrackInsn(env, i, e, subseq, bt)) {
           markAllScalarsPrecise(env, st);
           return;
@@ -459,7 +517,7 @@ function backtrackChain(
         i = e.prevIdx;
         hist = e.prev;
       } else {
-        i = linearPrev(env, i);
+        i = i >= 2 && ops[i - 1] === undefined ? i - 2 : i - 1;
       }
       if (i < 0) {
         // The start of the segment was not found: the history does not describe the path.
@@ -475,7 +533,6 @@ function backtrackChain(
     }
     subseq = s.firstInsnIdx;
     s = parent;
-    addLinkedScalars(s, bt);
     markState(s, bt);
     if (bt.empty()) return;
     i = s.lastInsnIdx;

@@ -64,6 +64,8 @@ export class VerifierEnv {
   cfg!: CfgInfo;
   /** Registers live before each insn (bit r), from `computeLiveRegs`. */
   liveBefore!: Uint16Array;
+  /** Registers precision backtracking follows through each insn, from `computeBacktrackRegs`. */
+  backtrackRegs!: Int32Array;
   /** `mem` programs: the largest end offset of a proven access through the input (R1). */
   memInputMax = 0;
   /** `insn_processed`. */

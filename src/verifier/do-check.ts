@@ -78,6 +78,7 @@ import { joinStates } from './state-join.js';
 import {
   markAllScalarsPrecise,
   markChainPrecision,
+  PrecisionCheckpoint,
   propagatePrecision,
   pushJmpHistory,
 } from './precision.js';
@@ -213,7 +214,6 @@ class Exploration {
     entry.firstInsnIdx = startIdx;
     entry.lastInsnIdx = -1;
     entry.jmpHistory = undefined;
-    entry.jmpHistoryCnt = 0;
     this.stack.push({ st: entry, idx: startIdx, prevIdx: -1, logPos: this.check.env.log.pos() });
     let first = true;
     for (;;) {
@@ -273,18 +273,23 @@ class Exploration {
     }
     this.cpJmps = env.jmpsProcessed;
     this.cpInsns = env.insnProcessed;
-    const cp = copyState(st);
-    cp.branches = 1;
-    cp.insnIdx = idx;
-    cp.parent = st.parent;
-    if (this.explored.add(idx, cp)) st.parent = cp;
-    // A new segment of history starts here; cp keeps the one that led to it. When every
-    // state kept at idx is still being explored (a long loop), cp is kept for precision
-    // backtracking only: it bounds the history walked per mark, and its marks end the walks.
-    st.histParent = cp;
+    if (this.explored.hasRoom(idx)) {
+      const cp = copyState(st);
+      cp.branches = 1;
+      cp.insnIdx = idx;
+      cp.parent = st.parent;
+      this.explored.add(idx, cp);
+      st.parent = cp;
+      st.histParent = cp;
+    } else {
+      // Every state kept at idx is still being explored (a long loop): a checkpoint for
+      // precision backtracking only, which bounds the history a mark walks and whose marks
+      // end the walks of the next iterations.
+      st.histParent = new PrecisionCheckpoint(st);
+    }
+    // A new segment of history starts here; the checkpoint keeps the one that led to it.
     st.firstInsnIdx = idx;
     st.jmpHistory = undefined;
-    st.jmpHistoryCnt = 0;
     return false;
   }
 

@@ -20,9 +20,12 @@
  * nothing is left to follow, which is at the latest in a checkpoint where everything asked
  * for is precise already: a precise mark is only set by a walk that went on to the sources of
  * the value, so what is precise in a checkpoint has its sources marked further up. Where the
- * explored-state list of an insn is full of states still being explored (long loops), the
- * checkpoint is kept for this purpose only (do-check.ts): it bounds the segments walked
- * inside a loop to an iteration or so, and its marks stop the next iteration's walk.
+ * explored-state list of an insn is full of states still being explored (long loops), a
+ * `PrecisionCheckpoint` takes the explored state's place in the chain (do-check.ts): masks
+ * of which registers and slots hold scalars and which are precise, no registers. It bounds
+ * the segments walked inside a loop to an iteration or so, and its marks stop the next
+ * iteration's walk. Insns that cannot touch what a walk follows (computeBacktrackRegs) are
+ * stepped over by index.
  *
  * Differences from the kernel, all conservative (more marks):
  * - Registers linked by a scalar id are all marked whenever one is, at every state boundary
@@ -82,7 +85,6 @@ export function pushJmpHistory(
 ): void {
   if (prevIdx >= 0 && linearPrev(env, idx) === prevIdx) return;
   st.jmpHistory = { idx, prevIdx, stackFrame: -1, stackSpi: 0, prev: st.jmpHistory };
-  st.jmpHistoryCnt++;
 }
 
 /**
@@ -104,7 +106,6 @@ export function noteStackAccess(st: VerifierState, frame: number, spi: number): 
     stackSpi: spi,
     prev: top,
   };
-  st.jmpHistoryCnt++;
 }
 
 const MAX_FRAMES = 8;
@@ -442,10 +443,126 @@ function markState(st: VerifierState, bt: Backtrack): void {
   }
 }
 
+/**
+ * A checkpoint kept for precision backtracking only, where the explored list of its insn is
+ * full (do-check.ts): the segment of history it ends and, per frame, which registers and
+ * spilled stack slots hold scalars, which of those are marked precise, and their scalar ids.
+ * Nothing compares it with other states, so it keeps no registers.
+ */
+export class PrecisionCheckpoint {
+  readonly histParent: VerifierState | PrecisionCheckpoint | undefined;
+  readonly firstInsnIdx: number;
+  readonly lastInsnIdx: number;
+  readonly jmpHistory: JmpHistoryEntry | undefined;
+  readonly curframe: number;
+  allPrecise = false;
+  /** Per frame: registers holding scalars; marked precise. */
+  readonly regScalar: number[] = [];
+  readonly regPrecise: number[] = [];
+  /** Per frame, two words (slots 0-31, 32-63): slots holding spilled scalars; marked precise. */
+  readonly slotScalar: number[] = [];
+  readonly slotPrecise: number[] = [];
+  /**
+   * Scalars with an id, three numbers each: frame, location (a register, or
+   * `LOC_SLOT + spi`) and id; undefined when none.
+   */
+  readonly ids: number[] | undefined;
+
+  constructor(st: VerifierState) {
+    this.histParent = st.histParent;
+    this.firstInsnIdx = st.firstInsnIdx;
+    this.lastInsnIdx = st.lastInsnIdx;
+    this.jmpHistory = st.jmpHistory;
+    this.curframe = st.curframe;
+    let ids: number[] | undefined;
+    for (let fr = 0; fr <= st.curframe; fr++) {
+      const f = st.frames[fr];
+      let regs = 0;
+      let lo = 0;
+      let hi = 0;
+      if (f !== undefined) {
+        for (let r = 0; r < REG_FP; r++) {
+          const reg = f.regs[r];
+          if (reg?.type !== 'SCALAR_VALUE') continue;
+          regs |= 1 << r;
+          if (reg.id !== 0) (ids ??= []).push(fr, r, reg.id);
+        }
+        const n = Math.min(f.stack.length, MAX_SLOTS);
+        for (let spi = 0; spi < n; spi++) {
+          const slot = f.stack[spi];
+          if (!isSpilledScalar(slot)) continue;
+          if (spi < 32) lo |= 1 << spi;
+          else hi |= 1 << (spi - 32);
+          if (slot.spilledPtr.id !== 0) (ids ??= []).push(fr, LOC_SLOT + spi, slot.spilledPtr.id);
+        }
+      }
+      this.regScalar.push(regs);
+      this.regPrecise.push(0);
+      this.slotScalar.push(lo, hi);
+      this.slotPrecise.push(0, 0);
+    }
+    this.ids = ids;
+  }
+
+  /** `markState` on this checkpoint: bit operations on its masks. */
+  mark(bt: Backtrack): void {
+    if (this.ids !== undefined) this.addLinked(bt);
+    for (let fr = 0; fr <= bt.frame; fr++) {
+      const keep = bt.regMask(fr) & (this.regScalar[fr] ?? 0) & ~(this.regPrecise[fr] ?? 0);
+      this.regPrecise[fr] = (this.regPrecise[fr] ?? 0) | keep;
+      bt.regs[fr] = keep;
+      for (let w = 2 * fr; w < 2 * fr + 2; w++) {
+        const slots = (bt.slots[w] ?? 0) & (this.slotScalar[w] ?? 0) & ~(this.slotPrecise[w] ?? 0);
+        this.slotPrecise[w] = (this.slotPrecise[w] ?? 0) | slots;
+        bt.slots[w] = slots;
+      }
+    }
+  }
+
+  /** Every scalar precise. */
+  markAll(): void {
+    this.allPrecise = true;
+    for (let fr = 0; fr < this.regScalar.length; fr++) {
+      this.regPrecise[fr] = this.regScalar[fr] ?? 0;
+      this.slotPrecise[2 * fr] = this.slotScalar[2 * fr] ?? 0;
+      this.slotPrecise[2 * fr + 1] = this.slotScalar[2 * fr + 1] ?? 0;
+    }
+  }
+
+  /** `addLinkedScalars` on this checkpoint. */
+  private addLinked(bt: Backtrack): void {
+    const ids = this.ids ?? [];
+    const linked: number[] = [];
+    for (let k = 0; k < ids.length; k += 3) {
+      if (isTracked(bt, ids[k] ?? 0, ids[k + 1] ?? 0)) linked.push(ids[k + 2] ?? 0);
+    }
+    if (linked.length === 0) return;
+    for (let k = 0; k < ids.length; k += 3) {
+      if (!linked.includes(ids[k + 2] ?? 0)) continue;
+      const fr = ids[k] ?? 0;
+      const loc = ids[k + 1] ?? 0;
+      if (loc < LOC_SLOT) bt.setReg(loc, fr);
+      else bt.setSlot(fr, loc - LOC_SLOT);
+    }
+  }
+}
+
+/** `PrecisionCheckpoint.ids`: locations from here on are stack slots. */
+const LOC_SLOT = 16;
+
+function isTracked(bt: Backtrack, fr: number, loc: number): boolean {
+  if (fr > bt.frame) return false;
+  return loc < LOC_SLOT ? (bt.regMask(fr) & (1 << loc)) !== 0 : bt.hasSlot(fr, loc - LOC_SLOT);
+}
+
 /** Marks every scalar of the checkpoints above `st` precise (kernel `mark_all_scalars_precise`). */
 function markAllInChain(st: VerifierState): void {
   // A state marked so before has its parents marked too (parents never change).
-  for (let s = st.histParent; s !== undefined && s.allPrecise !== true; s = s.histParent) {
+  for (let s = st.histParent; s !== undefined && !s.allPrecise; s = s.histParent) {
+    if (s instanceof PrecisionCheckpoint) {
+      s.markAll();
+      continue;
+    }
     s.allPrecise = true;
     for (const f of s.frames) {
       for (let r = 0; r < f.regs.length; r++) {
@@ -488,7 +605,7 @@ function backtrackChain(
   const masks = env.backtrackRegs;
   const ops = env.ops;
   addLinkedScalars(st, bt);
-  let s = st;
+  let s: VerifierState | PrecisionCheckpoint = st;
   let i = idx;
   let subseq = -1;
   let skip = true;
@@ -525,7 +642,7 @@ function backtrackChain(
         return;
       }
     }
-    const parent = s.histParent;
+    const parent: VerifierState | PrecisionCheckpoint | undefined = s.histParent;
     if (parent === undefined) break;
     if (parent.curframe !== bt.frame) {
       markAllScalarsPrecise(env, st);
@@ -533,7 +650,8 @@ function backtrackChain(
     }
     subseq = s.firstInsnIdx;
     s = parent;
-    markState(s, bt);
+    if (s instanceof PrecisionCheckpoint) s.mark(bt);
+    else markState(s, bt);
     if (bt.empty()) return;
     i = s.lastInsnIdx;
     hist = s.jmpHistory;

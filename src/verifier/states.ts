@@ -16,7 +16,7 @@
  */
 
 import { tnumIn } from './tnum.js';
-import type { JmpHistoryEntry } from './precision.js';
+import type { JmpHistoryEntry, PrecisionCheckpoint } from './precision.js';
 import type { Scalar } from './bounds.js';
 import {
   markRegKnownZero,
@@ -132,7 +132,7 @@ export interface VerifierState {
    * backtracking, precision.ts): the last explored state of the path, or a checkpoint kept
    * for backtracking only where the explored list of its insn was full.
    */
-  histParent: VerifierState | undefined;
+  histParent: VerifierState | PrecisionCheckpoint | undefined;
   /** First insn of the history segment (kernel `first_insn_idx`). */
   firstInsnIdx: number;
   /** The insn executed before `insnIdx` (kernel `last_insn_idx`); -1 at an entry. */
@@ -142,8 +142,6 @@ export interface VerifierState {
    * shared with copies, never mutated.
    */
   jmpHistory: JmpHistoryEntry | undefined;
-  /** Entries in `jmpHistory` (kernel `jmp_history_cnt`). */
-  jmpHistoryCnt: number;
   /** Every scalar of this state and its parents is precise (precision.ts); not copied. */
   allPrecise: boolean;
 }
@@ -192,7 +190,6 @@ export function initVerifierState(): VerifierState {
     firstInsnIdx: 0,
     lastInsnIdx: -1,
     jmpHistory: undefined,
-    jmpHistoryCnt: 0,
     allPrecise: false,
   };
 }
@@ -676,6 +673,15 @@ export class ExploredStates {
       }
     }
     return undefined;
+  }
+
+  /**
+   * Whether `add` would keep a state at `insnIdx`: below the per-insn cap, or a completed
+   * state can make room.
+   */
+  hasRoom(insnIdx: number): boolean {
+    const list = this.lists.get(insnIdx);
+    return list === undefined || list.length < this.cap || list.some((e) => e.state.branches === 0);
   }
 
   /**

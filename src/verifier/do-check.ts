@@ -186,6 +186,9 @@ class Exploration {
   /** Jumps and insns processed when the last checkpoint was kept. */
   private cpJmps = -Infinity;
   private cpInsns = -Infinity;
+  /** Jumps and insns processed when the last history segment started. */
+  private segJmps = -Infinity;
+  private segInsns = -Infinity;
 
   private readonly check: DoCheck;
   private readonly explored: ExploredStates;
@@ -214,6 +217,7 @@ class Exploration {
     entry.firstInsnIdx = startIdx;
     entry.lastInsnIdx = -1;
     entry.jmpHistory = undefined;
+    entry.jmpHistoryCnt = 0;
     this.stack.push({ st: entry, idx: startIdx, prevIdx: -1, logPos: this.check.env.log.pos() });
     let first = true;
     for (;;) {
@@ -273,23 +277,34 @@ class Exploration {
     }
     this.cpJmps = env.jmpsProcessed;
     this.cpInsns = env.insnProcessed;
-    if (this.explored.hasRoom(idx)) {
-      const cp = copyState(st);
-      cp.branches = 1;
-      cp.insnIdx = idx;
-      cp.parent = st.parent;
-      this.explored.add(idx, cp);
+    const cp = copyState(st);
+    cp.branches = 1;
+    cp.insnIdx = idx;
+    cp.parent = st.parent;
+    if (this.explored.add(idx, cp)) {
       st.parent = cp;
       st.histParent = cp;
-    } else {
+    } else if (
+      force ||
+      st.jmpHistoryCnt > 40 ||
+      env.jmpsProcessed - this.segJmps >= 20 ||
+      env.insnProcessed - this.segInsns >= 100
+    ) {
       // Every state kept at idx is still being explored (a long loop): a checkpoint for
       // precision backtracking only, which bounds the history a mark walks and whose marks
-      // end the walks of the next iterations.
+      // end the walks of the next iterations. As the kernel adds states in a loop: after 20
+      // jumps or 100 insns, or where the path's jump history since its last checkpoint
+      // passed 40 entries.
       st.histParent = new PrecisionCheckpoint(st);
+    } else {
+      return false;
     }
     // A new segment of history starts here; the checkpoint keeps the one that led to it.
+    this.segJmps = env.jmpsProcessed;
+    this.segInsns = env.insnProcessed;
     st.firstInsnIdx = idx;
     st.jmpHistory = undefined;
+    st.jmpHistoryCnt = 0;
     return false;
   }
 

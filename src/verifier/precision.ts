@@ -85,6 +85,7 @@ export function pushJmpHistory(
 ): void {
   if (prevIdx >= 0 && linearPrev(env, idx) === prevIdx) return;
   st.jmpHistory = { idx, prevIdx, stackFrame: -1, stackSpi: 0, prev: st.jmpHistory };
+  st.jmpHistoryCnt++;
 }
 
 /**
@@ -106,6 +107,7 @@ export function noteStackAccess(st: VerifierState, frame: number, spi: number): 
     stackSpi: spi,
     prev: top,
   };
+  st.jmpHistoryCnt++;
 }
 
 const MAX_FRAMES = 8;
@@ -456,15 +458,14 @@ export class PrecisionCheckpoint {
   readonly jmpHistory: JmpHistoryEntry | undefined;
   readonly curframe: number;
   allPrecise = false;
-  /** Per frame: registers holding scalars; marked precise. */
-  readonly regScalar: number[] = [];
-  readonly regPrecise: number[] = [];
-  /** Per frame, two words (slots 0-31, 32-63): slots holding spilled scalars; marked precise. */
-  readonly slotScalar: number[] = [];
-  readonly slotPrecise: number[] = [];
   /**
-   * Scalars with an id, three numbers each: frame, location (a register, or
-   * `LOC_SLOT + spi`) and id; undefined when none.
+   * Six words per frame: the registers holding scalars, the stack slots holding spilled
+   * scalars (slots 0-31, 32-63), then the same three marked precise.
+   */
+  readonly masks: number[];
+  /**
+   * Scalars sharing an id with another one, three numbers each: frame, location (a register,
+   * or `LOC_SLOT + spi`) and id; undefined when none.
    */
   readonly ids: number[] | undefined;
 
@@ -474,58 +475,62 @@ export class PrecisionCheckpoint {
     this.lastInsnIdx = st.lastInsnIdx;
     this.jmpHistory = st.jmpHistory;
     this.curframe = st.curframe;
+    const masks = new Array<number>(6 * (st.curframe + 1)).fill(0);
     let ids: number[] | undefined;
     for (let fr = 0; fr <= st.curframe; fr++) {
       const f = st.frames[fr];
+      if (f === undefined) continue;
       let regs = 0;
       let lo = 0;
       let hi = 0;
-      if (f !== undefined) {
-        for (let r = 0; r < REG_FP; r++) {
-          const reg = f.regs[r];
-          if (reg?.type !== 'SCALAR_VALUE') continue;
-          regs |= 1 << r;
-          if (reg.id !== 0) (ids ??= []).push(fr, r, reg.id);
-        }
-        const n = Math.min(f.stack.length, MAX_SLOTS);
-        for (let spi = 0; spi < n; spi++) {
-          const slot = f.stack[spi];
-          if (!isSpilledScalar(slot)) continue;
-          if (spi < 32) lo |= 1 << spi;
-          else hi |= 1 << (spi - 32);
-          if (slot.spilledPtr.id !== 0) (ids ??= []).push(fr, LOC_SLOT + spi, slot.spilledPtr.id);
-        }
+      for (let r = 0; r < REG_FP; r++) {
+        const reg = f.regs[r];
+        if (reg?.type !== 'SCALAR_VALUE') continue;
+        regs |= 1 << r;
+        if (reg.id !== 0) (ids ??= []).push(fr, r, reg.id);
       }
-      this.regScalar.push(regs);
-      this.regPrecise.push(0);
-      this.slotScalar.push(lo, hi);
-      this.slotPrecise.push(0, 0);
+      const n = Math.min(f.stack.length, MAX_SLOTS);
+      for (let spi = 0; spi < n; spi++) {
+        const slot = f.stack[spi];
+        if (!isSpilledScalar(slot)) continue;
+        if (spi < 32) lo |= 1 << spi;
+        else hi |= 1 << (spi - 32);
+        if (slot.spilledPtr.id !== 0) (ids ??= []).push(fr, LOC_SLOT + spi, slot.spilledPtr.id);
+      }
+      masks[6 * fr] = regs;
+      masks[6 * fr + 1] = lo;
+      masks[6 * fr + 2] = hi;
     }
-    this.ids = ids;
+    this.masks = masks;
+    this.ids = ids === undefined ? undefined : sharedIds(ids);
   }
 
   /** `markState` on this checkpoint: bit operations on its masks. */
   mark(bt: Backtrack): void {
     if (this.ids !== undefined) this.addLinked(bt);
+    const m = this.masks;
     for (let fr = 0; fr <= bt.frame; fr++) {
-      const keep = bt.regMask(fr) & (this.regScalar[fr] ?? 0) & ~(this.regPrecise[fr] ?? 0);
-      this.regPrecise[fr] = (this.regPrecise[fr] ?? 0) | keep;
-      bt.regs[fr] = keep;
-      for (let w = 2 * fr; w < 2 * fr + 2; w++) {
-        const slots = (bt.slots[w] ?? 0) & (this.slotScalar[w] ?? 0) & ~(this.slotPrecise[w] ?? 0);
-        this.slotPrecise[w] = (this.slotPrecise[w] ?? 0) | slots;
-        bt.slots[w] = slots;
-      }
+      const w = 6 * fr;
+      const regs = bt.regMask(fr) & (m[w] ?? 0) & ~(m[w + 3] ?? 0);
+      const lo = (bt.slots[2 * fr] ?? 0) & (m[w + 1] ?? 0) & ~(m[w + 4] ?? 0);
+      const hi = (bt.slots[2 * fr + 1] ?? 0) & (m[w + 2] ?? 0) & ~(m[w + 5] ?? 0);
+      m[w + 3] = (m[w + 3] ?? 0) | regs;
+      m[w + 4] = (m[w + 4] ?? 0) | lo;
+      m[w + 5] = (m[w + 5] ?? 0) | hi;
+      bt.regs[fr] = regs;
+      bt.slots[2 * fr] = lo;
+      bt.slots[2 * fr + 1] = hi;
     }
   }
 
   /** Every scalar precise. */
   markAll(): void {
     this.allPrecise = true;
-    for (let fr = 0; fr < this.regScalar.length; fr++) {
-      this.regPrecise[fr] = this.regScalar[fr] ?? 0;
-      this.slotPrecise[2 * fr] = this.slotScalar[2 * fr] ?? 0;
-      this.slotPrecise[2 * fr + 1] = this.slotScalar[2 * fr + 1] ?? 0;
+    const m = this.masks;
+    for (let w = 0; w < m.length; w += 6) {
+      m[w + 3] = m[w] ?? 0;
+      m[w + 4] = m[w + 1] ?? 0;
+      m[w + 5] = m[w + 2] ?? 0;
     }
   }
 
@@ -545,6 +550,18 @@ export class PrecisionCheckpoint {
       else bt.setSlot(fr, loc - LOC_SLOT);
     }
   }
+}
+
+/** The entries of `ids` (frame, location, id) whose id another entry has too; undefined if none. */
+function sharedIds(ids: readonly number[]): number[] | undefined {
+  let out: number[] | undefined;
+  for (let k = 2; k < ids.length; k += 3) {
+    const id = ids[k];
+    let shared = false;
+    for (let j = 2; j < ids.length && !shared; j += 3) shared = j !== k && ids[j] === id;
+    if (shared) (out ??= []).push(ids[k - 2] ?? 0, ids[k - 1] ?? 0, id ?? 0);
+  }
+  return out;
 }
 
 /** `PrecisionCheckpoint.ids`: locations from here on are stack slots. */

@@ -142,6 +142,8 @@ export interface VerifierState {
    * shared with copies, never mutated.
    */
   jmpHistory: JmpHistoryEntry | undefined;
+  /** Entries in `jmpHistory` (kernel `insn_hist_end - insn_hist_start`). */
+  jmpHistoryCnt: number;
   /** Every scalar of this state and its parents is precise (precision.ts); not copied. */
   allPrecise: boolean;
 }
@@ -190,6 +192,7 @@ export function initVerifierState(): VerifierState {
     firstInsnIdx: 0,
     lastInsnIdx: -1,
     jmpHistory: undefined,
+    jmpHistoryCnt: 0,
     allPrecise: false,
   };
 }
@@ -673,15 +676,6 @@ export class ExploredStates {
       }
     }
     return undefined;
-  }
-
-  /**
-   * Whether `add` would keep a state at `insnIdx`: below the per-insn cap, or a completed
-   * state can make room.
-   */
-  hasRoom(insnIdx: number): boolean {
-    const list = this.lists.get(insnIdx);
-    return list === undefined || list.length < this.cap || list.some((e) => e.state.branches === 0);
   }
 
   /**

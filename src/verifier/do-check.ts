@@ -266,7 +266,7 @@ class Exploration {
     }
     const old = this.explored.find(idx, st, { liveRegs, exact: 'NOT_EXACT' });
     if (old !== undefined) {
-      propagatePrecision(env, old, st, idx, liveRegs);
+      if (old.hasPrecise) propagatePrecision(env, old, st, idx, liveRegs);
       return true;
     }
     // Like the kernel, keep a new checkpoint only every few jumps (or where one is forced):

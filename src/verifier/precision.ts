@@ -431,15 +431,23 @@ function markState(st: VerifierState, bt: Backtrack): void {
     for (let m = bt.regMask(fr); m !== 0; m &= m - 1) {
       const r = lowBit(m);
       const reg = f.regs[r];
-      if (reg === undefined || reg.type !== 'SCALAR_VALUE' || reg.precise) bt.clearReg(r, fr);
-      else f.regs[r] = preciseReg(reg);
+      if (reg === undefined || reg.type !== 'SCALAR_VALUE' || reg.precise) {
+        bt.clearReg(r, fr);
+      } else {
+        f.regs[r] = preciseReg(reg);
+        st.hasPrecise = true;
+      }
     }
     for (let w = 0; w < 2; w++) {
       for (let m = bt.slots[2 * fr + w] ?? 0; m !== 0; m &= m - 1) {
         const spi = 32 * w + lowBit(m);
         const slot = f.stack[spi];
-        if (!isSpilledScalar(slot) || slot.spilledPtr.precise) bt.clearSlot(fr, spi);
-        else f.stack[spi] = preciseSlot(slot);
+        if (!isSpilledScalar(slot) || slot.spilledPtr.precise) {
+          bt.clearSlot(fr, spi);
+        } else {
+          f.stack[spi] = preciseSlot(slot);
+          st.hasPrecise = true;
+        }
       }
     }
   }
@@ -581,6 +589,7 @@ function markAllInChain(st: VerifierState): void {
       continue;
     }
     s.allPrecise = true;
+    s.hasPrecise = true;
     for (const f of s.frames) {
       for (let r = 0; r < f.regs.length; r++) {
         const reg = f.regs[r];

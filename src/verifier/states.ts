@@ -144,6 +144,8 @@ export interface VerifierState {
   jmpHistory: JmpHistoryEntry | undefined;
   /** Entries in `jmpHistory` (kernel `insn_hist_end - insn_hist_start`). */
   jmpHistoryCnt: number;
+  /** Some scalar of this state is marked precise (precision.ts); not copied. */
+  hasPrecise: boolean;
   /** Every scalar of this state and its parents is precise (precision.ts); not copied. */
   allPrecise: boolean;
 }
@@ -193,6 +195,7 @@ export function initVerifierState(): VerifierState {
     lastInsnIdx: -1,
     jmpHistory: undefined,
     jmpHistoryCnt: 0,
+    hasPrecise: false,
     allPrecise: false,
   };
 }
@@ -240,6 +243,7 @@ export function copyState(s: VerifierState): VerifierState {
     lastInsnIdx: s.lastInsnIdx,
     jmpHistory: s.jmpHistory,
     jmpHistoryCnt: s.jmpHistoryCnt,
+    hasPrecise: false,
     allPrecise: false,
   };
 }

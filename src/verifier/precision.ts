@@ -97,7 +97,13 @@ export function noteStackAccess(st: VerifierState, frame: number, spi: number): 
   // An entry for this insn is the newest one: reaching the insn again needs a jump, which
   // would have a newer entry.
   if (top !== undefined && top.idx === st.insnIdx) {
-    st.jmpHistory = { ...top, stackFrame: frame, stackSpi: spi };
+    st.jmpHistory = {
+      idx: top.idx,
+      prevIdx: top.prevIdx,
+      stackFrame: frame,
+      stackSpi: spi,
+      prev: top.prev,
+    };
     return;
   }
   st.jmpHistory = {

@@ -33,6 +33,7 @@ import {
   type RegState,
 } from './reg-state.js';
 import { copyState, type VerifierState } from './states.js';
+import { markChainPrecision } from './precision.js';
 import { BPF_MAX_VAR_OFF } from './check-mem.js';
 import type { VerifierEnv } from './verifier-env.js';
 
@@ -274,6 +275,10 @@ export function checkAluOp(
     }
     if (aluOp === 'neg') {
       throw env.fail(idx, `R${d} pointer arithmetic with neg operator prohibited`);
+    }
+    // The scalar operand becomes part of the pointer: its value matters (precision.ts).
+    if (!(dstPtr && srcPtr) && op.source === 'reg') {
+      markChainPrecision(env, st, dstPtr ? insn.src : d);
     }
     let res: RegState;
     if (dstPtr && srcPtr) res = ptrMinusPtr(env, idx, d, dst, src, aluOp);

@@ -47,6 +47,7 @@ import {
   type RegState,
 } from './reg-state.js';
 import { tnumIsConst } from './tnum.js';
+import { markChainPrecision } from './precision.js';
 import { regBoundsSync, scalarCopy, SCALAR_UNKNOWN, type Scalar } from './bounds.js';
 import { tnumRange } from './tnum.js';
 import type { VerifierState } from './states.js';
@@ -219,10 +220,15 @@ function checkMemSize(
     // ARG_PTR_TO_MEM | PTR_MAYBE_NULL: NULL is allowed only with size 0.
     if (s.umax !== 0n)
       checkHelperMemAccess(env, st, idx, memRegno, Number(s.umax), { ...access, zeroOk });
+    markChainPrecision(env, st, sizeRegno);
     return;
   }
-  if (mem !== undefined && mem.type === 'SCALAR_VALUE' && zeroOk && s.umax === 0n) return;
+  if (mem !== undefined && mem.type === 'SCALAR_VALUE' && zeroOk && s.umax === 0n) {
+    markChainPrecision(env, st, sizeRegno);
+    return;
+  }
   checkHelperMemAccess(env, st, idx, memRegno, Number(s.umax), { ...access, zeroOk });
+  markChainPrecision(env, st, sizeRegno);
 }
 
 /** Checks the helper's argument `argno` (1-based register) against its type. */
@@ -259,7 +265,10 @@ function checkFuncArg(
     case 'ARG_PTR_TO_MAP_VALUE': {
       if (meta.map === undefined) throw env.fail(idx, 'invalid map_ptr to access map->key');
       const size = base === 'ARG_PTR_TO_MAP_KEY' ? meta.map.keySize : meta.map.valueSize;
-      if (mayBeNull && reg.type === 'SCALAR_VALUE' && constOf(reg.scalar) === 0n) return;
+      if (mayBeNull && reg.type === 'SCALAR_VALUE' && constOf(reg.scalar) === 0n) {
+        markChainPrecision(env, st, argno);
+        return;
+      }
       expect(
         reg.type === 'PTR_TO_STACK' ||
           reg.type === 'PTR_TO_MAP_VALUE' ||
@@ -279,7 +288,10 @@ function checkFuncArg(
     case 'ARG_PTR_TO_UNINIT_MEM':
       // The memory is checked with its size argument, next (check_mem_size_reg); here only
       // that it is not an unchecked _or_null pointer.
-      if (mayBeNull && reg.type === 'SCALAR_VALUE' && constOf(reg.scalar) === 0n) return;
+      if (mayBeNull && reg.type === 'SCALAR_VALUE' && constOf(reg.scalar) === 0n) {
+        markChainPrecision(env, st, argno);
+        return;
+      }
       if (reg.maybeNull && reg.type !== 'SCALAR_VALUE') {
         throw env.fail(
           idx,
@@ -305,6 +317,7 @@ function checkFuncArg(
       if (reg.type !== 'SCALAR_VALUE') expect(false, 'scalar');
       const c = constOf(reg.scalar);
       if (c === undefined) throw env.fail(idx, `R${argno} is not a known constant'`);
+      markChainPrecision(env, st, argno);
       meta.allocSize = Number(c);
       return;
     }
@@ -337,6 +350,7 @@ function checkFuncArg(
         reg.type === 'SCALAR_VALUE' &&
         constOf(reg.scalar) === 0n
       ) {
+        markChainPrecision(env, st, argno);
         return;
       }
       expect(reg.type === 'PTR_TO_STACK', 'fp');
@@ -571,6 +585,8 @@ export function checkHelperCall(
   const regs = st.frames[st.curframe]?.regs ?? [];
   if (meta.funcSubprog !== undefined) {
     if (id === BPF_FUNC_loop) {
+      // The callback's index is bounded by nr_loops; flags 0 decides inlining.
+      markChainPrecision(env, st, 1, 4);
       const nr = regs[1] as RegState;
       noteLoopInline(env, idx, meta.funcSubprog, regs[4] as RegState);
       // The index is below nr_loops, which the helper caps at BPF_MAX_LOOPS (1 << 23).
@@ -734,6 +750,7 @@ export function checkKfuncCall(
       }
       case 'obj_type':
         checkCoroKfuncArg(env, idx, argno, reg, arg);
+        markChainPrecision(env, st, argno);
         objSize = objTypeSize(env, idx, argno, reg.scalar.varOff.value);
         return;
       case 'frame':
@@ -747,6 +764,8 @@ export function checkKfuncCall(
       case 'map':
       case 'btf_id':
         checkCoroKfuncArg(env, idx, argno, reg, arg);
+        // A constant size, or a handle proven non-NULL: the value matters.
+        if (reg.type === 'SCALAR_VALUE') markChainPrecision(env, st, argno);
         return;
     }
   });

@@ -29,6 +29,7 @@ import { copyState, type CoroSlot, type VerifierState } from './states.js';
 import { readReg } from './check-alu.js';
 import { MAX_PACKET_OFF } from './check-mem.js';
 import type { VerifierEnv } from './verifier-env.js';
+import { markChainPrecision } from './precision.js';
 
 /** The two sides of a conditional jump; a side that cannot run is undefined. */
 export interface JmpBranches {
@@ -200,11 +201,20 @@ export function checkCondJmp(
   if (dstPtr || srcPtr) {
     if (width === 32)
       throw env.fail(idx, `R${dstPtr ? insn.dst : insn.src} pointer comparison prohibited`);
+    // A scalar register compared with a pointer: a known NULL decides the null check.
+    if (useSrcReg && dstPtr !== srcPtr && regIsNull(dstPtr ? src : dst)) {
+      markChainPrecision(env, st, dstPtr ? insn.src : insn.dst);
+    }
     return pointerJmp(st, cond, dst, src);
   }
   const sameReg = useSrcReg && insn.src === insn.dst;
   const out = condJmpOutcome(dst.scalar, src.scalar, cond, width, sameReg);
   const zero = !useSrcReg && insn.imm === 0;
+  if (out.taken === 1 || out.taken === 0) {
+    // The verifier follows one side only, decided by the values: they must be precise
+    // (check_cond_jmp_op when is_branch_taken decides).
+    markChainPrecision(env, st, insn.dst, useSrcReg ? insn.src : -1);
+  }
   if (out.taken === 1) {
     resLockBranch(dst, cond, zero, st, undefined);
     return { taken: st, fall: undefined };

@@ -21,6 +21,7 @@ export function tnumStr(t: Tnum): string {
 import {
   REG_NOT_INIT,
   regConst,
+  regIsNull,
   regIsPointer,
   regTypeStr,
   regScalar,
@@ -56,6 +57,7 @@ import {
   REG_CORO_HANDLE,
 } from './check-coro.js';
 import type { VerifierEnv } from './verifier-env.js';
+import { markChainPrecision, noteStackAccess } from './precision.js';
 
 /** `BPF_MAX_VAR_OFF`: largest variable offset a pointer may carry. */
 export const BPF_MAX_VAR_OFF = 1 << 29;
@@ -76,6 +78,8 @@ export interface MemAccessOptions {
   readonly atomic?: boolean;
   /** The value a store writes. */
   readonly value?: StoreValue;
+  /** The register a `stx` stores, for precision (kernel `value_regno`). */
+  readonly valueRegno?: number;
 }
 
 /** The frame a stack pointer points into. */
@@ -385,6 +389,20 @@ function checkStackAccess(
       );
       if (err !== undefined) throw env.fail(idx, err);
       env.useStack(subprog, -total);
+      const spi = Math.floor((-total - 1) / BPF_REG_SIZE);
+      if (isSpilledReg(stackSlot(stack, spi))) {
+        noteStackAccess(st, reg.frameno, spi);
+      } else if (
+        value !== undefined &&
+        'reg' in value &&
+        value.reg.type === 'SCALAR_VALUE' &&
+        regIsNull(value.reg) &&
+        opts.valueRegno !== undefined
+      ) {
+        // The bytes became STACK_ZERO: the stored zero matters (backtracking does not follow
+        // STACK_ZERO).
+        markChainPrecision(env, st, opts.valueRegno);
+      }
       return undefined;
     }
     const res = readStack(stack, total, size, {
@@ -394,6 +412,8 @@ function checkStackAccess(
     });
     if ('error' in res) throw env.fail(idx, res.error);
     env.useStack(subprog, -total);
+    if (res.fill === true)
+      noteStackAccess(st, reg.frameno, Math.floor((-total - 1) / BPF_REG_SIZE));
     return res.reg;
   }
   const { min, max } = stackVarRange(
@@ -472,7 +492,7 @@ export function checkMemAccess(
   const value = opts.value;
   const storesPointer = value !== undefined && 'reg' in value && regIsPointer(value.reg);
   if (reg.type === 'SCALAR_VALUE' && reg.coroHandle) {
-    // A frame handle: checked at run time (check-coro.ts).
+    // A frame handle: checked at run time (check-coro.ts), its value needs no precision.
     env.noteAccessBase(idx, 'handle', regno);
     const stored = t === 'write' ? storedReg(value) : undefined;
     const loaded = checkHandleAccess(env, idx, regno, reg, off, size, stored);
@@ -533,6 +553,11 @@ export function checkMemAccess(
       if (reg.memCoro && t === 'write') {
         const v =
           value === undefined ? undefined : 'reg' in value ? value.reg : regConst(value.imm);
+        // Loads give recorded frame slots back, which backtracking does not follow: the stored
+        // scalar is precise from here back (frame slots are compared by value).
+        if (opts.valueRegno !== undefined && v?.type === 'SCALAR_VALUE') {
+          markChainPrecision(env, st, opts.valueRegno);
+        }
         frameStore(st, reg, off, size, v);
         return undefined;
       }

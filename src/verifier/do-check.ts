@@ -14,9 +14,17 @@
  * contained in that ancestor with another may_goto depth is pruned (the runtime budget bounds
  * the loop), as in the kernel.
  *
- * Precision (documented simpler rule, instead of the kernel's backtracking): every scalar is
- * precise, i.e. compared by its ranges, and registers dead at an insn (liveness.ts) are not
- * compared. Stack slots are always compared.
+ * Precision (kernel `mark_chain_precision`, precision.ts): scalars start imprecise; an explored
+ * state's imprecise scalars (registers and spilled scalars) match any scalar when it prunes
+ * (NOT_EXACT). Where the verifier relies on a scalar's value (pointer offsets, helper sizes
+ * and constant arguments, decided branches, checked return values, zero stores, values stored
+ * in coroutine frames), the scalar is marked precise in the checkpoints of the path it flows
+ * from, by backtracking through the jump history each state keeps since its last checkpoint
+ * (where an insn's explored list is full, the checkpoint is kept for that alone). A prune hit
+ * copies the explored state's marks onto the pruned path (`propagate_precision`); a may_goto
+ * state pruned against its in-progress ancestor marks its whole path precise. Only completed
+ * explored states prune, so their marks are final. Registers dead at an insn (liveness.ts) are
+ * not compared; values recorded in coroutine frame slots are always compared by value.
  *
  * Callbacks: bpf_loop and bpf_for_each_map_elem callbacks are verified where they are called,
  * in a frame above the caller's, to a fixpoint (state-join.ts); timer callbacks are verified
@@ -67,6 +75,13 @@ import { checkMemAccess, loadedScalar } from './check-mem.js';
 import { checkCondJmp, mapAllRegs } from './check-jmp.js';
 import { checkHelperCall, checkKfuncCall, type CallbackRequest } from './check-call.js';
 import { joinStates } from './state-join.js';
+import {
+  markAllScalarsPrecise,
+  markChainPrecision,
+  PrecisionCheckpoint,
+  propagatePrecision,
+  pushJmpHistory,
+} from './precision.js';
 import { checkCallx, forgetAllSlots, isCoroMem, type SuspendedFrame } from './check-coro.js';
 import { stackStr, type StackSlot } from './stack.js';
 import { STATES_PER_INSN, type VerifierEnv } from './verifier-env.js';
@@ -171,6 +186,9 @@ class Exploration {
   /** Jumps and insns processed when the last checkpoint was kept. */
   private cpJmps = -Infinity;
   private cpInsns = -Infinity;
+  /** Jumps and insns processed when the last history segment started. */
+  private segJmps = -Infinity;
+  private segInsns = -Infinity;
 
   private readonly check: DoCheck;
   private readonly explored: ExploredStates;
@@ -198,6 +216,12 @@ class Exploration {
   }
 
   run(entry: VerifierState, startIdx: number): void {
+    // The entry starts the path's history.
+    entry.histParent = undefined;
+    entry.firstInsnIdx = startIdx;
+    entry.lastInsnIdx = -1;
+    entry.jmpHistory = undefined;
+    entry.jmpHistoryCnt = 0;
     this.stack.push({ st: entry, idx: startIdx, prevIdx: -1, logPos: this.check.env.log.pos() });
     let first = true;
     for (;;) {
@@ -208,7 +232,7 @@ class Exploration {
       if (!first && (env.log.level & BPF_LOG_LEVEL) !== 0) {
         env.log.verbose(`from ${w.prevIdx} to ${w.idx}:${verifierStateStr(w.st)}\n`);
       }
-      this.walk(w.st, w.idx, first);
+      this.walk(w.st, w.idx, w.prevIdx, first);
       first = false;
     }
   }
@@ -234,13 +258,21 @@ class Exploration {
     if (anc !== undefined && anc.curframe === st.curframe) {
       const within = statesEqual(anc, st, { exact: 'RANGE_WITHIN', liveRegs });
       if (within) {
-        if (op?.kind === 'may_goto' && anc.mayGotoDepth !== st.mayGotoDepth) return true;
+        if (op?.kind === 'may_goto' && anc.mayGotoDepth !== st.mayGotoDepth) {
+          // anc's precision marks are not final yet: keep every scalar of this path precise.
+          markAllScalarsPrecise(env, st);
+          return true;
+        }
         if (op?.kind !== 'may_goto') {
           throw env.fail(idx, `infinite loop detected at insn ${idx}`);
         }
       }
     }
-    if (this.explored.find(idx, st, { liveRegs, exact: 'PRECISE' }) !== undefined) return true;
+    const old = this.explored.find(idx, st, { liveRegs, exact: 'NOT_EXACT' });
+    if (old !== undefined) {
+      if (old.hasPrecise) propagatePrecision(env, old, st, idx, liveRegs);
+      return true;
+    }
     // Like the kernel, keep a new checkpoint only every few jumps (or where one is forced):
     // fewer copies and comparisons, the same pruning for everything but tight loops.
     const force = env.cfg.forceCheckpoint[idx] === true;
@@ -253,7 +285,30 @@ class Exploration {
     cp.branches = 1;
     cp.insnIdx = idx;
     cp.parent = st.parent;
-    if (this.explored.add(idx, cp)) st.parent = cp;
+    if (this.explored.add(idx, cp)) {
+      st.parent = cp;
+      st.histParent = cp;
+    } else if (
+      force ||
+      st.jmpHistoryCnt > 40 ||
+      env.jmpsProcessed - this.segJmps >= 20 ||
+      env.insnProcessed - this.segInsns >= 100
+    ) {
+      // Every state kept at idx is still being explored (a long loop): a checkpoint for
+      // precision backtracking only, which bounds the history a mark walks and whose marks
+      // end the walks of the next iterations. As the kernel adds states in a loop: after 20
+      // jumps or 100 insns, or where the path's jump history since its last checkpoint
+      // passed 40 entries.
+      st.histParent = new PrecisionCheckpoint(st);
+    } else {
+      return false;
+    }
+    // A new segment of history starts here; the checkpoint keeps the one that led to it.
+    this.segJmps = env.jmpsProcessed;
+    this.segInsns = env.insnProcessed;
+    st.firstInsnIdx = idx;
+    st.jmpHistory = undefined;
+    st.jmpHistoryCnt = 0;
     return false;
   }
 
@@ -262,12 +317,16 @@ class Exploration {
     updateBranchCounts(st.parent);
   }
 
-  /** Walks one path from `idx` until it exits or is pruned. */
-  private walk(st: VerifierState, start: number, printEntry: boolean): void {
+  /**
+   * Walks one path from `start` (reached from insn `from`, -1 for none) until it exits or is
+   * pruned.
+   */
+  private walk(st: VerifierState, start: number, from: number, printEntry: boolean): void {
     const env = this.check.env;
     const { insns, ops, cfg, log } = env;
     let idx = start;
     let prevIdx = -1;
+    let lastIdx = from;
     for (;;) {
       if (++env.insnProcessed > (env.opts.insnLimit ?? BPF_COMPLEXITY_LIMIT_INSNS)) {
         throw env.fail(
@@ -281,6 +340,8 @@ class Exploration {
       if (insn === undefined || op === undefined) {
         throw env.fail(idx, `invalid insn idx ${idx} insn_cnt ${insns.length}`, 'EINVAL');
       }
+      st.insnIdx = idx;
+      st.lastInsnIdx = lastIdx;
       if (cfg.prunePoint[idx] === true || cfg.forceCheckpoint[idx] === true) {
         if (this.isStateVisited(st, idx)) {
           if ((log.level & BPF_LOG_LEVEL) !== 0) {
@@ -302,8 +363,10 @@ class Exploration {
         log.insn(idx, insns);
       }
       env.recordFacts(idx, st);
+      pushJmpHistory(env, st, idx, lastIdx);
       if (isJmpKind(op.kind)) env.jmpsProcessed++;
       prevIdx = idx;
+      lastIdx = idx;
       const before = level2 ? snapshot(st) : undefined;
       const next = this.step(st, idx, insn);
       if (next === undefined) {
@@ -356,6 +419,7 @@ class Exploration {
         readReg(env, st, idx, insn.dst);
         checkMemAccess(env, st, idx, insn.dst, insn.off, op.size, 'write', {
           value: { reg: value },
+          valueRegno: insn.src,
         });
         return idx + 1;
       }
@@ -510,7 +574,7 @@ class Exploration {
     const coroEntryExit = this.cbFrame === CORO_ENTRY && st.curframe === 0;
     if (r0.type === 'NOT_INIT' && !coroEntryExit) throw env.fail(idx, 'R0 !read_ok');
     if (st.curframe === this.cbFrame) {
-      this.checkRetRange(idx, r0, 'callback return', this.retRange);
+      this.checkRetRange(st, idx, r0, 'callback return', this.retRange);
       this.exits.push(st);
       return undefined;
     }
@@ -540,6 +604,7 @@ class Exploration {
     if (regIsPointer(r0) && !env.allowPtrLeaks)
       throw env.fail(idx, 'R0 leaks addr as return value');
     this.checkRetRange(
+      st,
       idx,
       r0,
       this.cbFrame === -2 ? 'async callback' : 'program exit',
@@ -550,6 +615,7 @@ class Exploration {
 
   /** `check_return_code`: R0 within `range`. */
   private checkRetRange(
+    st: VerifierState,
     idx: number,
     r0: RegState,
     what: string,
@@ -566,6 +632,7 @@ class Exploration {
         `At ${what} the register R0 has ${scalarDesc(r0)} should have been in [${lo}, ${hi}]`,
       );
     }
+    markChainPrecision(env, st, 0);
   }
 }
 
@@ -788,7 +855,12 @@ export class DoCheck {
       cbState.frames.push(callee);
       cbState.curframe++;
       const ex = new Exploration(this, explored, cbState.curframe, req.retRange);
-      ex.run(cbState, this.subprogStart(req.subprog));
+      env.callbackCallers.push(st);
+      try {
+        ex.run(cbState, this.subprogStart(req.subprog));
+      } finally {
+        env.callbackCallers.pop();
+      }
       let joined: VerifierState = entry;
       for (const exit of ex.exits) {
         exit.frames.pop();

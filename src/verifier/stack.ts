@@ -74,7 +74,9 @@ export interface StackAccessOptions {
 }
 
 /** The result of a stack read: the loaded register, or the kernel's reason for rejecting it. */
-export type StackReadResult = { readonly reg: RegState } | { readonly error: string };
+export type StackReadResult =
+  /** `fill`: the read restored the spilled register (kernel: a stack access in the history). */
+  { readonly reg: RegState; readonly fill?: boolean } | { readonly error: string };
 
 const INVALID_SLOT: StackSlot = Object.freeze({
   slotType: Object.freeze(new Array<SlotType>(BPF_REG_SIZE).fill('STACK_INVALID')),
@@ -277,13 +279,14 @@ export function readStack(
     if (size === BPF_REG_SIZE && spillSize === BPF_REG_SIZE) {
       return {
         reg: reg.live === REG_LIVE_WRITTEN ? reg : regWith(reg, { live: REG_LIVE_WRITTEN }),
+        fill: true,
       };
     }
     if (reg.type !== 'SCALAR_VALUE') return { error: 'invalid size of register fill' };
     if (size <= spillSize && off % BPF_REG_SIZE === 0) {
       let r = regWith(reg, { live: REG_LIVE_WRITTEN });
       if (regWidth(reg) > size * 8) r = regWith(r, { id: 0 });
-      return { reg: coerceLoaded(r, size, sx) };
+      return { reg: coerceLoaded(r, size, sx), fill: true };
     }
     const scan = scanBytes(s, off, size, allowUninit);
     if (typeof scan === 'string') return { error: scan };

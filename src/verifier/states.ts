@@ -16,6 +16,7 @@
  */
 
 import { tnumIn } from './tnum.js';
+import type { JmpHistoryEntry, PrecisionCheckpoint } from './precision.js';
 import type { Scalar } from './bounds.js';
 import {
   markRegKnownZero,
@@ -126,6 +127,27 @@ export interface VerifierState {
   parent: VerifierState | undefined;
   /** Recorded coroutine frame slots (check-coro.ts); the array is owned by this state. */
   coroSlots: CoroSlot[];
+  /**
+   * The checkpoint this state's history segment starts at (kernel `parent` for precision
+   * backtracking, precision.ts): the last explored state of the path, or a checkpoint kept
+   * for backtracking only where the explored list of its insn was full.
+   */
+  histParent: VerifierState | PrecisionCheckpoint | undefined;
+  /** First insn of the history segment (kernel `first_insn_idx`). */
+  firstInsnIdx: number;
+  /** The insn executed before `insnIdx` (kernel `last_insn_idx`); -1 at an entry. */
+  lastInsnIdx: number;
+  /**
+   * The segment's jumps, spills and fills, newest first (kernel `jmp_history`, precision.ts);
+   * shared with copies, never mutated.
+   */
+  jmpHistory: JmpHistoryEntry | undefined;
+  /** Entries in `jmpHistory` (kernel `insn_hist_end - insn_hist_start`). */
+  jmpHistoryCnt: number;
+  /** Some scalar of this state is marked precise (precision.ts); not copied. */
+  hasPrecise: boolean;
+  /** Every scalar of this state and its parents is precise (precision.ts); not copied. */
+  allPrecise: boolean;
 }
 
 /** A fresh frame: all registers NOT_INIT, R10 = fp of the frame (kernel `init_func_state`). */
@@ -168,21 +190,61 @@ export function initVerifierState(): VerifierState {
     insnIdx: 0,
     parent: undefined,
     coroSlots: [],
+    histParent: undefined,
+    firstInsnIdx: 0,
+    lastInsnIdx: -1,
+    jmpHistory: undefined,
+    jmpHistoryCnt: 0,
+    hasPrecise: false,
+    allPrecise: false,
   };
 }
 
-/** A copy of a frame sharing its immutable registers and slots (kernel `copy_func_state`). */
+/**
+ * A copy of a frame sharing its immutable registers and slots (kernel `copy_func_state`).
+ * Built field by field, in `initFuncState`'s order (one shape; a spread copy costs an order
+ * of magnitude more).
+ */
 export function copyFuncState(f: FuncState): FuncState {
-  return { ...f, regs: f.regs.slice(), stack: f.stack.slice() };
+  return {
+    regs: f.regs.slice(),
+    stack: f.stack.slice(),
+    frameno: f.frameno,
+    callsite: f.callsite,
+    subprogno: f.subprogno,
+    inCallbackFn: f.inCallbackFn,
+    callbackDepth: f.callbackDepth,
+  };
 }
 
-/** A copy of a path state (kernel `copy_verifier_state`); `parent` and `branches` are kept. */
+/**
+ * A copy of a path state (kernel `copy_verifier_state`); `parent` and `branches` are kept.
+ * Built field by field, in `initVerifierState`'s order, like `copyFuncState`.
+ */
 export function copyState(s: VerifierState): VerifierState {
   return {
-    ...s,
     frames: s.frames.map(copyFuncState),
+    curframe: s.curframe,
     refs: s.refs.slice(),
+    activeLocks: s.activeLocks,
+    activeLockId: s.activeLockId,
+    activeLockPtr: s.activeLockPtr,
+    activeRcuLocks: s.activeRcuLocks,
+    activePreemptLocks: s.activePreemptLocks,
+    mayGotoDepth: s.mayGotoDepth,
+    speculative: s.speculative,
+    inSleepable: s.inSleepable,
+    branches: s.branches,
+    insnIdx: s.insnIdx,
+    parent: s.parent,
     coroSlots: s.coroSlots.slice(),
+    histParent: s.histParent,
+    firstInsnIdx: s.firstInsnIdx,
+    lastInsnIdx: s.lastInsnIdx,
+    jmpHistory: s.jmpHistory,
+    jmpHistoryCnt: s.jmpHistoryCnt,
+    hasPrecise: false,
+    allPrecise: false,
   };
 }
 
@@ -240,7 +302,8 @@ export type ExactLevel = 'NOT_EXACT' | 'EXACT' | 'RANGE_WITHIN' | 'PRECISE';
 
 /**
  * Levels that prune as the kernel's NOT_EXACT: `PRECISE` is NOT_EXACT with every scalar
- * treated as precise (bpfwasm's rule in place of precision backtracking, do-check.ts).
+ * treated as precise (used for the values recorded in coroutine frame slots, which precision
+ * backtracking does not follow).
  */
 const loose = (e: ExactLevel): boolean => e === 'NOT_EXACT' || e === 'PRECISE';
 
@@ -539,7 +602,9 @@ export function statesEqual(
     const live = i === old.curframe ? (opts.liveRegs ?? 0x7ff) : 0x7ff;
     if (!funcStatesEqual(o, c, idmap, opts, live)) return false;
   }
-  return coroSlotsSafe(old, cur, idmap, opts.exact ?? 'NOT_EXACT');
+  // Frame slot values are compared by value: backtracking does not follow them (precision.ts).
+  const exact = opts.exact ?? 'NOT_EXACT';
+  return coroSlotsSafe(old, cur, idmap, exact === 'NOT_EXACT' ? 'PRECISE' : exact);
 }
 
 /**

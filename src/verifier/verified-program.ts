@@ -34,7 +34,8 @@ export interface InsnFacts {
   readonly regClass: Uint8Array;
   /**
    * Registers that hold the same 64-bit constant in every explored state here (scalars only),
-   * by register number.
+   * by register number. Paths pruned against an explored state whose scalar was not precise
+   * (src/verifier/precision.ts) are not seen and may hold other values: not for codegen.
    */
   readonly constants: ReadonlyMap<number, bigint>;
 }

@@ -67,6 +67,8 @@ export class VerifierEnv {
   cfg!: CfgInfo;
   /** Registers live before each insn (bit r), from `computeLiveRegs`. */
   liveBefore!: Uint16Array;
+  /** Registers precision backtracking follows through each insn, from `computeBacktrackRegs`. */
+  backtrackRegs!: Int32Array;
   /** `mem` programs: the largest end offset of a proven access through the input (R1). */
   memInputMax = 0;
   /** `insn_processed`. */
@@ -114,6 +116,11 @@ export class VerifierEnv {
    * with flags 0 (the kernel's `update_loop_inline_state`); -1 once a path disagreed.
    */
   readonly loopInline = new Map<number, number>();
+  /**
+   * The caller states of the sync callbacks being explored, outermost first: what a callback's
+   * precision backtracking cannot resolve at its entry marks their paths (precision.ts).
+   */
+  readonly callbackCallers: VerifierState[] = [];
   /** Exploring an async (timer) callback, subprog `asyncSubprog`. */
   inAsyncCallback = false;
   asyncSubprog = 0;

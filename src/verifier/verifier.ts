@@ -12,6 +12,7 @@ import type { Program, ProgType } from '../program.js';
 import { checkCfg } from './cfg.js';
 import { DoCheck } from './do-check.js';
 import { computeLiveRegs } from './liveness.js';
+import { computeBacktrackRegs } from './precision.js';
 import { VerifierEnv, VerifierReject } from './verifier-env.js';
 import type { MapInfo } from './reg-state.js';
 import type { VerifiedProgram } from './verified-program.js';
@@ -172,6 +173,7 @@ export function verifyProgram(prog: Program, opts: VerifyOptions = {}): Verified
       throw e;
     }
     env.liveBefore = computeLiveRegs(prog);
+    env.backtrackRegs = computeBacktrackRegs(prog);
     check = new DoCheck(env);
     check.run();
   } catch (e) {

@@ -54,7 +54,8 @@ async function open(
 ): Promise<{ vm: Vm; obj: LoadedObject; live: LiveFrames; queues: BpfMap[] }> {
   const vm = Vm.create({ coroutines: { sweepIntervalMs: 0 }, ...opts });
   const live = liveFrames(vm);
-  const obj = await vm.loadObject(readFileSync(object), { verify: false });
+  // verified: classify and tx_worker (its three drain loops verify with precision tracking)
+  const obj = await vm.loadObject(readFileSync(object));
   const queues = ['tx_q0', 'tx_q1', 'tx_q2'].map((n) => obj.map(n));
   return { vm, obj, live, queues };
 }

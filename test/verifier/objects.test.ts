@@ -68,8 +68,6 @@ const BUNDLED_REJECTS: Readonly<Record<string, Readonly<Record<string, string>>>
   // up to 4096 iterations of three operations in one activation (FCFS mode)
   'uc_kvstore.o': { kv_serve: tooLarge },
   'uc_kvstore.v3.o': { kv_serve: tooLarge },
-  'uc_transmit.o': { tx_worker: tooLarge },
-  'uc_transmit.v3.o': { tx_worker: tooLarge },
 };
 
 describe('the verifier on the bundled examples', () => {

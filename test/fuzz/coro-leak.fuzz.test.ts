@@ -13,7 +13,7 @@ import { assembleProgram } from '../../src/asm/assembler.js';
 import { isBpfError } from '../../src/errors.js';
 import { BPF_MAP_TYPE_RINGBUF } from '../../runtime/maps/map-type.js';
 import { Vm } from '../../runtime/vm.js';
-import { kfuncCalls } from '../helpers/coro-asm.js';
+import { allocFrameAsm, kfuncCalls, TOKENS_ASM } from '../helpers/coro-asm.js';
 
 const KFUNCS = [
   'bpf_coro_frame_alloc', // 0
@@ -119,17 +119,8 @@ function generate(rand: (n: number) => number): Gen {
             mov %r0, 0`,
       )
       .join('\n');
-  const asm = `mov %r1, 64
-      mov %r2, 0
-      call kfunc 0
-      mov %r6, %r0
-      jne %r6, 0, +2
-      mov %r0, 3
-      exit
-      lddw %r1, func resume
-      stxdw [%r6], %r1
-      lddw %r1, func destroy
-      stxdw [%r6+8], %r1
+  const asm = `${allocFrameAsm(64, 3)}
+      ${TOKENS_ASM}
       ${destroyToken ? '' : 'stdw [%r6+8], 0'}
       ${take}
       stb [%r6+48], ${index}

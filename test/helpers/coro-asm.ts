@@ -56,6 +56,26 @@ export function detachedFrameAsm(handOff: string, free: number): string {
     exit`;
 }
 
+/**
+ * r6 = a frame of `size` bytes from kfunc 0 (bpf_coro_frame_alloc, r2 = 0); without one the
+ * program returns `none`. Seven insns.
+ */
+export function allocFrameAsm(size: number, none: number): string {
+  return `mov %r1, ${size}
+    mov %r2, 0
+    call kfunc 0
+    mov %r6, %r0
+    jne %r6, 0, +2
+    mov %r0, ${none}
+    exit`;
+}
+
+/** Stores the tokens of labels `resume` (+0) and `destroy` (+8) into the frame in r6. */
+export const TOKENS_ASM = `lddw %r1, func resume
+    stxdw [%r6], %r1
+    lddw %r1, func destroy
+    stxdw [%r6+8], %r1`;
+
 /** The parts of `keptRecordAsm` a test may replace. */
 export interface KeptRecordParts {
   /** The suspension, with r1 = the frame (default `call kfunc 2`, bpf_coro_defer). */
@@ -80,14 +100,8 @@ export interface KeptRecordParts {
  * index is 1; both free the frame.
  */
 export function keptRecordAsm(p: KeptRecordParts = {}): string {
-  return `mov %r1, 32
-    mov %r2, 0
-    call kfunc 0
-    mov %r6, %r0
-    jne %r6, 0, +2
-    mov %r0, 99
-    exit
-    ${p.tokens ?? 'lddw %r1, func resume\nstxdw [%r6], %r1\nlddw %r1, func destroy\nstxdw [%r6+8], %r1'}
+  return `${allocFrameAsm(32, 99)}
+    ${p.tokens ?? TOKENS_ASM}
     lddw %r1, map_fd 1
     mov %r2, 8
     mov %r3, 0

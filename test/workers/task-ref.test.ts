@@ -8,7 +8,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { assembleProgram } from '../../src/asm/assembler.js';
 import { Vm } from '../../runtime/vm.js';
-import { kfuncCalls } from '../helpers/coro-asm.js';
+import { allocFrameAsm, kfuncCalls, TOKENS_ASM } from '../helpers/coro-asm.js';
 
 const vms: Vm[] = [];
 afterEach(async () => {
@@ -29,17 +29,8 @@ const KFUNCS = [
  * function releases it and marks the frame done, the destroy function releases it unless done.
  * r0: 0 suspended, 98 no reference, 97 the yield failed (released), 99 no frame.
  */
-const HOLDER = `mov %r1, 32
-    mov %r2, 0
-    call kfunc 0
-    mov %r6, %r0
-    jne %r6, 0, +2
-    mov %r0, 99
-    exit
-    lddw %r1, func resume
-    stxdw [%r6], %r1
-    lddw %r1, func destroy
-    stxdw [%r6+8], %r1
+const HOLDER = `${allocFrameAsm(32, 99)}
+    ${TOKENS_ASM}
     call 158
     mov %r1, %r0
     call kfunc 1

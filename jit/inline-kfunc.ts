@@ -166,7 +166,7 @@ export function inlineFrameCheck(
       m.call_indirect(
         'table',
         m.i32.const(s.checkSlot),
-        [m.i32.wrap(frame()), m.i32.const((s.need | (s.needFlags ?? 0)) | 0)],
+        [m.i32.wrap(frame()), m.i32.const(s.need | (s.needFlags ?? 0) | 0)],
         b.createType([b.i32, b.i32]),
         b.i32,
       ),

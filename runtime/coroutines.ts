@@ -558,9 +558,7 @@ export class Coroutines {
       throw new UsageError(`budgetNs must be a non-negative integer, not ${budget}`);
     if (this.drainer === undefined) {
       const prog = createProgram(assemble(DRAINER_ASM), { name: 'coro_drain', type: 'mem' });
-      const calls = prog.insns.flatMap((i, idx) =>
-        i.code === 0x85 && i.src === 2 ? [idx] : [],
-      );
+      const calls = prog.insns.flatMap((i, idx) => (i.code === 0x85 && i.src === 2 ? [idx] : []));
       this.drainer = this.host.loadInternal(
         prog,
         new Map(calls.map((idx) => [idx, { name: 'bpf_coro_drain', weak: false }])),

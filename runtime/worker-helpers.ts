@@ -62,6 +62,8 @@ export function workerHelpers(host: XdpHost, cpu: number, cfg: WorkerHelperConfi
     ...spinLockHelpers(host, lockStats),
     // snprintf writes into BPF memory only; trace_printk needs the host's trace log
     ...printkHelpers(host, new TraceLog()).filter((h) => h.id !== BPF_FUNC_trace_printk),
-    ...(task === undefined ? [] : [...taskHelpers(host, () => task), workerTaskHelper(() => host.dataView())]),
+    ...(task === undefined
+      ? []
+      : [...taskHelpers(host, () => task), workerTaskHelper(() => host.dataView())]),
   ].sort((a, b) => a.id - b.id);
 }

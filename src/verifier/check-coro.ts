@@ -633,7 +633,9 @@ export function suspendFrame(
   env.verbose(
     `frame suspended at insn ${idx} keeps reference${refs.length > 1 ? 's' : ''} ${refs
       .map((r) => `id=${r.id}`)
-      .join(' ')}: its resume (func#${resume}) and destroy (func#${destroy}) must release ${refs.length > 1 ? 'them' : 'it'}`,
+      .join(
+        ' ',
+      )}: its resume (func#${resume}) and destroy (func#${destroy}) must release ${refs.length > 1 ? 'them' : 'it'}`,
   );
   for (const r of refs) releaseReference(env, st, idx, r.id);
 }

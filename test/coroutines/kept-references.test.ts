@@ -34,7 +34,9 @@ async function setup(engine: 'jit' | 'interp', opts: VmOptions = {}) {
   const p = await vm.load(prog, { kfuncs: kfuncCalls(prog, KFUNCS), type: 'perf_event', engine });
   const records = (): bigint[] => {
     const out: bigint[] = [];
-    ring.ringbuf().consume((r) => out.push(new DataView(r.buffer, r.byteOffset).getBigUint64(0, true)));
+    ring
+      .ringbuf()
+      .consume((r) => out.push(new DataView(r.buffer, r.byteOffset).getBigUint64(0, true)));
     return out;
   };
   return { vm, p, records };

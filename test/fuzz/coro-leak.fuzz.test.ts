@@ -60,7 +60,8 @@ function generate(rand: (n: number) => number): Gen {
   const kinds: Kind[] = Array.from({ length: 1 + rand(2) }, () => (rand(2) === 0 ? 'rec' : 'task'));
   const offs = kinds.map(() => OFFSETS[rand(OFFSETS.length)] as number);
   // mostly where they were stored; sometimes a wrong slot or a wrong release
-  const reload = (i: number): number => (rand(10) === 0 ? (OFFSETS[rand(4)] as number) : (offs[i] as number));
+  const reload = (i: number): number =>
+    rand(10) === 0 ? (OFFSETS[rand(4)] as number) : (offs[i] as number);
   const wrongKind = (k: Kind): Kind => (rand(12) === 0 ? (k === 'rec' ? 'task' : 'rec') : k);
   const index = rand(6) === 0 ? 2 : 1;
   const suspend = (['defer', 'detach', 'yield'] as const)[rand(3)];

@@ -378,7 +378,8 @@ describe('functions entered through their tokens (resume / destroy)', () => {
 
 describe('references kept in a frame across a suspension (the destroy path)', () => {
   const kept = keptRecordAsm;
-  const unreleased = /^Unreleased reference id=\d+ alloc_insn=17 \(kept in the frame suspended at insn 23\)$/;
+  const unreleased =
+    /^Unreleased reference id=\d+ alloc_insn=17 \(kept in the frame suspended at insn 23\)$/;
 
   it('move into the frame: its resume and destroy functions must release them', () => {
     expect(verdict(kept())).toBe('accept');
@@ -409,7 +410,9 @@ describe('references kept in a frame across a suspension (the destroy path)', ()
   it('stay on the path without a resume and a destroy token in the frame', () => {
     const noDestroy =
       'lddw %r1, func resume\nstxdw [%r6], %r1\nlddw %r1, func destroy\nstxdw [%r6+8], %r1\nstdw [%r6+8], 0';
-    expect(verdict(kept({ tokens: noDestroy }))).toMatch(/^Unreleased reference id=\d+ alloc_insn=18$/);
+    expect(verdict(kept({ tokens: noDestroy }))).toMatch(
+      /^Unreleased reference id=\d+ alloc_insn=18$/,
+    );
     expect(verdict(kept({ suspend: 'mov %r1, 0' }))).toMatch(
       /^Unreleased reference id=\d+ alloc_insn=17$/,
     );
@@ -425,9 +428,14 @@ describe('references kept in a frame across a suspension (the destroy path)', ()
     // r0 != 0: nothing was scheduled, the path still holds the record and must let it go
     const release = 'mov %r1, %r7\nmov %r2, 0\ncall 133\nmov %r1, %r6\ncall kfunc 1';
     expect(verdict(kept({ suspend: sleep, after: release }))).toBe('accept');
-    expect(verdict(kept({ suspend: sleep, after: 'mov %r0, 0\nmov %r0, 0\nmov %r0, 0\nmov %r0, 0\nmov %r0, 0' }))).toMatch(
-      /^Unreleased reference id=\d+ alloc_insn=17$/,
-    );
+    expect(
+      verdict(
+        kept({
+          suspend: sleep,
+          after: 'mov %r0, 0\nmov %r0, 0\nmov %r0, 0\nmov %r0, 0\nmov %r0, 0',
+        }),
+      ),
+    ).toMatch(/^Unreleased reference id=\d+ alloc_insn=17$/);
   });
 
   it('may be released through a handle where the frame is not known (checked at run time)', () => {
@@ -548,9 +556,9 @@ describe('task references', () => {
       mov %r0, 0
       exit`;
     const discard = 'mov %r2, 0\ncall 133';
-    expect(verdict(record.replace('${release}', discard).replace('jeq %r0, 0, +3', 'jeq %r0, 0, +4'))).toBe(
-      'accept',
-    );
+    expect(
+      verdict(record.replace('${release}', discard).replace('jeq %r0, 0, +3', 'jeq %r0, 0, +4')),
+    ).toBe('accept');
     expect(verdict(record.replace('${release}', 'call kfunc 6'))).toBe(
       'R1 type=ringbuf_mem expected=ptr_task_struct',
     );

@@ -84,7 +84,8 @@ describe('runtime module ABI', () => {
   });
 
   it('matches src/abi.ts for the Vm-wide coroutine and task words (CORO_CTL)', () => {
-    const snake = (k: string): string => `CORO_CTL_${k.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+    const snake = (k: string): string =>
+      `CORO_CTL_${k.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
     const found = Object.entries(CORO_CTL).filter(([k]) => consts.has(snake(k)));
     for (const [k, v] of found) expect([k, consts.get(snake(k))]).toEqual([k, v]);
     expect(found.map(([k]) => k)).toEqual(

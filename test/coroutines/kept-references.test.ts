@@ -9,9 +9,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { assembleProgram } from '../../src/asm/assembler.js';
 import { CORO_CHECK_RECORD } from '../../src/abi.js';
-import { BPF_MAP_TYPE_RINGBUF } from '../../runtime/maps/map-type.js';
 import { Vm, type VmOptions } from '../../runtime/vm.js';
 import { keptRecordAsm, kfuncCalls } from '../helpers/coro-asm.js';
+import { ringbufMap } from '../helpers/maps.js';
 
 const vms: Vm[] = [];
 afterEach(async () => {
@@ -23,13 +23,7 @@ const KFUNCS = ['bpf_coro_frame_alloc', 'bpf_coro_frame_free', 'bpf_coro_defer']
 async function setup(engine: 'jit' | 'interp', opts: VmOptions = {}) {
   const vm = Vm.create({ coroutines: { sweepIntervalMs: 0 }, ...opts });
   vms.push(vm);
-  const ring = vm.createMap({
-    name: 'rb',
-    type: BPF_MAP_TYPE_RINGBUF,
-    keySize: 0,
-    valueSize: 0,
-    maxEntries: 4096,
-  });
+  const ring = ringbufMap(vm);
   const prog = assembleProgram(keptRecordAsm().replace('map_fd 1', `map_fd ${ring.id}`));
   const p = await vm.load(prog, { kfuncs: kfuncCalls(prog, KFUNCS), type: 'perf_event', engine });
   const records = (): bigint[] => {

@@ -11,9 +11,9 @@
 import { describe, expect, it } from 'vitest';
 import { assembleProgram } from '../../src/asm/assembler.js';
 import { isBpfError } from '../../src/errors.js';
-import { BPF_MAP_TYPE_RINGBUF } from '../../runtime/maps/map-type.js';
 import { Vm } from '../../runtime/vm.js';
 import { allocFrameAsm, kfuncCalls, TOKENS_ASM } from '../helpers/coro-asm.js';
+import { ringbufMap } from '../helpers/maps.js';
 
 const KFUNCS = [
   'bpf_coro_frame_alloc', // 0
@@ -184,13 +184,7 @@ async function fuzzVm(
 ): Promise<void> {
   const vm = Vm.create({ coroutines: { sweepIntervalMs: 0, defer: 'ready-queue' } });
   try {
-    const ring = vm.createMap({
-      name: 'rb',
-      type: BPF_MAP_TYPE_RINGBUF,
-      keySize: 0,
-      valueSize: 0,
-      maxEntries: 1 << 16,
-    });
+    const ring = ringbufMap(vm, 1 << 16);
     for (let n = first; n < first + count; n++) {
       const g = generate(rand);
       const prog = assembleProgram(g.asm.replace('map_fd 1', `map_fd ${ring.id}`));

@@ -4,7 +4,8 @@
  */
 import { MapError } from '../../src/errors.js';
 import { runtimeModuleHelpers } from '../../runtime/maps/helpers.js';
-import type { MapSpec } from '../../runtime/maps/map.js';
+import type { BpfMap, MapSpec } from '../../runtime/maps/map.js';
+import { BPF_MAP_TYPE_RINGBUF } from '../../runtime/maps/map-type.js';
 import type { Vm } from '../../runtime/vm.js';
 import { makeTestVm } from './engines.js';
 
@@ -40,4 +41,15 @@ export function mapVm(): Vm {
 /** A spec with defaults for the fields a test does not care about. */
 export function spec(fields: Partial<MapSpec> & Pick<MapSpec, 'type'>): MapSpec {
   return { name: 'm', keySize: 4, valueSize: 8, maxEntries: 8, ...fields };
+}
+
+/** A ring buffer map 'rb' of `bytes` data bytes (a power of two) in `vm`. */
+export function ringbufMap(vm: Vm, bytes = 4096): BpfMap {
+  return vm.createMap({
+    name: 'rb',
+    type: BPF_MAP_TYPE_RINGBUF,
+    keySize: 0,
+    valueSize: 0,
+    maxEntries: bytes,
+  });
 }

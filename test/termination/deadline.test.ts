@@ -9,9 +9,9 @@ import { CTRL_R0, CTRL_TERM_CHECKS, TERM_CHECK_SLOT } from '../../src/abi.js';
 import { assembleProgram } from '../../src/asm/assembler.js';
 import { TerminationError } from '../../src/errors.js';
 import { BPF_FUNC_loop } from '../../src/helper-protos.js';
-import { BPF_MAP_TYPE_RINGBUF } from '../../runtime/maps/map-type.js';
 import { Vm } from '../../runtime/vm.js';
 import { MAY_GOTO_LOOP, NESTED_LOOPS } from './programs.js';
+import { ringbufMap } from '../helpers/maps.js';
 
 const vms: Vm[] = [];
 afterEach(async () => {
@@ -131,13 +131,7 @@ describe('may_goto when the run is terminated, on both engines', () => {
     for (const engine of ['jit', 'interp'] as const) {
       const vm = Vm.create();
       vms.push(vm);
-      const ring = vm.createMap({
-        name: 'rb',
-        type: BPF_MAP_TYPE_RINGBUF,
-        keySize: 0,
-        valueSize: 0,
-        maxEntries: 4096,
-      });
+      const ring = ringbufMap(vm);
       let calls = 0;
       vm.registerKfunc({
         name: 'test_stop',

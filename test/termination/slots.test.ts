@@ -14,10 +14,11 @@ import {
   BPF_FUNC_ringbuf_reserve,
 } from '../../src/helper-protos.js';
 import { createProgram } from '../../src/program.js';
-import { BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_RINGBUF } from '../../runtime/maps/map-type.js';
+import { BPF_MAP_TYPE_ARRAY } from '../../runtime/maps/map-type.js';
 import type { LoadedProgram } from '../../runtime/loaded-program.js';
 import { Vm } from '../../runtime/vm.js';
 import { withMapFds } from './programs.js';
+import { ringbufMap } from '../helpers/maps.js';
 
 const vms: Vm[] = [];
 afterEach(async () => {
@@ -97,13 +98,7 @@ function vmWithMaps() {
     valueSize: 8,
     maxEntries: 1,
   });
-  const rb = vm.createMap({
-    name: 'rb',
-    type: BPF_MAP_TYPE_RINGBUF,
-    keySize: 0,
-    valueSize: 0,
-    maxEntries: 4096,
-  });
+  const rb = ringbufMap(vm);
   return { vm, a, rb };
 }
 

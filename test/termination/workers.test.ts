@@ -18,10 +18,11 @@ import {
 } from '../../src/abi.js';
 import { assembleProgram } from '../../src/asm/assembler.js';
 import { TerminationError } from '../../src/errors.js';
-import { BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_RINGBUF } from '../../runtime/maps/map-type.js';
+import { BPF_MAP_TYPE_ARRAY } from '../../runtime/maps/map-type.js';
 import type { BpfMap } from '../../runtime/maps/map.js';
 import { Vm } from '../../runtime/vm.js';
 import { withMapFds } from './programs.js';
+import { ringbufMap } from '../helpers/maps.js';
 
 const vms: Vm[] = [];
 afterAll(async () => {
@@ -209,13 +210,7 @@ describe('termination on a worker thread, running down', () => {
   it("stubs the runtime module's kfuncs: an allocation after the stop returns NULL", async () => {
     const vm = Vm.create({ workers: 1 });
     vms.push(vm);
-    const ring = vm.createMap({
-      name: 'rb',
-      type: BPF_MAP_TYPE_RINGBUF,
-      keySize: 0,
-      valueSize: 0,
-      maxEntries: 4096,
-    });
+    const ring = ringbufMap(vm);
     // holds a record across a may_goto loop (8M iterations), then allocates a frame:
     // r0 = 1 when the allocation returned NULL, 0 when it succeeded (and was freed)
     const asm = `

@@ -21,8 +21,8 @@ import { ENGINES, closeVms, loadAsm, r0, runAsm } from './harness.js';
 import { assembleProgram } from '../../../../src/asm/assembler.js';
 import { BPF_FUNC_loop } from '../../../../src/helper-protos.js';
 import { instantiateFastPath } from '../../../../jit/stubs.js';
-import { BPF_MAP_TYPE_RINGBUF } from '../../../../runtime/maps/map-type.js';
 import { makeTestVm, outcome } from '../../../helpers/engines.js';
+import { ringbufMap } from '../../../helpers/maps.js';
 
 afterEach(closeVms);
 
@@ -342,13 +342,7 @@ describe('bpf_loop inlined by the JIT (verified programs)', () => {
       exit`;
     for (const engine of ENGINES) {
       const vm = makeTestVm();
-      const ring = vm.createMap({
-        name: 'rb',
-        type: BPF_MAP_TYPE_RINGBUF,
-        keySize: 0,
-        valueSize: 0,
-        maxEntries: 4096,
-      });
+      const ring = ringbufMap(vm);
       vm.registerKfunc({ name: 'test_stop', fn: () => (vm.terminate(), 0n) });
       const prog = assembleProgram(asm.replace('map_fd 1', `map_fd ${ring.id}`), { type: 'mem' });
       const kfuncs = new Map([

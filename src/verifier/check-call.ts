@@ -45,6 +45,7 @@ import {
   regUnknownScalar,
   type MapInfo,
   type RegState,
+  regAtZeroOff,
 } from './reg-state.js';
 import { tnumIsConst } from './tnum.js';
 import { markChainPrecision } from './precision.js';
@@ -335,7 +336,7 @@ function checkFuncArg(
     }
     case 'ARG_PTR_TO_CTX':
       expect(reg.type === 'PTR_TO_CTX', 'ctx');
-      if (reg.off !== 0 || !tnumIsConst(reg.scalar.varOff) || reg.scalar.varOff.value !== 0n) {
+      if (!regAtZeroOff(reg)) {
         throw env.fail(idx, `dereference of modified ctx ptr R${argno} off=${reg.off} disallowed`);
       }
       return;
@@ -378,7 +379,7 @@ function checkFuncArg(
       if (reg.refObjId === 0) {
         throw env.fail(idx, `R${argno} must be referenced when passed to release function`);
       }
-      if (reg.off !== 0 || !tnumIsConst(reg.scalar.varOff) || reg.scalar.varOff.value !== 0n) {
+      if (!regAtZeroOff(reg)) {
         throw env.fail(
           idx,
           `R${argno} must have zero offset when passed to release func or trusted arg to kfunc`,
@@ -394,7 +395,7 @@ function checkFuncArg(
       expect(reg.type === 'PTR_TO_BTF_ID' && reg.btfName === name, `ptr_${name}`);
       if (reg.maybeNull && !mayBeNull)
         throw env.fail(idx, `Possibly NULL pointer passed to helper arg${argno}`);
-      if (reg.off !== 0 || !tnumIsConst(reg.scalar.varOff) || reg.scalar.varOff.value !== 0n)
+      if (!regAtZeroOff(reg))
         throw env.fail(idx, `R${argno} must have zero offset when passed to ${proto.name}`);
       return;
     }
@@ -483,7 +484,7 @@ function checkReleaseType(
     if (reg.type !== 'PTR_TO_MEM' || made?.ret.kind !== 'obj')
       throw env.fail(idx, `R${argno} type=${type} expected=an object of bpf_obj_new`);
   }
-  if (reg.off !== 0 || !tnumIsConst(reg.scalar.varOff) || reg.scalar.varOff.value !== 0n) {
+  if (!regAtZeroOff(reg)) {
     throw env.fail(
       idx,
       `R${argno} must have zero offset when passed to release func or trusted arg to kfunc`,

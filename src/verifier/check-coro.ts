@@ -177,7 +177,14 @@
 
 import { callxReg, type Insn } from '../isa/insn.js';
 import type { MapInfo, RegState } from './reg-state.js';
-import { regNotInit, regScalar, regTypeStr, regUnknownScalar, regWith } from './reg-state.js';
+import {
+  regAtZeroOff,
+  regNotInit,
+  regScalar,
+  regTypeStr,
+  regUnknownScalar,
+  regWith,
+} from './reg-state.js';
 import type { CoroSlot, RefState, VerifierState } from './states.js';
 import { tnumIsConst } from './tnum.js';
 import type { KfuncArg } from './verifier.js';
@@ -350,13 +357,7 @@ export function frameLoad(
 
 /** Whether `reg` points to the start of a coroutine frame (what the run-time check accepts). */
 export function isFrameStart(reg: RegState): boolean {
-  return (
-    isCoroMem(reg) &&
-    !reg.maybeNull &&
-    reg.off === 0 &&
-    tnumIsConst(reg.scalar.varOff) &&
-    reg.scalar.varOff.value === 0n
-  );
+  return isCoroMem(reg) && !reg.maybeNull && regAtZeroOff(reg);
 }
 
 /** Whether `reg` is a coroutine frame pointer (`coro_mem`, maybe NULL). */
@@ -519,7 +520,7 @@ export function checkCoroKfuncArg(
     case 'frame':
       if (reg.type === 'SCALAR_VALUE' && reg.coroHandle && reg.scalar.umin > 0n) return;
       if (!isCoroMem(reg) || reg.maybeNull) expected('coro_mem');
-      if (reg.off !== 0 || !tnumIsConst(reg.scalar.varOff) || reg.scalar.varOff.value !== 0n) {
+      if (!regAtZeroOff(reg)) {
         throw env.fail(idx, `R${argno} must point to the start of a coroutine frame`);
       }
       return;

@@ -14,7 +14,6 @@ import type { JmpCond, OpInfo } from '../isa/table.js';
 import { scalarKnown, toU64, type Scalar } from './bounds.js';
 import { condJmpOutcome, regSetMinMax } from './cond.js';
 import { resLockBranch } from './res-lock.js';
-import { tnumIsConst } from './tnum.js';
 import {
   markPtrOrNull,
   regIsNull,
@@ -24,6 +23,7 @@ import {
   regWith,
   typeIsPktPointer,
   type RegState,
+  regAtZeroOff,
 } from './reg-state.js';
 import { copyState, type CoroSlot, type VerifierState } from './states.js';
 import { readReg } from './check-alu.js';
@@ -126,12 +126,7 @@ function findGoodPktPointers(st: VerifierState, reg: RegState, rightOpen: boolea
 
 /** Whether `reg` is a packet pointer at the start of the packet (`reg_is_init_pkt_pointer`). */
 function isInitPkt(reg: RegState): boolean {
-  return (
-    reg.type === 'PTR_TO_PACKET' &&
-    reg.off === 0 &&
-    tnumIsConst(reg.scalar.varOff) &&
-    reg.scalar.varOff.value === 0n
-  );
+  return reg.type === 'PTR_TO_PACKET' && regAtZeroOff(reg);
 }
 
 /**

@@ -28,6 +28,7 @@ import {
   regUnknownScalar,
   type MapInfo,
   type RegState,
+  regAtZeroOff,
 } from './reg-state.js';
 import {
   BPF_REG_SIZE,
@@ -173,14 +174,7 @@ function accessBaseKind(
 
 /** Whether `reg` points to the start of a reserved ringbuf record (`ringbuf_mem`, offset 0). */
 function isRecordStart(reg: RegState): boolean {
-  return (
-    reg.type === 'PTR_TO_MEM' &&
-    reg.memRingbuf &&
-    !reg.maybeNull &&
-    reg.off === 0 &&
-    tnumIsConst(reg.scalar.varOff) &&
-    reg.scalar.varOff.value === 0n
-  );
+  return reg.type === 'PTR_TO_MEM' && reg.memRingbuf && !reg.maybeNull && regAtZeroOff(reg);
 }
 
 /** Whether `reg` points into a `mem` program's input (R1 at entry and what derives from it). */

@@ -227,6 +227,14 @@ export function regPtr(type: RegType, fields: RegPtrFields = {}): RegState {
   return regWith(ZERO_PTR, { ...fields, type });
 }
 
+/**
+ * Whether pointer `reg` points at the start of its object: fixed offset 0 and a variable offset
+ * known to be 0 (what a release function, a trusted argument or a run-time check needs).
+ */
+export function regAtZeroOff(reg: RegState): boolean {
+  return reg.off === 0 && tnumEqualsConst(reg.scalar.varOff, 0n);
+}
+
 const ZERO_PTR: RegState = Object.freeze({ ...REG_NOT_INIT, scalar: ZERO });
 
 /**

@@ -702,23 +702,13 @@ export class DoCheck {
       }
       const size = env.funcFrameSize.get(todo) ?? 0;
       this.coroEntries.set(todo, size);
-      const st = this.entryState();
-      const f = initFuncState(0, -1, todo);
-      f.regs[1] =
+      const r1 =
         size > 0
           ? regPtr('PTR_TO_MEM', { memCoro: true, memSize: size, frameId: env.newId() })
           : regUnknownScalar();
-      st.frames[0] = f;
-      const name = env.prog.subprogs[todo]?.name ?? '';
-      const what =
-        name === `func#${todo}` || name === '' ? `func#${todo}` : `${name} (func#${todo})`;
-      env.log.verbose(`token entry ${what}: ${regStr(1, f.regs[1] as RegState)}\n`);
-      new Exploration(
-        this,
-        new ExploredStates({ maxStatesPerInsn: STATES_PER_INSN }),
-        CORO_ENTRY,
-        undefined,
-      ).run(st, this.subprogStart(todo));
+      const name = this.funcName(todo);
+      const what = name === '' ? `func#${todo}` : `${name} (func#${todo})`;
+      this.exploreTokenEntry(todo, r1, `token entry ${what}`);
     }
   }
 
@@ -730,27 +720,52 @@ export class DoCheck {
    * them in the frame (verified the same way, once per distinct state).
    */
   private verifySuspended(susp: SuspendedFrame, subprog: number, what: string): void {
-    const env = this.env;
+    const r1 = regPtr('PTR_TO_MEM', {
+      memCoro: true,
+      memSize: susp.size,
+      frameId: this.env.newId(),
+    });
+    const name = this.funcName(subprog);
+    const held = susp.refs.map((r) => `id=${r.id}`).join(' ');
+    this.exploreTokenEntry(
+      subprog,
+      r1,
+      `${what} ${name === '' ? '' : `${name} `}(func#${subprog}) of the frame suspended at insn ${susp.insn}, holding ${held}`,
+      susp,
+    );
+  }
+
+  /** The name of subprog `k`, '' when it has none of its own. */
+  private funcName(k: number): string {
+    const name = this.env.prog.subprogs[k]?.name ?? '';
+    return name === `func#${k}` ? '' : name;
+  }
+
+  /**
+   * Explores function `subprog` as a token entry (r1 = `r1`, r2–r5 unreadable), logging
+   * `heading`; with `susp`, r1's frame holds that suspended frame's slots and references.
+   */
+  private exploreTokenEntry(
+    subprog: number,
+    r1: RegState,
+    heading: string,
+    susp?: SuspendedFrame,
+  ): void {
     const st = this.entryState();
     const f = initFuncState(0, -1, subprog);
-    const frameId = env.newId();
-    f.regs[1] = regPtr('PTR_TO_MEM', { memCoro: true, memSize: susp.size, frameId });
+    f.regs[1] = r1;
     st.frames[0] = f;
-    st.coroSlots = susp.slots.map((x) => ({ ...x, frameId }));
-    st.refs.push(...susp.refs);
-    const name = env.prog.subprogs[subprog]?.name ?? '';
-    const fn = name === `func#${subprog}` || name === '' ? '' : `${name} `;
-    env.log.verbose(
-      `${what} ${fn}(func#${subprog}) of the frame suspended at insn ${susp.insn}, holding ${susp.refs
-        .map((r) => `id=${r.id}`)
-        .join(' ')}: ${regStr(1, f.regs[1] as RegState)}\n`,
-    );
+    if (susp !== undefined) {
+      st.coroSlots = susp.slots.map((x) => ({ ...x, frameId: r1.frameId }));
+      st.refs.push(...susp.refs);
+    }
+    this.env.log.verbose(`${heading}: ${regStr(1, r1)}\n`);
     new Exploration(
       this,
       new ExploredStates({ maxStatesPerInsn: STATES_PER_INSN }),
       CORO_ENTRY,
       undefined,
-      susp.insn,
+      susp?.insn,
     ).run(st, this.subprogStart(subprog));
   }
 

@@ -65,6 +65,7 @@ import {
   escapeFrame,
   forgetAllSlots,
   forgetFrameSlots,
+  isCoroHandle,
   isCoroMem,
   REG_CORO_HANDLE,
   suspendFrame,
@@ -373,7 +374,7 @@ function checkFuncArg(
     case 'ARG_PTR_TO_RINGBUF_MEM': {
       // a record kept in a frame and reloaded as a handle (check-coro.ts): the helper checks
       // at run time that it is a reserved record (-EINVAL otherwise)
-      if (isHandle(reg)) return;
+      if (isCoroHandle(reg)) return;
       const ok = reg.type === 'PTR_TO_MEM' && reg.memRingbuf && !reg.maybeNull;
       if (!ok) throw env.fail(idx, `R${argno} type=${regTypeStr(reg)} expected=ringbuf_mem`);
       if (reg.refObjId === 0) {
@@ -490,11 +491,6 @@ function checkReleaseType(
       `R${argno} must have zero offset when passed to release func or trusted arg to kfunc`,
     );
   }
-}
-
-/** Whether `reg` is a `coro_handle` (check-coro.ts): a word loaded from a frame or a handle. */
-function isHandle(reg: RegState): boolean {
-  return reg.type === 'SCALAR_VALUE' && reg.coroHandle;
 }
 
 /** `release_reference`: drops reference `id` and invalidates every register holding it. */
@@ -725,7 +721,7 @@ export function checkKfuncCall(
         });
         return;
       case 'release':
-        if (arg.handleOk === true && isHandle(reg)) return;
+        if (arg.handleOk === true && isCoroHandle(reg)) return;
         if (reg.refObjId === 0 || reg.maybeNull) {
           throw env.fail(idx, `R${argno} must be referenced or trusted`);
         }

@@ -360,6 +360,11 @@ export function isFrameStart(reg: RegState): boolean {
   return isCoroMem(reg) && !reg.maybeNull && regAtZeroOff(reg);
 }
 
+/** Whether `reg` is a `coro_handle`: a word loaded from a frame, a handle or `.rodata`. */
+export function isCoroHandle(reg: RegState): boolean {
+  return reg.type === 'SCALAR_VALUE' && reg.coroHandle;
+}
+
 /** Whether `reg` is a coroutine frame pointer (`coro_mem`, maybe NULL). */
 export function isCoroMem(reg: RegState): boolean {
   return reg.type === 'PTR_TO_MEM' && reg.memCoro;
@@ -369,7 +374,7 @@ export function isCoroMem(reg: RegState): boolean {
 export function loadsHandle(reg: RegState, size: number): boolean {
   if (size !== 8) return false;
   if (isCoroMem(reg)) return true;
-  if (reg.type === 'SCALAR_VALUE' && reg.coroHandle) return true;
+  if (isCoroHandle(reg)) return true;
   return reg.type === 'PTR_TO_MAP_VALUE' && reg.map?.rdonlyProg === true;
 }
 
@@ -433,7 +438,7 @@ export function checkHandleAccess(
 export function checkCallx(env: VerifierEnv, st: VerifierState, idx: number, insn: Insn): void {
   const r = callxReg(insn);
   const target = readReg(env, st, idx, r);
-  if (target.type !== 'SCALAR_VALUE' || !target.coroHandle) {
+  if (!isCoroHandle(target)) {
     throw env.fail(idx, `R${r} type=${regTypeStr(target)} expected=func or coro_handle`);
   }
   if (st.activeLocks > 0)
@@ -518,7 +523,7 @@ export function checkCoroKfuncArg(
       return;
     }
     case 'frame':
-      if (reg.type === 'SCALAR_VALUE' && reg.coroHandle && reg.scalar.umin > 0n) return;
+      if (isCoroHandle(reg) && reg.scalar.umin > 0n) return;
       if (!isCoroMem(reg) || reg.maybeNull) expected('coro_mem');
       if (!regAtZeroOff(reg)) {
         throw env.fail(idx, `R${argno} must point to the start of a coroutine frame`);

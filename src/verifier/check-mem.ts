@@ -52,6 +52,7 @@ import {
   forgetFrameSlots,
   frameLoad,
   frameStore,
+  isCoroHandle,
   isCoroMem,
   isFrameStart,
   loadsHandle,
@@ -485,7 +486,7 @@ export function checkMemAccess(
   const sx = opts.sx === true;
   const value = opts.value;
   const storesPointer = value !== undefined && 'reg' in value && regIsPointer(value.reg);
-  if (reg.type === 'SCALAR_VALUE' && reg.coroHandle) {
+  if (isCoroHandle(reg)) {
     // A frame handle: checked at run time (check-coro.ts), its value needs no precision.
     env.noteAccessBase(idx, 'handle', regno);
     const stored = t === 'write' ? storedReg(value) : undefined;

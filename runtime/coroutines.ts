@@ -62,6 +62,7 @@ import type { HelperArgs } from '../src/interp/env.js';
 import { assemble } from '../src/asm/assembler.js';
 import { createProgram, type Program } from '../src/program.js';
 import type { KfuncProto } from './helpers.js';
+import { nativeKfunc } from './maps/helpers.js';
 import type { LoadedProgram } from './loaded-program.js';
 import type { TimerScheduler } from './helpers/timer.js';
 import type { BpfMap, MapSpec } from './maps/map.js';
@@ -318,22 +319,17 @@ export class Coroutines {
 
   /** The kfuncs implemented by the runtime module (any worker). */
   static rtKfuncs(rt: RtExports): KfuncProto[] {
-    const wrap = (name: string, f: (...args: bigint[]) => bigint): KfuncProto => ({
-      name,
-      fn: (a: HelperArgs) => BigInt.asUintN(64, f(a[0], a[1], a[2], a[3], a[4])),
-      wasm: f,
-    });
     return [
-      wrap('bpf_coro_defer', rt.bpf_coro_defer),
-      wrap('bpf_coro_enqueue', rt.bpf_coro_enqueue),
-      wrap('bpf_coro_yield', rt.bpf_coro_yield),
-      wrap('bpf_coro_detach', rt.bpf_coro_detach),
-      wrap('bpf_coro_await', rt.bpf_coro_await),
-      wrap('bpf_coro_done', rt.bpf_coro_done),
-      wrap('bpf_coro_take_cancelled', rt.bpf_coro_take_cancelled),
-      wrap('bpf_coro_handle_frame', rt.bpf_coro_handle_frame),
-      wrap('bpf_coro_reap', rt.bpf_coro_reap),
-      wrap('bpf_coro_drain', rt.bpf_coro_drain),
+      nativeKfunc('bpf_coro_defer', rt.bpf_coro_defer),
+      nativeKfunc('bpf_coro_enqueue', rt.bpf_coro_enqueue),
+      nativeKfunc('bpf_coro_yield', rt.bpf_coro_yield),
+      nativeKfunc('bpf_coro_detach', rt.bpf_coro_detach),
+      nativeKfunc('bpf_coro_await', rt.bpf_coro_await),
+      nativeKfunc('bpf_coro_done', rt.bpf_coro_done),
+      nativeKfunc('bpf_coro_take_cancelled', rt.bpf_coro_take_cancelled),
+      nativeKfunc('bpf_coro_handle_frame', rt.bpf_coro_handle_frame),
+      nativeKfunc('bpf_coro_reap', rt.bpf_coro_reap),
+      nativeKfunc('bpf_coro_drain', rt.bpf_coro_drain),
     ];
   }
 
@@ -408,10 +404,17 @@ export class Coroutines {
   }
 
   private resumeFrame(frame: number, seq: number): boolean {
-    const rt = this.host.rt;
+    return this.enterFrame(() => this.host.rt.coro_resume(frame, seq));
+  }
+
+  /**
+   * Runs `call` (the runtime module resuming or destroying a frame: 1 when it ran), then what
+   * the frame deferred, trapping into typed errors (`CoroutineHost.enter`).
+   */
+  private enterFrame(call: () => number): boolean {
     return this.host.enter(() => {
-      const ran = rt.coro_resume(frame, seq) === 1;
-      rt.coro_drain_deferred(CORO_DRAIN_LIMIT);
+      const ran = call() === 1;
+      this.host.rt.coro_drain_deferred(CORO_DRAIN_LIMIT);
       return ran;
     });
   }
@@ -473,12 +476,7 @@ export class Coroutines {
     const { frame, seq } = this.decode(handle);
     if (seq === undefined) return false;
     this.forget(frame);
-    const rt = this.host.rt;
-    return this.host.enter(() => {
-      const ran = rt.coro_destroy(frame, seq) === 1;
-      rt.coro_drain_deferred(CORO_DRAIN_LIMIT);
-      return ran;
-    });
+    return this.enterFrame(() => this.host.rt.coro_destroy(frame, seq));
   }
 
   /**

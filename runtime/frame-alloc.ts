@@ -15,7 +15,7 @@
  */
 
 import { UsageError } from '../src/errors.js';
-import type { HelperArgs } from '../src/interp/env.js';
+import { nativeKfunc } from './maps/helpers.js';
 import type { KfuncProto } from './helpers.js';
 import type { RtExports } from './rt.js';
 
@@ -139,15 +139,7 @@ export function initFrameAlloc(
  * signature (src/kfunc-protos.ts gives the built-in ones by name).
  */
 export function frameAllocKfuncs(rt: RtExports): KfuncProto[] {
-  return FRAME_ALLOC_KFUNCS.map((name) => {
-    const f = rt[name];
-    return {
-      name,
-      fn: (args: HelperArgs): bigint =>
-        BigInt.asUintN(64, f(...args.map((v) => BigInt.asIntN(64, v)))),
-      wasm: f,
-    };
-  });
+  return FRAME_ALLOC_KFUNCS.map((name) => nativeKfunc(name, rt[name]));
 }
 
 /**

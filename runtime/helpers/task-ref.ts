@@ -16,7 +16,7 @@
 
 import { BPF_FUNC_get_current_task_btf } from '../../src/helper-protos.js';
 import { CORO_CTL, CORO_CTL_OFF, CTRL_BASE } from '../../src/abi.js';
-import type { HelperArgs } from '../../src/interp/env.js';
+import { nativeKfunc } from '../maps/helpers.js';
 import type { HelperProto, KfuncProto } from '../helpers.js';
 import type { RtExports } from '../rt.js';
 import type { TaskInfo } from './task.js';
@@ -87,14 +87,9 @@ export class TaskRefs {
 
   /** The kfuncs as the runtime module implements them (the JIT's call table holds the export). */
   kfuncs(): KfuncProto[] {
-    return (['bpf_task_acquire', 'bpf_task_release'] as const).map((name) => {
-      const f = this.host.rt[name];
-      return {
-        name,
-        fn: (a: HelperArgs): bigint => BigInt.asUintN(64, f(...a.map((v) => BigInt.asIntN(64, v)))),
-        wasm: f,
-      };
-    });
+    return (['bpf_task_acquire', 'bpf_task_release'] as const).map((name) =>
+      nativeKfunc(name, this.host.rt[name]),
+    );
   }
 }
 

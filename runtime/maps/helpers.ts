@@ -20,13 +20,23 @@ import {
   BPF_FUNC_tail_call,
 } from '../../src/helper-protos.js';
 import type { HelperArgs } from '../../src/interp/env.js';
-import type { HelperProto } from '../helpers.js';
+import type { HelperProto, KfuncProto } from '../helpers.js';
 import type { RtExports } from '../rt.js';
 
 /** A helper whose implementation is Wasm function `f` with the BPF calling convention. */
 export function nativeHelper(id: number, name: string, f: (...a: bigint[]) => bigint): HelperProto {
   return {
     id,
+    name,
+    fn: (args: HelperArgs): bigint =>
+      BigInt.asUintN(64, f(...args.map((v) => BigInt.asIntN(64, v)))),
+    wasm: f,
+  };
+}
+
+/** A kfunc whose implementation is Wasm function `f` with the BPF calling convention. */
+export function nativeKfunc(name: string, f: (...a: bigint[]) => bigint): KfuncProto {
+  return {
     name,
     fn: (args: HelperArgs): bigint =>
       BigInt.asUintN(64, f(...args.map((v) => BigInt.asIntN(64, v)))),

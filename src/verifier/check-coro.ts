@@ -610,10 +610,11 @@ export function suspendFrame(
   if (!isFrameStart(frame) || frame.frameId === 0) return;
   const fid = frame.frameId;
   const slots = st.coroSlots.filter((x) => x.frameId === fid);
-  const inSlots = new Set(
-    slots.filter((x) => x.size === 8 && x.reg.refObjId !== 0 && keepsAcrossRuns(x.reg)),
-  );
-  const ids = new Set([...inSlots].map((x) => x.reg.refObjId));
+  // a slot holding a reference that may stay in the frame (a held reference: a released one
+  // left the slot as a scalar)
+  const holds = (x: CoroSlot): boolean =>
+    x.size === 8 && x.reg.refObjId !== 0 && keepsAcrossRuns(x.reg);
+  const ids = new Set(slots.filter(holds).map((x) => x.reg.refObjId));
   const refs = st.refs.filter((r) => r.type === 'REF_TYPE_PTR' && ids.has(r.id));
   if (refs.length === 0) return;
   const token = (off: number): number | undefined => {
@@ -624,10 +625,7 @@ export function suspendFrame(
   const destroy = token(8);
   if (resume === undefined || destroy === undefined) return;
   const kept = slots.filter(
-    (x) =>
-      x.reg.type === 'SCALAR_VALUE' ||
-      x.reg.type === 'PTR_TO_FUNC' ||
-      (x.size === 8 && ids.has(x.reg.refObjId) && keepsAcrossRuns(x.reg)),
+    (x) => x.reg.type === 'SCALAR_VALUE' || x.reg.type === 'PTR_TO_FUNC' || holds(x),
   );
   const key =
     `${frame.memSize}|` +
